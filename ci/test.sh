@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need on a fresh machine, then builds and runs every test.
+#   ci/test.sh            full build + all tests (nvcc compiles the kernels when it is installed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# OpenCL runtime (PoCL) for the OpenCL backend's tests; harmless when already present.
+need=()
+dpkg -s pocl-opencl-icd >/dev/null 2>&1 || need+=(pocl-opencl-icd)
+dpkg -s ocl-icd-libopencl1 >/dev/null 2>&1 || need+=(ocl-icd-libopencl1)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "ci/test.sh: installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null; }; then
+    echo "ci/test.sh: could not install ${need[*]}; OpenCL tests will report the backend unavailable" >&2
+  fi
+fi
+
+. ci/jdk.sh
+echo "ci/test.sh: JDK $JAVA_HOME"
+mvn -B -ntp "$@" verify

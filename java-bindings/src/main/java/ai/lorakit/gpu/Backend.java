@@ -1,0 +1,318 @@
+package ai.lorakit.gpu;
+
+/**
+ * The op set everything above the device layer uses (ARCHITECTURE.md, layer 2). All tensors are dense,
+ * row-major and contiguous; "matrix" views use {@link Tensor#rows()} x {@link Tensor#cols()}. Math is fp32.
+ *
+ * <p>Conventions (llm.c's): an op writes ({@code =}) its activation outputs and accumulates ({@code +=})
+ * into parameter gradients only where the Javadoc says so. Every op validates shapes, dtypes, owners and
+ * open state before doing any work and throws {@link ShapeException} naming the op and the tensors.
+ *
+ * <p>Primitive ops are abstract. LoRA-family ops that are compositions of primitives have default
+ * implementations here: they are the reference, and a device backend overrides them with fused kernels.
+ * Shapes use B, T, C (channels), N (tokens = B*T), in/out (linear layer sizes), r (rank), V (vocab).
+ */
+public interface Backend extends AutoCloseable {
+
+    /** Registry name, e.g. {@code cpu}, {@code opencl}, {@code cuda-ffm}. */
+    String name();
+
+    // ---------------------------------------------------------------- memory
+
+    /** A new tensor of zeros. */
+    Tensor zeros(DType dtype, int... shape);
+
+    /** A new tensor holding {@code data} (row-major), rounded to {@code dtype}. {@code data.length} must equal numel. */
+    Tensor upload(float[] data, DType dtype, int... shape);
+
+    /** A new F32 tensor holding {@code data}. */
+    default Tensor upload(float[] data, int... shape) {
+        return upload(data, DType.F32, shape);
+    }
+
+    /** A new I32 tensor (token ids, targets). */
+    Tensor uploadInts(int[] data, int... shape);
+
+    /** The tensor's values as fp32, row-major (I32 values converted exactly up to 2^24). */
+    float[] download(Tensor t);
+
+    /** The values of an I32 tensor. */
+    int[] downloadInts(Tensor t);
+
+    /** dst = src, element by element; same numel, any shapes; values rounded to dst's dtype. */
+    void copy(Tensor src, Tensor dst);
+
+    /** Every element of t = value (rounded to t's dtype). */
+    void fill(Tensor t, float value);
+
+    /** Called by {@link Tensor#close()} only. */
+    void release(Tensor t);
+
+    /** Blocks until all queued work is done (no-op on synchronous backends). */
+    default void synchronize() {
+    }
+
+    /** Releases everything the backend holds; tensors still open become unusable. */
+    @Override
+    void close();
+
+    // ---------------------------------------------------------------- GEMM
+
+    /**
+     * Strided batched GEMM (cuBLAS semantics on row-major storage), for i in [0, batch):
+     * <pre>C_i[m,n] = alpha * op(A_i)[m,k] * op(B_i)[k,n] + beta * C_i[m,n]</pre>
+     * op(A) = A stored [m,k] (row pitch lda) or, with transA, A stored [k,m]; likewise B ([k,n] or [n,k]).
+     * A_i starts at element {@code offA + i*strideA} of {@code a}; C rows have pitch ldc. With beta == 0, C's
+     * old contents are ignored (NaN in C does not propagate), as in BLAS.
+     */
+    void gemmBatched(int batch, boolean transA, boolean transB, int m, int n, int k, float alpha,
+                     Tensor a, long offA, int lda, long strideA,
+                     Tensor b, long offB, int ldb, long strideB,
+                     float beta, Tensor c, long offC, int ldc, long strideC);
+
+    /** One strided GEMM; see {@link #gemmBatched}. */
+    default void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                      Tensor a, long offA, int lda, Tensor b, long offB, int ldb,
+                      float beta, Tensor c, long offC, int ldc) {
+        gemmBatched(1, transA, transB, m, n, k, alpha, a, offA, lda, 0, b, offB, ldb, 0, beta, c, offC, ldc, 0);
+    }
+
+    /**
+     * C = alpha * op(A) * op(B) + beta * C on whole tensors seen as matrices (rows() x cols()).
+     * For example {@code matmul(x, false, w, true, y, 1, 0)} is y[N,out] = x[N,in] * w[out,in]^T.
+     */
+    default void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, float alpha, float beta) {
+        int m = transA ? a.cols() : a.rows();
+        int k = transA ? a.rows() : a.cols();
+        int kb = transB ? b.cols() : b.rows();
+        int n = transB ? b.rows() : b.cols();
+        if (k != kb || c.rows() != m || c.cols() != n) {
+            throw new ShapeException("matmul: op(" + a + ")" + (transA ? "^T" : "") + " x op(" + b + ")"
+                    + (transB ? "^T" : "") + " -> " + c + ": inner dims " + k + " vs " + kb
+                    + ", output must be [" + m + "," + n + "]");
+        }
+        gemm(transA, transB, m, n, k, alpha, a, 0, a.cols(), b, 0, b.cols(), beta, c, 0, c.cols());
+    }
+
+    // ---------------------------------------------------------------- elementwise (same numel unless said)
+
+    /** out = a + b. */
+    void add(Tensor a, Tensor b, Tensor out);
+
+    /** out = a * b (Hadamard). */
+    void mul(Tensor a, Tensor b, Tensor out);
+
+    /** out = alpha * x. */
+    void scale(Tensor x, float alpha, Tensor out);
+
+    /** y = alpha * x + beta * y (in place on y). */
+    void axpby(float alpha, Tensor x, float beta, Tensor y);
+
+    /** out[n,c] = a[n,c] + v[c]; a, out [N,C], v [C]. */
+    void addRowVector(Tensor a, Tensor v, Tensor out);
+
+    /** out[n,c] = a[n,c] * v[c]; a, out [N,C], v [C] (scales columns). */
+    void mulRowVector(Tensor a, Tensor v, Tensor out);
+
+    /** out[n,c] = a[n,c] * v[n]; a, out [N,C], v [N] (scales rows). */
+    void mulColVector(Tensor a, Tensor v, Tensor out);
+
+    /** out[c,r] = a[r,c]; a [R,C], out [C,R]. */
+    void transpose(Tensor a, Tensor out);
+
+    /**
+     * Inverted-dropout mask: mask[i] = 0 with probability p, else 1/(1-p). Deterministic in (seed, i) on every
+     * backend (counter-based hash {@link Dropout#keep}), so all backends draw the same mask.
+     */
+    void dropoutMask(Tensor mask, float p, long seed);
+
+    // ---------------------------------------------------------------- reductions
+
+    /** out[c] = beta * out[c] + sum_n a[n,c]; a [N,C], out [C] (bias / lambda gradients). */
+    void sumRows(Tensor a, float beta, Tensor out);
+
+    /** out[n] = sum_c a[n,c] * b[n,c]; a, b [N,C], out [N]. With a == b: squared row norms. */
+    void rowDot(Tensor a, Tensor b, Tensor out);
+
+    /** sum of all elements, accumulated in double. */
+    double sum(Tensor a);
+
+    /** sum_i a[i] * b[i], accumulated in double. */
+    double dot(Tensor a, Tensor b);
+
+    /** Number of NaN or infinite elements. */
+    long countNonFinite(Tensor a);
+
+    // ---------------------------------------------------------------- transformer ops (GPT-2)
+
+    /**
+     * LayerNorm over the last dim: out = (x - mean) * rstd * gamma + beta; x, out [N,C]; gamma, beta [C];
+     * mean, rstd [N] are written for the backward.
+     */
+    void layerNormForward(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor out, Tensor mean, Tensor rstd);
+
+    /** dx = dLayerNorm (written); dgamma, dbeta accumulated (+=). Shapes as the forward. */
+    void layerNormBackward(Tensor dout, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
+                           Tensor dx, Tensor dgamma, Tensor dbeta);
+
+    /** out = GELU(x), tanh approximation (GPT-2). */
+    void geluForward(Tensor x, Tensor out);
+
+    /** dx = dout * GELU'(x) (written). */
+    void geluBackward(Tensor x, Tensor dout, Tensor dx);
+
+    /** out = softmax over the last dim of x; x, out [N,C]. */
+    void softmaxRows(Tensor x, Tensor out);
+
+    /**
+     * Causal multi-head self-attention, GPT-2 layout: qkv [B,T,3C] (q | k | v, heads of size C/nHead),
+     * out [B,T,C]; att [B,nHead,T,T] receives the softmax probabilities (zero above the diagonal).
+     */
+    void attentionForward(Tensor qkv, int nHead, Tensor out, Tensor att);
+
+    /** dqkv = d(attention)/d(qkv) (written) from dout [B,T,C] and the forward's qkv and att. */
+    void attentionBackward(Tensor dout, Tensor qkv, Tensor att, int nHead, Tensor dqkv);
+
+    /**
+     * Softmax cross-entropy: probs[n,:] = softmax(logits[n,:]), losses[n] = -log probs[n, targets[n]];
+     * logits, probs [N,V] F32, targets [N] I32 (a target outside [0,V) throws), losses [N].
+     */
+    void crossEntropyForward(Tensor logits, Tensor targets, Tensor probs, Tensor losses);
+
+    /** dlogits = scale * (probs - onehot(targets)) (written); scale is typically 1/N. */
+    void crossEntropyBackward(Tensor probs, Tensor targets, float scale, Tensor dlogits);
+
+    /** out[n,:] = wte[ids[n],:] + wpe[n % T,:]; ids [B,T] I32, wte [V,C], wpe [Tmax,C], out [B,T,C]. */
+    void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out);
+
+    /** dwte[ids[n],:] += dout[n,:]; dwpe[n % T,:] += dout[n,:] (both accumulated). */
+    void embeddingBackward(Tensor dout, Tensor ids, Tensor dwte, Tensor dwpe);
+
+    // ---------------------------------------------------------------- optimizer
+
+    /** One AdamW step on param in place ({@link AdamW} gives the formula); m, v are its moment buffers. */
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp);
+
+    // ---------------------------------------------------------------- LoRA family (defaults = reference)
+
+    /** LoRA shrink: u[N,r] = x[N,in] * A[r,in]^T. */
+    default void loraShrink(Tensor x, Tensor a, Tensor u) {
+        matmul(x, false, a, true, u, 1f, 0f);
+    }
+
+    /** LoRA expand: y[N,out] += s * u[N,r] * B[out,r]^T. */
+    default void loraExpand(Tensor u, Tensor b, float s, Tensor y) {
+        matmul(u, false, b, true, y, s, 1f);
+    }
+
+    /**
+     * The adapted linear layer's forward, y = x op(W) + bias + s (x A^T) B^T, with u = x A^T kept for the
+     * backward. W is [out,in] (y = x W^T), or [in,out] when {@code fanInFanOut} (GPT-2 Conv1D: y = x W);
+     * bias [out] or null. x [N,in], A [r,in], B [out,r], u [N,r], y [N,out].
+     */
+    default void loraLinearForward(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias,
+                                   Tensor a, Tensor b, float s, Tensor u, Tensor y) {
+        matmul(x, false, w, !fanInFanOut, y, 1f, 0f);
+        if (bias != null) {
+            addRowVector(y, bias, y);
+        }
+        loraShrink(x, a, u);
+        loraExpand(u, b, s, y);
+    }
+
+    /**
+     * DoRA's weight norm per output unit, without materialising B A (PERFORMANCE.md):
+     * n[o]^2 = ||W_o||^2 + 2s (W A^T ∘ B)[o,:] . 1 + s^2 ((B (A A^T)) ∘ B)[o,:] . 1, where W_o is output o's
+     * weight row (a column of W when {@code fanInFanOut}). W [out,in] or [in,out], A [r,in], B [out,r], n [out].
+     */
+    default void doraWeightNorm(Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s, Tensor n) {
+        int out = b.rows();
+        int r = a.rows();
+        try (Tensor wat = zeros(DType.F32, out, r);
+             Tensor aat = zeros(DType.F32, r, r);
+             Tensor baat = zeros(DType.F32, out, r);
+             Tensor t = zeros(DType.F32, out)) {
+            // ||W_o||^2
+            if (fanInFanOut) {
+                try (Tensor wt = zeros(DType.F32, w.cols(), w.rows())) {
+                    transpose(w, wt);
+                    rowDot(wt, wt, n);
+                    matmul(wt, false, a, true, wat, 1f, 0f);      // [out,in] x [in,r]
+                }
+            } else {
+                rowDot(w, w, n);
+                matmul(w, false, a, true, wat, 1f, 0f);           // W A^T: [out,r]
+            }
+            rowDot(wat, b, t);
+            axpby(2f * s, t, 1f, n);
+            matmul(a, false, a, true, aat, 1f, 0f);               // A A^T: [r,r]
+            matmul(b, false, aat, false, baat, 1f, 0f);           // B (A A^T): [out,r]
+            rowDot(baat, b, t);
+            axpby(s * s, t, 1f, n);
+            float[] sq = download(n);
+            for (int o = 0; o < sq.length; o++) {
+                sq[o] = (float) Math.sqrt(Math.max(0f, sq[o]));
+            }
+            try (Tensor tmp = upload(sq, DType.F32, out)) {
+                copy(tmp, n);
+            }
+        }
+    }
+
+    /**
+     * VeRA's scaled projections: y[N,out] += λb ∘ ((λd ∘ (x A_l^T)) B_l^T), with A_l = the first {@code in}
+     * columns of the shared A [r,in_max] and B_l = the first {@code out} rows of the shared B [out_max,r].
+     * u [N,r] receives x A_l^T and v [N,r] receives λd ∘ u, both kept for the backward.
+     */
+    default void veraForward(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
+                             Tensor u, Tensor v, Tensor y) {
+        int n = x.rows();
+        int in = x.cols();
+        int r = sharedA.rows();
+        int out = y.cols();
+        gemm(false, true, n, r, in, 1f, x, 0, in, sharedA, 0, sharedA.cols(), 0f, u, 0, r);
+        mulRowVector(u, lambdaD, v);
+        try (Tensor z = zeros(DType.F32, n, out)) {
+            gemm(false, true, n, out, r, 1f, v, 0, r, sharedB, 0, r, 0f, z, 0, out);
+            mulRowVector(z, lambdaB, z);
+            axpby(1f, z, 1f, y);
+        }
+    }
+
+    /**
+     * Delta-LoRA's in-place update W += c (B' A' - B A) (c = λ s), with W [out,in], or [in,out] when
+     * {@code fanInFanOut} (then W += c (B' A' - B A)^T). A', A [r,in]; B', B [out,r].
+     */
+    default void deltaLoraUpdate(Tensor w, boolean fanInFanOut, float c,
+                                 Tensor bNew, Tensor aNew, Tensor bOld, Tensor aOld) {
+        if (fanInFanOut) {
+            matmul(aNew, true, bNew, true, w, c, 1f);   // (B'A')^T = A'^T B'^T: [in,out]
+            matmul(aOld, true, bOld, true, w, -c, 1f);
+        } else {
+            matmul(bNew, false, aNew, false, w, c, 1f);
+            matmul(bOld, false, aOld, false, w, -c, 1f);
+        }
+    }
+
+    /**
+     * AdaLoRA's sensitivity smoothing for one parameter, elementwise: I = |p ∘ g|,
+     * Ī ← β1 Ī + (1-β1) I, Ū ← β2 Ū + (1-β2) |I - Ī| (with the updated Ī), as PEFT's RankAllocator.
+     */
+    void adaloraSensitivity(Tensor p, Tensor grad, Tensor expAvgIpt, Tensor expAvgUnc, float beta1, float beta2);
+
+    /** target[i] = 0 where scores[i] <= threshold (AdaLoRA's masking of Λ); same numel. */
+    void maskWhereAtMost(Tensor target, Tensor scores, float threshold);
+
+    /**
+     * LoRA-drop importance of one adapter over a batch: sum_n ||s B u_n||^2 = s^2 sum_n u_n^T (B^T B) u_n,
+     * with u = x A^T [N,r] and B [out,r]; never materialises the N x out output.
+     */
+    default double loraImportance(Tensor u, Tensor b, float s) {
+        int r = u.cols();
+        try (Tensor btb = zeros(DType.F32, r, r); Tensor ug = zeros(DType.F32, u.rows(), r)) {
+            matmul(b, true, b, false, btb, 1f, 0f);   // B^T B: [r,r]
+            matmul(u, false, btb, false, ug, 1f, 0f);
+            return (double) s * s * dot(ug, u);
+        }
+    }
+}
