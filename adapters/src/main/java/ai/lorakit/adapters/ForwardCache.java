@@ -1,0 +1,68 @@
+package ai.lorakit.adapters;
+
+import ai.lorakit.gpu.Tensor;
+
+/**
+ * What one training-mode forward of an {@link AdaptedLinear} keeps for its backward. One cache per layer: the
+ * next forward (or merge/unmerge/close) releases it, and backward releases it when done.
+ *
+ * <p>Owned tensors are closed by {@link #close()}; {@link #xd} is owned only when dropout made a copy, the
+ * caller's x is never owned. The dropout mask is not stored: backward redraws it from {@link #maskSeed}
+ * (counter-based, {@link ai.lorakit.gpu.Dropout}), so it costs no memory between forward and backward.
+ */
+final class ForwardCache implements AutoCloseable {
+    /** Tokens N (x.rows()). */
+    final int tokens;
+    /** x's shape [..., in] (dx gets it). */
+    final int[] xShape;
+    /** The forward ran as the plain base layer (adapter disabled or merged): backward gives dx only. */
+    final boolean plain;
+    /** Dropout was applied to the adapter input. */
+    final boolean dropout;
+    /** Seed of the dropout mask (when {@link #dropout}). */
+    final long maskSeed;
+
+    /** x_d = dropout(x) [N,in] (the caller's x itself without dropout), or null when backward needs no input. */
+    Tensor xd;
+    /** LoRA/DoRA/AdaLoRA: u = x_d A^T (A∘E for AdaLoRA) [N,r]; VeRA: u = x_d A_l^T [N,r]. */
+    Tensor u;
+    /** VeRA: v = λd ∘ u [N,r]. */
+    Tensor v;
+    /** DoRA: x_d op(W) + s u B^T [N,out] (the output before the magnitude, without bias). */
+    Tensor comb;
+    /** DoRA: k = m / n [out]. */
+    Tensor k;
+    /** DoRA: 1 / n [out] (n detached, paper section 4.3). */
+    Tensor invN;
+    /** AdaLoRA: A∘E [r,in]. */
+    Tensor ae;
+    /** AdaLoRA: E as a vector [r]. */
+    Tensor e;
+
+    ForwardCache(int tokens, int[] xShape, boolean plain, boolean dropout, long maskSeed) {
+        this.tokens = tokens;
+        this.xShape = xShape.clone();
+        this.plain = plain;
+        this.dropout = dropout;
+        this.maskSeed = maskSeed;
+    }
+
+    /** Releases x_d if owned (dropout copy) and forgets it either way. */
+    void dropInput() {
+        if (dropout && xd != null) {
+            xd.close();
+        }
+        xd = null;
+    }
+
+    @Override
+    public void close() {
+        dropInput();
+        for (Tensor t : new Tensor[] {u, v, comb, k, invN, ae, e}) {
+            if (t != null) {
+                t.close();
+            }
+        }
+        u = v = comb = k = invN = ae = e = null;
+    }
+}

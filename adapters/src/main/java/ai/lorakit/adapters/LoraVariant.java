@@ -1,0 +1,181 @@
+package ai.lorakit.adapters;
+
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.Tensor;
+
+import java.util.List;
+
+/**
+ * LoRA (VARIANTS.md section 1): y = x op(W) + b + s (x_d A^T) B^T, A [r,in], B [out,r], s = alpha/r (or
+ * alpha/sqrt(r), rsLoRA). Backward with u = x_d A^T and g = dL/dy: dB = s g^T u, dA = s (g B)^T x_d,
+ * dx = g op(W)^T + s dropout_bwd((g B) A). The fifo flag only affects merge (ΔW = transpose(s B A, fifo)).
+ *
+ * <p>The static low-rank helpers are reused by DoRA (with g∘k) and AdaLoRA (with A∘E in place of A).
+ */
+final class LoraVariant implements Variant {
+    /** A [r,in]. */
+    final Parameter a;
+    /** B [out,r]. */
+    final Parameter b;
+    final float s;
+    final int r;
+    private final List<Parameter> params;
+
+    private LoraVariant(Parameter a, Parameter b, float s, int r) {
+        this.a = a;
+        this.b = b;
+        this.s = s;
+        this.r = r;
+        this.params = List.of(a, b);
+    }
+
+    /**
+     * Init hook (PEFT init_lora_weights): KAIMING: A ~ U(±1/sqrt(in)) (kaiming_uniform with a = sqrt 5), B = 0;
+     * GAUSSIAN: A ~ N(0, (1/r)^2), B = 0; NONE: A ~ U(±1/sqrt(in)), B ~ U(±1/sqrt(r)) (torch's Linear default,
+     * non-identity). A is drawn first, then B, from {@link SplitMix64} seeded with {@code seed}.
+     */
+    static LoraVariant create(BaseLinear base, LoraConfig c, long seed) {
+        int r = c.rankFor(base.name());
+        float s = c.scalingFor(base.name());
+        int in = base.in();
+        int out = base.out();
+        SplitMix64 rng = new SplitMix64(seed);
+        float[] av = switch (c.init()) {
+            case KAIMING, NONE -> rng.uniformArray(r * in, 1.0 / Math.sqrt(in));
+            case GAUSSIAN -> rng.gaussianArray(r * in, 1.0 / r);
+        };
+        float[] bv = c.init() == LoraConfig.Init.NONE ? rng.uniformArray(out * r, 1.0 / Math.sqrt(r)) : new float[out * r];
+        Backend be = base.backend();
+        Parameter a = Params.create(be, base.name(), ".lora_A", Parameter.Role.LORA_A, av, r, in);
+        Parameter b;
+        try {
+            b = Params.create(be, base.name(), ".lora_B", Parameter.Role.LORA_B, bv, out, r);
+        } catch (RuntimeException e) {
+            a.value().close();
+            throw e;
+        }
+        return new LoraVariant(a, b, s, r);
+    }
+
+    @Override
+    public List<Parameter> parameters() {
+        return params;
+    }
+
+    @Override
+    public int rank() {
+        return r;
+    }
+
+    @Override
+    public float scaling() {
+        return s;
+    }
+
+    @Override
+    public boolean needsInput() {
+        return a.trainable();   // only dA needs x_d (LoRA-FA: A frozen -> x is not kept)
+    }
+
+    @Override
+    public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
+        Tensor u = base.backend().zeros(DType.F32, x.rows(), r);
+        try {
+            lowRankForward(base, x, xd, a.value(), b.value(), s, u, y);
+        } finally {
+            keepOrClose(cache, u);
+        }
+    }
+
+    @Override
+    public void backward(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx, Tensor dxd) {
+        base.inputGrad(g, dx, 0f);
+        lowRankBackward(base.backend(), g, cache, a.value(), b.value(), s,
+                Params.gradOrNull(b), Params.gradOrNull(a), dxd);
+    }
+
+    /** ΔW = transpose(s B A, fifo). */
+    @Override
+    public Tensor delta(BaseLinear base) {
+        return lowRankDelta(base, a.value(), b.value(), s);
+    }
+
+    @Override
+    public void close() {
+        Params.closeAll(params);
+    }
+
+    // ---------------------------------------------------------------- shared low-rank pieces
+
+    /** Stores u in the training cache, or closes it in eval mode. */
+    static void keepOrClose(ForwardCache cache, Tensor u) {
+        if (cache != null) {
+            cache.u = u;
+        } else {
+            u.close();
+        }
+    }
+
+    /**
+     * y = x op(W) + b + s (x_d A^T) B^T with u = x_d A^T [N,r] written. Without dropout (x_d == x) this is the
+     * backend's fused {@link Backend#loraLinearForward}; with dropout the base and the adapter read different
+     * inputs.
+     */
+    static void lowRankForward(BaseLinear base, Tensor x, Tensor xd, Tensor am, Tensor bm, float s, Tensor u,
+                               Tensor y) {
+        Backend be = base.backend();
+        if (xd == x) {
+            be.loraLinearForward(x, base.w(), base.fifo(), base.bias(), am, bm, s, u, y);
+        } else {
+            base.forward(x, y, true);
+            be.loraShrink(xd, am, u);
+            be.loraExpand(u, bm, s, y);
+        }
+    }
+
+    /**
+     * The adapter path of the backward for an effective output gradient gEff [N,out]: dB += s gEff^T u,
+     * dA += s (gEff B)^T x_d, dxd += s (gEff B) A. dB / dA null = frozen (skipped).
+     */
+    static void lowRankBackward(Backend be, Tensor gEff, ForwardCache cache, Tensor am, Tensor bm, float s,
+                                Tensor dB, Tensor dA, Tensor dxd) {
+        int n = gEff.rows();
+        try (Tensor gb = be.zeros(DType.F32, n, bm.cols())) {
+            be.matmul(gEff, false, bm, false, gb, 1f, 0f);               // g B: [N,out] x [out,r]
+            if (dB != null) {
+                be.matmul(gEff, true, cache.u, false, dB, s, 1f);        // s g^T u: [out,N] x [N,r]
+            }
+            if (dA != null) {
+                be.matmul(gb, true, requireInput(cache, "lora_A"), false, dA, s, 1f);   // s (gB)^T x_d: [r,in]
+            }
+            be.matmul(gb, false, am, false, dxd, s, 1f);                 // s (gB) A: [N,r] x [r,in]
+        }
+    }
+
+    /** x_d from the cache, or an IllegalStateException when the forward did not keep it. */
+    static Tensor requireInput(ForwardCache cache, String what) {
+        if (cache.xd == null) {
+            throw new IllegalStateException("the gradient of " + what + " needs the layer input, which the forward"
+                    + " did not keep because " + what + " was frozen then; unfreeze before the forward");
+        }
+        return cache.xd;
+    }
+
+    /** transpose(s B A, fifo) as a new F32 tensor in W's layout; A [r,in], B [out,r]. */
+    static Tensor lowRankDelta(BaseLinear base, Tensor am, Tensor bm, float s) {
+        Backend be = base.backend();
+        Tensor d = base.zerosLikeW();
+        try {
+            if (base.fifo()) {
+                be.matmul(am, true, bm, true, d, s, 0f);    // (B A)^T = A^T B^T: [in,out]
+            } else {
+                be.matmul(bm, false, am, false, d, s, 0f);  // B A: [out,in]
+            }
+            return d;
+        } catch (RuntimeException e) {
+            d.close();
+            throw e;
+        }
+    }
+}

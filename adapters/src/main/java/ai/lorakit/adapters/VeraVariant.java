@@ -1,0 +1,176 @@
+package ai.lorakit.adapters;
+
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.Tensor;
+
+import java.util.List;
+
+/**
+ * VeRA (Kopiczko et al., ICLR 2024; VARIANTS.md section 4): y = x op(W) + b + λb ∘ ((λd ∘ (x_d A_l^T)) B_l^T),
+ * A_l = A[:, :in] and B_l = B[:out, :] slices of the model's shared, frozen {@link VeraProjections}; per layer
+ * only λb [out] (init 0) and λd [r] (init d_initial) train; no scaling (s = 1).
+ *
+ * <p>Backward with u = x_d A_l^T, v = λd ∘ u, z = v B_l^T and g = dL/dy: dλb = Σ_tokens g ∘ z,
+ * dλd = Σ_tokens ((λb ∘ g) B_l) ∘ u, dx = g op(W)^T + dropout_bwd((((λb ∘ g) B_l) ∘ λd) A_l). A_l and B_l get
+ * no gradient, and the backward never needs x (only u and v are kept).
+ *
+ * <p>The slices are never copied: A_l is A read with row pitch in_max, B_l is the first out rows of B.
+ */
+final class VeraVariant implements Variant {
+    /** The model's shared A [r,in_max], B [out_max,r] (not owned). */
+    final VeraProjections shared;
+    /** λb [out]. */
+    final Parameter lambdaB;
+    /** λd [r]. */
+    final Parameter lambdaD;
+    private final List<Parameter> params;
+
+    private VeraVariant(VeraProjections shared, Parameter lambdaB, Parameter lambdaD) {
+        this.shared = shared;
+        this.lambdaB = lambdaB;
+        this.lambdaD = lambdaD;
+        this.params = List.of(lambdaB, lambdaD);
+    }
+
+    /** Init hook: λb = 0, λd = d_initial; checks the layer fits the shared projections. */
+    static VeraVariant create(BaseLinear base, VeraConfig c, VeraProjections shared) {
+        if (shared == null) {
+            throw new IllegalArgumentException("layer " + base.name() + ": VeRA needs the model's shared"
+                    + " VeraProjections, got null");
+        }
+        if (shared.r() != c.r()) {
+            throw new IllegalArgumentException("layer " + base.name() + ": shared VeRA projections have r="
+                    + shared.r() + " but the config has r=" + c.r());
+        }
+        if (base.in() > shared.inMax() || base.out() > shared.outMax()) {
+            throw new IllegalArgumentException("layer " + base.name() + " [in=" + base.in() + ", out=" + base.out()
+                    + "] is larger than the shared VeRA projections A [r=" + shared.r() + ", in_max="
+                    + shared.inMax() + "], B [out_max=" + shared.outMax() + ", r=" + shared.r() + "]");
+        }
+        if (shared.a().backend() != base.backend()) {
+            throw new IllegalArgumentException("layer " + base.name() + ": shared VeRA projections live on backend "
+                    + shared.a().backend().name() + ", W on " + base.backend().name());
+        }
+        Backend be = base.backend();
+        float[] d = new float[c.r()];
+        java.util.Arrays.fill(d, c.dInitial());
+        Parameter lb = Params.create(be, base.name(), ".vera_lambda_b", Parameter.Role.VERA_LAMBDA_B,
+                new float[base.out()], base.out());
+        try {
+            Parameter ld = Params.create(be, base.name(), ".vera_lambda_d", Parameter.Role.VERA_LAMBDA_D, d, c.r());
+            return new VeraVariant(shared, lb, ld);
+        } catch (RuntimeException e) {
+            lb.value().close();
+            throw e;
+        }
+    }
+
+    @Override
+    public List<Parameter> parameters() {
+        return params;
+    }
+
+    @Override
+    public int rank() {
+        return shared.r();
+    }
+
+    @Override
+    public float scaling() {
+        return 1f;
+    }
+
+    @Override
+    public boolean needsInput() {
+        return false;
+    }
+
+    @Override
+    public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
+        Backend be = base.backend();
+        int r = shared.r();
+        Tensor u = be.zeros(DType.F32, x.rows(), r);
+        Tensor v = null;
+        try {
+            v = be.zeros(DType.F32, x.rows(), r);
+            base.forward(x, y, true);
+            be.veraForward(xd, shared.a(), shared.b(), lambdaD.value(), lambdaB.value(), u, v, y);
+            if (cache != null) {
+                cache.u = u;
+                cache.v = v;
+                u = v = null;
+            }
+        } finally {
+            if (u != null) {
+                u.close();
+            }
+            if (v != null) {
+                v.close();
+            }
+        }
+    }
+
+    @Override
+    public void backward(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx, Tensor dxd) {
+        Backend be = base.backend();
+        int n = g.rows();
+        int r = shared.r();
+        int in = base.in();
+        int out = base.out();
+        Tensor sa = shared.a();
+        Tensor sb = shared.b();
+        base.inputGrad(g, dx, 0f);
+        Tensor dLb = Params.gradOrNull(lambdaB);
+        if (dLb != null) {
+            try (Tensor z = be.zeros(DType.F32, n, out)) {
+                be.gemm(false, true, n, out, r, 1f, cache.v, 0, r, sb, 0, r, 0f, z, 0, out);   // z = v B_l^T
+                be.mul(g, z, z);
+                be.sumRows(z, 1f, dLb);                                                       // += Σ g ∘ z
+            }
+        }
+        try (Tensor gb = be.zeros(DType.F32, n, out); Tensor w = be.zeros(DType.F32, n, r)) {
+            be.mulRowVector(g, lambdaB.value(), gb);                                          // λb ∘ g
+            be.gemm(false, false, n, r, out, 1f, gb, 0, out, sb, 0, r, 0f, w, 0, r);          // (λb∘g) B_l
+            Tensor dLd = Params.gradOrNull(lambdaD);
+            if (dLd != null) {
+                try (Tensor t = be.zeros(DType.F32, n, r)) {
+                    be.mul(w, cache.u, t);
+                    be.sumRows(t, 1f, dLd);                                                   // += Σ w ∘ u
+                }
+            }
+            be.mulRowVector(w, lambdaD.value(), w);                                           // w ∘ λd
+            be.gemm(false, false, n, in, r, 1f, w, 0, r, sa, 0, sa.cols(), 1f, dxd, 0, in); // += (w∘λd) A_l
+        }
+    }
+
+    /** ΔW = transpose((λb ∘ B_l) (λd ∘ A_l), fifo). */
+    @Override
+    public Tensor delta(BaseLinear base) {
+        Backend be = base.backend();
+        int r = shared.r();
+        int in = base.in();
+        int out = base.out();
+        float[] eye = new float[r * r];
+        for (int i = 0; i < r; i++) {
+            eye[i * r + i] = 1f;
+        }
+        Tensor d = be.zeros(DType.F32, out, in);
+        try (Tensor id = be.upload(eye, DType.F32, r, r); Tensor ad = be.zeros(DType.F32, r, in)) {
+            be.gemm(false, false, r, in, r, 1f, id, 0, r, shared.a(), 0, shared.a().cols(), 0f, ad, 0, in); // A_l
+            be.mulColVector(ad, lambdaD.value(), ad);                                          // λd ∘ A_l
+            be.gemm(false, false, out, in, r, 1f, shared.b(), 0, r, ad, 0, in, 0f, d, 0, in);  // B_l (λd∘A_l)
+            be.mulColVector(d, lambdaB.value(), d);                                            // λb ∘ rows
+        } catch (RuntimeException e) {
+            d.close();
+            throw e;
+        }
+        return base.toWeightLayout(d);
+    }
+
+    /** Releases λb, λd and their gradients; the shared projections belong to the model. */
+    @Override
+    public void close() {
+        Params.closeAll(params);
+    }
+}

@@ -1,0 +1,280 @@
+package ai.lorakit.adapters.optim;
+
+import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.Parameter;
+import ai.lorakit.gpu.AdamW;
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.Tensor;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * An optimizer over an adapted model's parameters, following one {@link OptimizerPolicy}. Every per-tensor update
+ * is {@link Backend#adamw} with torch.optim.AdamW semantics ({@link AdamW}: decoupled decay first, then the
+ * bias-corrected Adam step with eps added to the corrected sqrt(v)); the policy only chooses the param groups
+ * (learning rate, weight decay) and, for LoRA-FA, the gradient fed to AdamW.
+ *
+ * <p>State, as torch: per parameter, moments m, v (fp32, allocated on the parameter's backend at its first update)
+ * and a step count t starting at 1 (a parameter without a gradient in a step is skipped and its t does not
+ * advance). Group membership is fixed at {@link #create}: parameters frozen then are never optimised.
+ *
+ * <p><b>LoRA-FA and PEFT: one deliberate difference.</b> PEFT's {@code LoraFAOptimizer} is derived from HF's
+ * AdamW: eps is added to the uncorrected sqrt(v), the bias correction is folded into the step size, and weight
+ * decay is applied AFTER the Adam step, so there {@code B_wd = B_no_wd·(1 − lr·wd)}. lorakit runs the same torch
+ * AdamW kernel for every policy: decay comes first, so {@code B_wd = B_no_wd − lr·wd·B_prev} (identical gradients,
+ * moments and step). With wd = 0 the two differ only in where eps enters (negligible for |g̃| ≫ eps).
+ *
+ * <p>{@link #step()} refuses a non-finite gradient (or LoRA-FA projected gradient) with an
+ * {@link IllegalStateException} naming the parameter, before any parameter or moment is changed.
+ */
+public final class Optimizer implements AutoCloseable {
+
+    /** A parameter's live optimizer state (for checkpointing): moments m, v [same shape] and its step count t. */
+    public record MomentState(Tensor m, Tensor v, int step) {
+    }
+
+    /** A parameter's saved optimizer state, on the host (to resume with {@link #loadState}). */
+    public record SavedMoments(float[] m, float[] v, int step) {
+    }
+
+    private static final class Slot {
+        Tensor m;   // first moment, shape of the parameter, F32
+        Tensor v;   // second moment
+        int step;
+    }
+
+    private final OptimizerPolicy policy;
+    private final OptimizerConfig config;
+    private final List<Parameter> params;                    // all parameters, for zeroGrad
+    private final double[] lrMultiplier;                     // group lr / base lr, fixed at create
+    private final Map<Parameter, FaProjection> projections;  // LoRA-FA, keyed by B (identity)
+    private final Map<String, Slot> slots = new LinkedHashMap<>();
+    private List<ParamGroup> groups;
+    private float lr;
+    private int steps;
+    private boolean closed;
+
+    private Optimizer(OptimizerPolicy policy, OptimizerConfig config, List<Parameter> params,
+                      List<ParamGroup> groups, Map<Parameter, FaProjection> projections) {
+        this.policy = policy;
+        this.config = config;
+        this.params = params;
+        this.groups = groups;
+        this.projections = projections;
+        this.lr = config.lr();
+        this.lrMultiplier = new double[groups.size()];
+        for (int i = 0; i < groups.size(); i++) {
+            lrMultiplier[i] = (double) groups.get(i).lr() / config.lr();
+        }
+    }
+
+    /**
+     * @param params ALL parameters of the model (trainable ones are optimised, frozen ones skipped); names must
+     *               be unique (they key the state)
+     * @param pairs  LoRA-FA's (A, B, s) per module ({@link #pairsOf}); must then cover every trainable LORA_A and
+     *               LORA_B parameter, and every A is frozen here. Ignored by the other policies (may be empty).
+     */
+    public static Optimizer create(OptimizerPolicy policy, OptimizerConfig config, List<Parameter> params,
+                                   List<LoraPair> pairs) {
+        Objects.requireNonNull(policy, "policy");
+        Objects.requireNonNull(config, "config");
+        Objects.requireNonNull(params, "params");
+        Objects.requireNonNull(pairs, "pairs");
+        Set<String> names = new HashSet<>();
+        for (Parameter p : params) {
+            Checks.require(p != null, "params", null, "must not contain null");
+            Checks.require(names.add(p.name()), "params", p.name(), "must have unique names; duplicate");
+        }
+        List<Parameter> all = List.copyOf(params);
+        Map<Parameter, FaProjection> proj = policy instanceof LoraFaPolicy
+                ? FaProjection.prepare(all, pairs) : Map.of();      // freezes every A
+        List<Parameter> trainable = all.stream().filter(Parameter::trainable).toList();
+        return new Optimizer(policy, config, all, Grouping.build(policy, config, trainable), proj);
+    }
+
+    /** LoRA-FA pairs of LoRA/DoRA modules: (LORA_A, LORA_B, module.scaling()); throws for a module without them. */
+    public static List<LoraPair> pairsOf(List<AdaptedLinear> modules) {
+        List<LoraPair> out = new ArrayList<>();
+        for (AdaptedLinear m : modules) {
+            Parameter a = m.parameter(Parameter.Role.LORA_A);
+            Parameter b = m.parameter(Parameter.Role.LORA_B);
+            Checks.require(a != null && b != null, "LoRA-FA module " + m.name(), m.config(),
+                    "must have LORA_A and LORA_B parameters");
+            out.add(new LoraPair(a, b, m.scaling()));
+        }
+        return List.copyOf(out);
+    }
+
+    public OptimizerPolicy policy() {
+        return policy;
+    }
+
+    public OptimizerConfig config() {
+        return config;
+    }
+
+    /** The param groups with their current learning rates, in the policy's order. */
+    public List<ParamGroup> groups() {
+        return groups;
+    }
+
+    /** The current base learning rate (the config's until {@link #setLearningRate}). */
+    public float learningRate() {
+        return lr;
+    }
+
+    /**
+     * Sets the base learning rate; every group keeps its ratio to it (LoRA+: B at ratio·lr, embedding at
+     * lrEmbedding·lr/config.lr). For LR schedules.
+     */
+    public void setLearningRate(float newLr) {
+        Checks.require(Float.isFinite(newLr) && newLr >= 0, "lr", newLr, "must be finite and >= 0");
+        List<ParamGroup> next = new ArrayList<>(groups.size());
+        for (int i = 0; i < groups.size(); i++) {
+            next.add(groups.get(i).withLr((float) (newLr * lrMultiplier[i])));
+        }
+        groups = List.copyOf(next);
+        lr = newLr;
+    }
+
+    /** Number of completed {@link #step()} calls. */
+    public int stepCount() {
+        return steps;
+    }
+
+    /** One update of every trainable parameter that has a gradient. */
+    public void step() {
+        checkOpen();
+        record Work(Parameter p, ParamGroup group, FaProjection projection) {
+        }
+        List<Work> work = new ArrayList<>();
+        for (ParamGroup g : groups) {
+            for (Parameter p : g.params()) {
+                if (p.trainable() && p.grad() != null) {
+                    work.add(new Work(p, g, projections.get(p)));
+                }
+            }
+        }
+        for (Work w : work) {
+            requireFinite(w.p.grad(), w.p.name(), "gradient");
+        }
+        Tensor[] grads = new Tensor[work.size()];
+        for (int i = 0; i < grads.length; i++) {
+            Work w = work.get(i);
+            grads[i] = w.projection == null ? w.p.grad() : w.projection.project(w.p.grad());
+            if (w.projection != null) {
+                requireFinite(grads[i], w.p.name(), "LoRA-FA projected gradient");
+            }
+        }
+        Slot[] state = new Slot[work.size()];
+        for (int i = 0; i < state.length; i++) {
+            state[i] = slot(work.get(i).p);
+        }
+        for (int i = 0; i < state.length; i++) {
+            Work w = work.get(i);
+            Slot s = state[i];
+            s.step++;
+            AdamW hp = new AdamW(w.group.lr(), config.beta1(), config.beta2(), config.eps(), w.group.weightDecay(),
+                    s.step);
+            w.p.value().backend().adamw(w.p.value(), grads[i], s.m, s.v, hp);
+        }
+        steps++;
+    }
+
+    /** Zeroes the gradient of every parameter (keeps the buffers). */
+    public void zeroGrad() {
+        for (Parameter p : params) {
+            p.zeroGrad();
+        }
+    }
+
+    /** The live state of every parameter updated at least once, by name, in first-update order. */
+    public Map<String, MomentState> state() {
+        checkOpen();
+        Map<String, MomentState> out = new LinkedHashMap<>();
+        slots.forEach((name, s) -> out.put(name, new MomentState(s.m, s.v, s.step)));
+        return Collections.unmodifiableMap(out);
+    }
+
+    /**
+     * Resumes from a checkpoint: sets the step count and, for each named parameter (one this optimizer updates),
+     * its moments and step count. Everything is validated before anything is changed.
+     */
+    public void loadState(int stepCount, Map<String, SavedMoments> saved) {
+        checkOpen();
+        Checks.require(stepCount >= 0, "stepCount", stepCount, "must be >= 0");
+        Map<String, Parameter> byName = new LinkedHashMap<>();
+        for (ParamGroup g : groups) {
+            g.params().forEach(p -> byName.put(p.name(), p));
+        }
+        saved.forEach((name, s) -> {
+            Parameter p = byName.get(name);
+            Checks.require(p != null, "saved optimizer state", name, "must name a parameter this optimizer updates");
+            long n = p.value().numel();
+            Checks.require(s.m().length == n && s.v().length == n, "saved moments of " + name,
+                    s.m().length + "/" + s.v().length, "must have " + n + " elements");
+            Checks.require(s.step() >= 1, "saved step of " + name, s.step(), "must be >= 1");
+        });
+        saved.forEach((name, s) -> {
+            Parameter p = byName.get(name);
+            Slot slot = slot(p);
+            Backend be = p.value().backend();
+            try (Tensor m = be.upload(s.m(), DType.F32, p.value().shape());
+                 Tensor v = be.upload(s.v(), DType.F32, p.value().shape())) {
+                be.copy(m, slot.m);
+                be.copy(v, slot.v);
+            }
+            slot.step = s.step();
+        });
+        steps = stepCount;
+    }
+
+    /** Releases the moments and LoRA-FA buffers; idempotent. Parameters are not touched. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (Slot s : slots.values()) {
+            s.m.close();
+            s.v.close();
+        }
+        slots.clear();
+        projections.values().forEach(FaProjection::close);
+    }
+
+    private Slot slot(Parameter p) {
+        Slot s = slots.get(p.name());
+        if (s == null) {
+            Backend be = p.value().backend();
+            s = new Slot();
+            s.m = be.zeros(DType.F32, p.value().shape()).named(p.name() + ".exp_avg");
+            s.v = be.zeros(DType.F32, p.value().shape()).named(p.name() + ".exp_avg_sq");
+            slots.put(p.name(), s);
+        }
+        return s;
+    }
+
+    private static void requireFinite(Tensor t, String name, String what) {
+        long bad = t.backend().countNonFinite(t);
+        if (bad > 0) {
+            throw new IllegalStateException("non-finite " + what + " of parameter " + name + " (" + bad + " of "
+                    + t.numel() + " elements are NaN or infinite); no parameter was updated");
+        }
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("optimizer is closed");
+        }
+    }
+}

@@ -1,0 +1,796 @@
+package ai.lorakit.gpu.cpu;
+
+import ai.lorakit.gpu.AdamW;
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.Dropout;
+import ai.lorakit.gpu.GpuException;
+import ai.lorakit.gpu.ShapeException;
+import ai.lorakit.gpu.Tensor;
+
+import java.util.Arrays;
+import java.util.Map;
+import java.util.WeakHashMap;
+
+/**
+ * The pure-Java reference backend (ARCHITECTURE.md, layer 2): every op in plain Java over {@code float[]}
+ * ({@code int[]} for I32), fp32 math, BF16/F16 tensors stored as fp32 values rounded to their dtype on every
+ * write. It is the numerical oracle the device backends are tested against.
+ *
+ * <p>GEMM has two paths (STYLE.md 12.1, reference first): {@link CpuGemm#naive} (a double-accumulated triple
+ * loop) and {@link CpuGemm#fast} (Vector API, packed panels, register blocking, multithreaded). The system
+ * property {@code lorakit.cpu.naive=true} (read at construction) selects the naive path.
+ *
+ * <p>Every op checks owner, open state, dtypes and shapes before it writes anything; a tensor of another
+ * backend instance or a bad shape throws {@link ShapeException}, a closed tensor or backend
+ * {@link GpuException}. Where a BLAS-style {@code beta} is 0 (gemm, sumRows, axpby) the old output is not read,
+ * so NaN there does not propagate.
+ */
+public final class CpuBackend implements Backend {
+
+    /** System property that selects the naive (reference) GEMM. */
+    public static final String NAIVE_PROPERTY = "lorakit.cpu.naive";
+
+    private final boolean naive;
+    private volatile boolean closed;
+    /** Storage of every open tensor (weak keys: an unreachable tensor's memory is collected as usual). */
+    private final Map<Tensor, CpuStorage> live = new WeakHashMap<>();
+
+    /** A backend whose GEMM path follows {@code -Dlorakit.cpu.naive} (default: the fast path). */
+    public CpuBackend() {
+        this(Boolean.getBoolean(NAIVE_PROPERTY));
+    }
+
+    /** A backend with an explicit GEMM path: {@code naive} selects the reference triple loop. */
+    public CpuBackend(boolean naive) {
+        this.naive = naive;
+    }
+
+    /** Whether this instance uses the naive GEMM. */
+    public boolean naive() {
+        return naive;
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public String toString() {
+        return "CpuBackend[" + (naive ? "naive" : "fast") + "]";
+    }
+
+    // ================================================================ validation helpers
+
+    private void checkBackendOpen(String op) {
+        if (closed) {
+            throw new GpuException(op + ": backend cpu is closed");
+        }
+    }
+
+    private CpuStorage storage(String op, Tensor t) {
+        checkBackendOpen(op);
+        if (t == null) {
+            throw new ShapeException(op + ": tensor argument is null");
+        }
+        if (t.backend() != this) {
+            throw new ShapeException(op + ": " + t + " belongs to another backend instance (" + t.backend()
+                    + "), not to this " + this);
+        }
+        if (t.isClosed()) {
+            throw new GpuException(op + ": use of closed tensor " + t);
+        }
+        CpuStorage s = (CpuStorage) t.handle();
+        if (s.f == null && s.i == null) {
+            throw new GpuException(op + ": use of released tensor " + t);
+        }
+        return s;
+    }
+
+    /** The values of a math (F32/BF16/F16) tensor. */
+    private float[] f(String op, Tensor t) {
+        CpuStorage s = storage(op, t);
+        if (t.dtype() == DType.I32) {
+            throw new ShapeException(op + ": " + t + " must be F32, BF16 or F16, not I32");
+        }
+        return s.f;
+    }
+
+    /** The values of an I32 tensor. */
+    private int[] ints(String op, Tensor t) {
+        CpuStorage s = storage(op, t);
+        if (t.dtype() != DType.I32) {
+            throw new ShapeException(op + ": " + t + " must be I32, not " + t.dtype());
+        }
+        return s.i;
+    }
+
+    private static void sameNumel(String op, Tensor a, Tensor b) {
+        if (a.numel() != b.numel()) {
+            throw new ShapeException(op + ": " + a + " and " + b + " must have the same number of elements ("
+                    + a.numel() + " vs " + b.numel() + ")");
+        }
+    }
+
+    private static void numelIs(String op, Tensor t, long want, String what) {
+        if (t.numel() != want) {
+            throw new ShapeException(op + ": " + t + " must have " + want + " elements (" + what + "), has "
+                    + t.numel());
+        }
+    }
+
+    private static int checkedSize(long numel, int... shape) {
+        if (numel > Integer.MAX_VALUE - 8) {
+            throw new ShapeException("cpu: tensor of shape " + Arrays.toString(shape) + " has " + numel
+                    + " elements; the CPU backend holds at most 2^31-9 per tensor");
+        }
+        return (int) numel;
+    }
+
+    /** Rounds out[from, to) to t's dtype (no-op for F32). */
+    static void round(DType dt, float[] out, int from, int to) {
+        if (dt == DType.F32) {
+            return;
+        }
+        for (int i = from; i < to; i++) {
+            out[i] = dt.round(out[i]);
+        }
+    }
+
+    private static void round(Tensor t, float[] out) {
+        round(t.dtype(), out, 0, out.length);
+    }
+
+    // ================================================================ memory
+
+    @Override
+    public Tensor zeros(DType dtype, int... shape) {
+        checkBackendOpen("zeros");
+        if (dtype == null) {
+            throw new ShapeException("zeros: dtype is null");
+        }
+        int n = checkedSize(Tensor.numel(shape), shape);
+        CpuStorage s = dtype == DType.I32 ? new CpuStorage(null, new int[n]) : new CpuStorage(new float[n], null);
+        return register(dtype, shape, s);
+    }
+
+    @Override
+    public Tensor upload(float[] data, DType dtype, int... shape) {
+        checkBackendOpen("upload");
+        if (dtype == null || data == null) {
+            throw new ShapeException("upload: data and dtype must not be null");
+        }
+        int n = checkedSize(Tensor.numel(shape), shape);
+        if (data.length != n) {
+            throw new ShapeException("upload: " + data.length + " values for shape " + Arrays.toString(shape)
+                    + " (" + n + " elements)");
+        }
+        CpuStorage s;
+        if (dtype == DType.I32) {
+            int[] v = new int[n];
+            for (int i = 0; i < n; i++) {
+                v[i] = (int) data[i];
+            }
+            s = new CpuStorage(null, v);
+        } else {
+            float[] v = data.clone();
+            round(dtype, v, 0, n);
+            s = new CpuStorage(v, null);
+        }
+        return register(dtype, shape, s);
+    }
+
+    @Override
+    public Tensor uploadInts(int[] data, int... shape) {
+        checkBackendOpen("uploadInts");
+        if (data == null) {
+            throw new ShapeException("uploadInts: data must not be null");
+        }
+        int n = checkedSize(Tensor.numel(shape), shape);
+        if (data.length != n) {
+            throw new ShapeException("uploadInts: " + data.length + " values for shape " + Arrays.toString(shape)
+                    + " (" + n + " elements)");
+        }
+        return register(DType.I32, shape, new CpuStorage(null, data.clone()));
+    }
+
+    @Override
+    public float[] download(Tensor t) {
+        CpuStorage s = storage("download", t);
+        if (s.i != null) {
+            float[] out = new float[s.i.length];
+            for (int i = 0; i < out.length; i++) {
+                out[i] = s.i[i];
+            }
+            return out;
+        }
+        return s.f.clone();
+    }
+
+    @Override
+    public int[] downloadInts(Tensor t) {
+        return ints("downloadInts", t).clone();
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        CpuStorage s = storage("copy", src);
+        CpuStorage d = storage("copy", dst);
+        sameNumel("copy", src, dst);
+        int n = (int) src.numel();
+        if (d.i != null) {
+            if (s.i != null) {
+                System.arraycopy(s.i, 0, d.i, 0, n);
+            } else {
+                for (int i = 0; i < n; i++) {
+                    d.i[i] = (int) s.f[i];
+                }
+            }
+        } else {
+            if (s.i != null) {
+                for (int i = 0; i < n; i++) {
+                    d.f[i] = s.i[i];
+                }
+            } else {
+                System.arraycopy(s.f, 0, d.f, 0, n);
+            }
+            round(dst, d.f);
+        }
+    }
+
+    @Override
+    public void fill(Tensor t, float value) {
+        CpuStorage s = storage("fill", t);
+        if (s.i != null) {
+            Arrays.fill(s.i, (int) value);
+        } else {
+            Arrays.fill(s.f, t.dtype().round(value));
+        }
+    }
+
+    @Override
+    public void release(Tensor t) {
+        // Tensor.close() marks t closed before calling here, so t.handle() would throw: find the storage in
+        // the weak registry and drop its array.
+        CpuStorage s;
+        synchronized (live) {
+            s = live.remove(t);
+        }
+        if (s != null) {
+            s.f = null;
+            s.i = null;
+        }
+    }
+
+    /** Marks the backend closed and drops every live tensor's array; later use of any of them throws. */
+    @Override
+    public void close() {
+        closed = true;
+        synchronized (live) {
+            for (CpuStorage s : live.values()) {
+                s.f = null;
+                s.i = null;
+            }
+            live.clear();
+        }
+    }
+
+    private Tensor register(DType dtype, int[] shape, CpuStorage s) {
+        Tensor t = new Tensor(this, dtype, shape, s);
+        synchronized (live) {
+            live.put(t, s);
+        }
+        return t;
+    }
+
+    // ================================================================ GEMM
+
+    @Override
+    public void gemmBatched(int batch, boolean transA, boolean transB, int m, int n, int k, float alpha,
+                            Tensor a, long offA, int lda, long strideA,
+                            Tensor b, long offB, int ldb, long strideB,
+                            float beta, Tensor c, long offC, int ldc, long strideC) {
+        String op = "gemmBatched";
+        float[] av = f(op, a);
+        float[] bv = f(op, b);
+        float[] cv = f(op, c);
+        if (batch < 0 || m < 0 || n < 0 || k < 0) {
+            throw new ShapeException(op + ": negative size batch=" + batch + " m=" + m + " n=" + n + " k=" + k
+                    + " for " + a + " x " + b + " -> " + c);
+        }
+        checkOperand(op, "A", a, transA, m, k, offA, lda, strideA, batch);
+        checkOperand(op, "B", b, transB, k, n, offB, ldb, strideB, batch);
+        checkOperand(op, "C", c, false, m, n, offC, ldc, strideC, batch);
+        if (batch == 0 || m == 0 || n == 0) {
+            return;
+        }
+        // BLAS forbids C aliasing A or B; be safe and read from a snapshot.
+        if (av == cv) {
+            av = av.clone();
+        }
+        if (bv == cv) {
+            bv = bv.clone();
+        }
+        if (naive) {
+            CpuGemm.naive(batch, transA, transB, m, n, k, alpha, av, (int) offA, lda, strideA,
+                    bv, (int) offB, ldb, strideB, beta, cv, (int) offC, ldc, strideC);
+        } else {
+            CpuGemm.fast(batch, transA, transB, m, n, k, alpha, av, (int) offA, lda, strideA,
+                    bv, (int) offB, ldb, strideB, beta, cv, (int) offC, ldc, strideC);
+        }
+        if (c.dtype() != DType.F32) {
+            for (int bi = 0; bi < batch; bi++) {
+                for (int i = 0; i < m; i++) {
+                    int row = (int) (offC + bi * strideC + (long) i * ldc);
+                    round(c.dtype(), cv, row, row + n);
+                }
+            }
+        }
+    }
+
+    /**
+     * Checks that every element op(X_i) touches lies inside x: X_i stored [rows,cols] (or [cols,rows] with
+     * trans) with row pitch ld >= stored cols, starting at off + i*stride.
+     */
+    private static void checkOperand(String op, String which, Tensor x, boolean trans, int rows, int cols,
+                                     long off, int ld, long stride, int batch) {
+        long sr = trans ? cols : rows;
+        long sc = trans ? rows : cols;
+        String what = op + ": " + which + "=" + x + (trans ? " (transposed)" : "") + " as op(" + which + ")["
+                + rows + "," + cols + "]";
+        if (off < 0 || stride < 0) {
+            throw new ShapeException(what + ": negative offset " + off + " or stride " + stride);
+        }
+        if (ld < Math.max(1, sc)) {
+            throw new ShapeException(what + ": leading dimension " + ld + " < stored row length " + sc);
+        }
+        if (batch == 0 || sr == 0 || sc == 0) {
+            return;
+        }
+        long last = off + (batch - 1L) * stride + (sr - 1) * ld + sc - 1;
+        if (last >= x.numel() || last < 0) {
+            throw new ShapeException(what + " with offset " + off + ", ld " + ld + ", stride " + stride + ", batch "
+                    + batch + " reaches element " + last + " but the tensor has " + x.numel());
+        }
+    }
+
+    // ================================================================ elementwise
+
+    @Override
+    public void add(Tensor a, Tensor b, Tensor out) {
+        String op = "add";
+        float[] av = f(op, a), bv = f(op, b), ov = f(op, out);
+        sameNumel(op, a, b);
+        sameNumel(op, a, out);
+        CpuElementwise.add(av, bv, ov, av.length);
+        round(out, ov);
+    }
+
+    @Override
+    public void mul(Tensor a, Tensor b, Tensor out) {
+        String op = "mul";
+        float[] av = f(op, a), bv = f(op, b), ov = f(op, out);
+        sameNumel(op, a, b);
+        sameNumel(op, a, out);
+        CpuElementwise.mul(av, bv, ov, av.length);
+        round(out, ov);
+    }
+
+    @Override
+    public void scale(Tensor x, float alpha, Tensor out) {
+        String op = "scale";
+        float[] xv = f(op, x), ov = f(op, out);
+        sameNumel(op, x, out);
+        CpuElementwise.scale(xv, alpha, ov, xv.length);
+        round(out, ov);
+    }
+
+    @Override
+    public void axpby(float alpha, Tensor x, float beta, Tensor y) {
+        String op = "axpby";
+        float[] xv = f(op, x), yv = f(op, y);
+        sameNumel(op, x, y);
+        CpuElementwise.axpby(alpha, xv, beta, yv, xv.length);
+        round(y, yv);
+    }
+
+    @Override
+    public void addRowVector(Tensor a, Tensor v, Tensor out) {
+        String op = "addRowVector";
+        float[] av = f(op, a), vv = f(op, v), ov = f(op, out);
+        sameNumel(op, a, out);
+        numelIs(op, v, a.cols(), "one per column of " + a);
+        int rows = a.rows(), cols = a.cols();
+        for (int r = 0; r < rows; r++) {
+            int base = r * cols;
+            for (int c = 0; c < cols; c++) {
+                ov[base + c] = av[base + c] + vv[c];
+            }
+        }
+        round(out, ov);
+    }
+
+    @Override
+    public void mulRowVector(Tensor a, Tensor v, Tensor out) {
+        String op = "mulRowVector";
+        float[] av = f(op, a), vv = f(op, v), ov = f(op, out);
+        sameNumel(op, a, out);
+        numelIs(op, v, a.cols(), "one per column of " + a);
+        int rows = a.rows(), cols = a.cols();
+        for (int r = 0; r < rows; r++) {
+            int base = r * cols;
+            for (int c = 0; c < cols; c++) {
+                ov[base + c] = av[base + c] * vv[c];
+            }
+        }
+        round(out, ov);
+    }
+
+    @Override
+    public void mulColVector(Tensor a, Tensor v, Tensor out) {
+        String op = "mulColVector";
+        float[] av = f(op, a), vv = f(op, v), ov = f(op, out);
+        sameNumel(op, a, out);
+        numelIs(op, v, a.rows(), "one per row of " + a);
+        int rows = a.rows(), cols = a.cols();
+        for (int r = 0; r < rows; r++) {
+            int base = r * cols;
+            float s = vv[r];
+            for (int c = 0; c < cols; c++) {
+                ov[base + c] = av[base + c] * s;
+            }
+        }
+        round(out, ov);
+    }
+
+    @Override
+    public void transpose(Tensor a, Tensor out) {
+        String op = "transpose";
+        float[] av = f(op, a), ov = f(op, out);
+        int rows = a.rows(), cols = a.cols();
+        if (out.rows() != cols || out.cols() != rows) {
+            throw new ShapeException(op + ": " + a + " seen as [" + rows + "," + cols + "] needs an output ["
+                    + cols + "," + rows + "], got " + out);
+        }
+        if (av == ov) {
+            av = av.clone();
+        }
+        final int tile = 32;
+        for (int r0 = 0; r0 < rows; r0 += tile) {
+            int r1 = Math.min(rows, r0 + tile);
+            for (int c0 = 0; c0 < cols; c0 += tile) {
+                int c1 = Math.min(cols, c0 + tile);
+                for (int r = r0; r < r1; r++) {
+                    for (int c = c0; c < c1; c++) {
+                        ov[c * rows + r] = av[r * cols + c];
+                    }
+                }
+            }
+        }
+        round(out, ov);
+    }
+
+    @Override
+    public void dropoutMask(Tensor mask, float p, long seed) {
+        String op = "dropoutMask";
+        float[] mv = f(op, mask);
+        if (!(p >= 0f && p <= 1f)) {
+            throw new IllegalArgumentException(op + ": p must be in [0,1], got " + p);
+        }
+        for (int i = 0; i < mv.length; i++) {
+            mv[i] = Dropout.maskValue(seed, i, p);
+        }
+        round(mask, mv);
+    }
+
+    // ================================================================ reductions
+
+    @Override
+    public void sumRows(Tensor a, float beta, Tensor out) {
+        String op = "sumRows";
+        float[] av = f(op, a), ov = f(op, out);
+        numelIs(op, out, a.cols(), "one per column of " + a);
+        int rows = a.rows(), cols = a.cols();
+        double[] acc = new double[cols];
+        for (int r = 0; r < rows; r++) {
+            int base = r * cols;
+            for (int c = 0; c < cols; c++) {
+                acc[c] += av[base + c];
+            }
+        }
+        for (int c = 0; c < cols; c++) {
+            ov[c] = beta == 0f ? (float) acc[c] : (float) (beta * ov[c] + acc[c]);
+        }
+        round(out, ov);
+    }
+
+    @Override
+    public void rowDot(Tensor a, Tensor b, Tensor out) {
+        String op = "rowDot";
+        float[] av = f(op, a), bv = f(op, b), ov = f(op, out);
+        sameNumel(op, a, b);
+        if (a.cols() != b.cols()) {
+            throw new ShapeException(op + ": " + a + " and " + b + " must have the same row length");
+        }
+        numelIs(op, out, a.rows(), "one per row of " + a);
+        int rows = a.rows(), cols = a.cols();
+        float[] res = new float[rows];
+        for (int r = 0; r < rows; r++) {
+            res[r] = (float) CpuElementwise.dot(av, bv, r * cols, cols);
+        }
+        System.arraycopy(res, 0, ov, 0, rows);
+        round(out, ov);
+    }
+
+    @Override
+    public double sum(Tensor a) {
+        float[] av = f("sum", a);
+        double s = 0;
+        for (float x : av) {
+            s += x;
+        }
+        return s;
+    }
+
+    @Override
+    public double dot(Tensor a, Tensor b) {
+        String op = "dot";
+        float[] av = f(op, a), bv = f(op, b);
+        sameNumel(op, a, b);
+        return CpuElementwise.dot(av, bv, 0, av.length);
+    }
+
+    @Override
+    public long countNonFinite(Tensor a) {
+        float[] av = f("countNonFinite", a);
+        long n = 0;
+        for (float x : av) {
+            if (!Float.isFinite(x)) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    // ================================================================ transformer ops (GPT-2)
+
+    @Override
+    public void layerNormForward(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor out, Tensor mean,
+                                 Tensor rstd) {
+        String op = "layerNormForward";
+        float[] xv = f(op, x), gv = f(op, gamma), bv = f(op, beta), ov = f(op, out), mv = f(op, mean),
+                rv = f(op, rstd);
+        int rows = x.rows(), cols = x.cols();
+        numelIs(op, gamma, cols, "C of " + x);
+        numelIs(op, beta, cols, "C of " + x);
+        sameNumel(op, x, out);
+        numelIs(op, mean, rows, "N of " + x);
+        numelIs(op, rstd, rows, "N of " + x);
+        CpuTransformerOps.layerNormForward(xv, gv, bv, eps, ov, mv, rv, rows, cols);
+        round(out, ov);
+        round(mean, mv);
+        round(rstd, rv);
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dout, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
+                                  Tensor dx, Tensor dgamma, Tensor dbeta) {
+        String op = "layerNormBackward";
+        float[] dov = f(op, dout), xv = f(op, x), gv = f(op, gamma), mv = f(op, mean), rv = f(op, rstd),
+                dxv = f(op, dx), dgv = f(op, dgamma), dbv = f(op, dbeta);
+        int rows = x.rows(), cols = x.cols();
+        sameNumel(op, x, dout);
+        sameNumel(op, x, dx);
+        numelIs(op, gamma, cols, "C of " + x);
+        numelIs(op, dgamma, cols, "C of " + x);
+        numelIs(op, dbeta, cols, "C of " + x);
+        numelIs(op, mean, rows, "N of " + x);
+        numelIs(op, rstd, rows, "N of " + x);
+        CpuTransformerOps.layerNormBackward(dov, xv, gv, mv, rv, dxv, dgv, dbv, rows, cols);
+        round(dx, dxv);
+        round(dgamma, dgv);
+        round(dbeta, dbv);
+    }
+
+    @Override
+    public void geluForward(Tensor x, Tensor out) {
+        String op = "geluForward";
+        float[] xv = f(op, x), ov = f(op, out);
+        sameNumel(op, x, out);
+        CpuTransformerOps.geluForward(xv, ov, xv.length);
+        round(out, ov);
+    }
+
+    @Override
+    public void geluBackward(Tensor x, Tensor dout, Tensor dx) {
+        String op = "geluBackward";
+        float[] xv = f(op, x), dov = f(op, dout), dxv = f(op, dx);
+        sameNumel(op, x, dout);
+        sameNumel(op, x, dx);
+        CpuTransformerOps.geluBackward(xv, dov, dxv, xv.length);
+        round(dx, dxv);
+    }
+
+    @Override
+    public void softmaxRows(Tensor x, Tensor out) {
+        String op = "softmaxRows";
+        float[] xv = f(op, x), ov = f(op, out);
+        sameNumel(op, x, out);
+        if (x.cols() != out.cols()) {
+            throw new ShapeException(op + ": " + x + " and " + out + " must have the same last dimension");
+        }
+        CpuTransformerOps.softmaxRows(xv, ov, x.rows(), x.cols());
+        round(out, ov);
+    }
+
+    /** {B, T, C} of an attention call, after checking qkv [B,T,3C], out/dout [B,T,C], att [B,nHead,T,T]. */
+    private static int[] attentionDims(String op, Tensor qkv, int nHead, Tensor btc, Tensor att) {
+        if (qkv.rank() != 3 || qkv.dim(2) % 3 != 0) {
+            throw new ShapeException(op + ": qkv " + qkv + " must be [B,T,3C]");
+        }
+        int b = qkv.dim(0), t = qkv.dim(1), c = qkv.dim(2) / 3;
+        if (nHead <= 0 || c % nHead != 0) {
+            throw new ShapeException(op + ": nHead " + nHead + " must be > 0 and divide C=" + c + " of " + qkv);
+        }
+        numelIs(op, btc, (long) b * t * c, "[B,T,C] of " + qkv);
+        numelIs(op, att, (long) b * nHead * t * t, "[B,nHead,T,T] of " + qkv);
+        return new int[] {b, t, c};
+    }
+
+    @Override
+    public void attentionForward(Tensor qkv, int nHead, Tensor out, Tensor att) {
+        String op = "attentionForward";
+        float[] qv = f(op, qkv), ov = f(op, out), av = f(op, att);
+        int[] d = attentionDims(op, qkv, nHead, out, att);
+        CpuTransformerOps.attentionForward(qv, ov, av, d[0], d[1], d[2], nHead);
+        round(out, ov);
+        round(att, av);
+    }
+
+    @Override
+    public void attentionBackward(Tensor dout, Tensor qkv, Tensor att, int nHead, Tensor dqkv) {
+        String op = "attentionBackward";
+        float[] dov = f(op, dout), qv = f(op, qkv), av = f(op, att), dqv = f(op, dqkv);
+        int[] d = attentionDims(op, qkv, nHead, dout, att);
+        sameNumel(op, qkv, dqkv);
+        CpuTransformerOps.attentionBackward(dov, qv, av, dqv, d[0], d[1], d[2], nHead);
+        round(dqkv, dqv);
+    }
+
+    private static void checkIndices(String op, Tensor t, int[] ids, int limit, String what) {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= limit) {
+                throw new ShapeException(op + ": " + t + "[" + i + "] = " + ids[i] + " is outside [0," + limit
+                        + ") (" + what + ")");
+            }
+        }
+    }
+
+    @Override
+    public void crossEntropyForward(Tensor logits, Tensor targets, Tensor probs, Tensor losses) {
+        String op = "crossEntropyForward";
+        float[] lv = f(op, logits), pv = f(op, probs), lossv = f(op, losses);
+        int[] tv = ints(op, targets);
+        int rows = logits.rows(), v = logits.cols();
+        sameNumel(op, logits, probs);
+        numelIs(op, targets, rows, "N of " + logits);
+        numelIs(op, losses, rows, "N of " + logits);
+        checkIndices(op, targets, tv, v, "vocabulary size V of " + logits);
+        CpuTransformerOps.crossEntropyForward(lv, tv, pv, lossv, rows, v);
+        round(probs, pv);
+        round(losses, lossv);
+    }
+
+    @Override
+    public void crossEntropyBackward(Tensor probs, Tensor targets, float scale, Tensor dlogits) {
+        String op = "crossEntropyBackward";
+        float[] pv = f(op, probs), dv = f(op, dlogits);
+        int[] tv = ints(op, targets);
+        int rows = probs.rows(), v = probs.cols();
+        sameNumel(op, probs, dlogits);
+        numelIs(op, targets, rows, "N of " + probs);
+        checkIndices(op, targets, tv, v, "vocabulary size V of " + probs);
+        CpuTransformerOps.crossEntropyBackward(pv, tv, scale, dv, rows, v);
+        round(dlogits, dv);
+    }
+
+    /** {B, T, C} of an embedding call, after checking ids [B,T], wte [V,C], wpe [Tmax>=T,C], x [B,T,C]. */
+    private static int[] embeddingDims(String op, Tensor ids, int[] idv, Tensor wte, Tensor wpe, Tensor x) {
+        int b = ids.rows(), t = ids.cols(), c = wte.cols();
+        if (wpe.cols() != c) {
+            throw new ShapeException(op + ": " + wpe + " and " + wte + " must have the same C");
+        }
+        if (wpe.rows() < t) {
+            throw new ShapeException(op + ": " + wpe + " has " + wpe.rows() + " positions, fewer than T=" + t
+                    + " of " + ids);
+        }
+        numelIs(op, x, (long) b * t * c, "[B,T,C] of " + ids + " and " + wte);
+        checkIndices(op, ids, idv, wte.rows(), "vocabulary size V of " + wte);
+        return new int[] {b, t, c};
+    }
+
+    @Override
+    public void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out) {
+        String op = "embeddingForward";
+        int[] iv = ints(op, ids);
+        float[] tev = f(op, wte), pev = f(op, wpe), ov = f(op, out);
+        int[] d = embeddingDims(op, ids, iv, wte, wpe, out);
+        CpuTransformerOps.embeddingForward(iv, tev, pev, ov, d[0], d[1], d[2]);
+        round(out, ov);
+    }
+
+    @Override
+    public void embeddingBackward(Tensor dout, Tensor ids, Tensor dwte, Tensor dwpe) {
+        String op = "embeddingBackward";
+        int[] iv = ints(op, ids);
+        float[] dov = f(op, dout), tev = f(op, dwte), pev = f(op, dwpe);
+        int[] d = embeddingDims(op, ids, iv, dwte, dwpe, dout);
+        CpuTransformerOps.embeddingBackward(dov, iv, tev, pev, d[0], d[1], d[2]);
+        round(dwte, tev);
+        round(dwpe, pev);
+    }
+
+    // ================================================================ optimizer
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp) {
+        String op = "adamw";
+        float[] pv = f(op, param), gv = f(op, grad), mv = f(op, m), vv = f(op, v);
+        if (hp == null) {
+            throw new IllegalArgumentException(op + ": hyper-parameters are null");
+        }
+        sameNumel(op, param, grad);
+        sameNumel(op, param, m);
+        sameNumel(op, param, v);
+        // torch.optim.AdamW (single-tensor path): decoupled decay, then bias-corrected Adam.
+        float decay = 1f - hp.lr() * hp.weightDecay();
+        float b1 = hp.beta1(), b2 = hp.beta2();
+        double bc1 = 1.0 - Math.pow(b1, hp.step());
+        double bc2 = 1.0 - Math.pow(b2, hp.step());
+        float stepSize = (float) (hp.lr() / bc1);
+        float bc2Sqrt = (float) Math.sqrt(bc2);
+        DType pd = param.dtype(), md = m.dtype(), vd = v.dtype();
+        for (int i = 0; i < pv.length; i++) {
+            float g = gv[i];
+            float p = pv[i] * decay;
+            float mi = md.round(b1 * mv[i] + (1f - b1) * g);
+            float vi = vd.round(b2 * vv[i] + (1f - b2) * g * g);
+            float denom = (float) Math.sqrt(vi) / bc2Sqrt + hp.eps();
+            mv[i] = mi;
+            vv[i] = vi;
+            pv[i] = pd.round(p - stepSize * mi / denom);
+        }
+    }
+
+    // ================================================================ AdaLoRA
+
+    @Override
+    public void adaloraSensitivity(Tensor p, Tensor grad, Tensor expAvgIpt, Tensor expAvgUnc, float beta1,
+                                   float beta2) {
+        String op = "adaloraSensitivity";
+        float[] pv = f(op, p), gv = f(op, grad), iv = f(op, expAvgIpt), uv = f(op, expAvgUnc);
+        sameNumel(op, p, grad);
+        sameNumel(op, p, expAvgIpt);
+        sameNumel(op, p, expAvgUnc);
+        DType id = expAvgIpt.dtype(), ud = expAvgUnc.dtype();
+        for (int i = 0; i < pv.length; i++) {
+            float ipt = Math.abs(pv[i] * gv[i]);                        // I = |p ∘ g|
+            float ibar = id.round(beta1 * iv[i] + (1f - beta1) * ipt);  // Ī ← β1 Ī + (1-β1) I
+            iv[i] = ibar;
+            uv[i] = ud.round(beta2 * uv[i] + (1f - beta2) * Math.abs(ipt - ibar));  // Ū with the new Ī
+        }
+    }
+
+    @Override
+    public void maskWhereAtMost(Tensor target, Tensor scores, float threshold) {
+        String op = "maskWhereAtMost";
+        float[] tv = f(op, target), sv = f(op, scores);
+        sameNumel(op, target, scores);
+        for (int i = 0; i < tv.length; i++) {
+            if (sv[i] <= threshold) {
+                tv[i] = 0f;
+            }
+        }
+    }
+}

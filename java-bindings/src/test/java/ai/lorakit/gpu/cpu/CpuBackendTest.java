@@ -1,0 +1,132 @@
+package ai.lorakit.gpu.cpu;
+
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.Tolerance;
+import ai.lorakit.gpu.contract.Ref;
+import org.junit.jupiter.api.Test;
+
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * CPU-backend specifics the contract cannot see: the {@code lorakit.cpu.naive} flag, the fast GEMM against
+ * the naive one (and both against a double reference) on shapes that exercise every blocking edge (k > KC,
+ * n > NC, partial tiles, the swapped skinny-n path, the multithreaded row/column/batch splits), storage
+ * being dropped on close, and the thread pool's error propagation.
+ */
+class CpuBackendTest {
+
+    @Test
+    void naiveFlagSelectsTheReferencePath() {
+        String old = System.getProperty(CpuBackend.NAIVE_PROPERTY);
+        try {
+            System.setProperty(CpuBackend.NAIVE_PROPERTY, "true");
+            assertTrue(new CpuBackend().naive());
+            System.setProperty(CpuBackend.NAIVE_PROPERTY, "false");
+            assertFalse(new CpuBackend().naive());
+        } finally {
+            if (old == null) {
+                System.clearProperty(CpuBackend.NAIVE_PROPERTY);
+            } else {
+                System.setProperty(CpuBackend.NAIVE_PROPERTY, old);
+            }
+        }
+        assertEquals("cpu", new CpuBackend(true).name());
+    }
+
+    /** {batch, m, n, k}: edges of MR/NR/KC/NC, skinny n (swapped), skinny m, large enough to run threaded. */
+    static final int[][] SHAPES = {
+            {1, 1, 1, 1}, {1, 1, 300, 5}, {1, 300, 1, 5}, {1, 500, 8, 300}, {1, 13, 2100, 40}, {1, 97, 95, 600},
+            {1, 256, 320, 257}, {3, 70, 66, 90}, {8, 64, 64, 64}, {2, 200, 33, 520}, {1, 40, 3, 0}, {2, 3, 40, 0}};
+
+    @Test
+    void fastAndNaiveGemmAgree() {
+        long seed = 20240601;
+        for (int[] s : SHAPES) {
+            int batch = s[0], m = s[1], n = s[2], k = s[3];
+            for (int t = 0; t < 4; t++) {
+                boolean tA = (t & 1) != 0, tB = (t & 2) != 0;
+                for (float beta : new float[] {0f, 0.5f}) {
+                    long sd = seed + 131L * m + 17L * n + k + t;
+                    int lda = (tA ? m : k) + 1, ldb = (tB ? k : n) + 2, ldc = n + 3;
+                    long sA = (long) (tA ? k : m) * lda, sB = (long) (tB ? n : k) * ldb, sC = (long) m * ldc + 1;
+                    float[] a = Ref.random(sd, (int) (sA * batch));
+                    float[] b = Ref.random(sd + 1, (int) (sB * batch));
+                    float[] c0 = Ref.random(sd + 2, (int) (sC * batch));
+                    if (beta == 0f) {
+                        for (int i = 0; i < c0.length; i += 3) {
+                            c0[i] = Float.NaN;   // must not leak through beta = 0
+                        }
+                    }
+                    float[] cf = c0.clone(), cn = c0.clone();
+                    CpuGemm.fast(batch, tA, tB, m, n, k, 1.5f, a, 0, lda, sA, b, 0, ldb, sB, beta, cf, 0, ldc, sC);
+                    CpuGemm.naive(batch, tA, tB, m, n, k, 1.5f, a, 0, lda, sA, b, 0, ldb, sB, beta, cn, 0, ldc, sC);
+                    double[] ref = Ref.gemmBatched(batch, tA, tB, m, n, k, 1.5, a, 0, lda, sA, b, 0, ldb, sB,
+                            beta, c0, 0, ldc, sC);
+                    // both paths only write C's regions: outside them the NaN poison stays (and compares equal)
+                    String what = "gemm batch=" + batch + " " + m + "x" + n + "x" + k + " tA=" + tA + " tB=" + tB
+                            + " beta=" + beta + " seed=" + sd;
+                    Tolerance tol = new Tolerance(2e-6 * Math.sqrt(k), 1e-4);
+                    Tolerance.Result rf = tol.compare(what + " fast", cf, ref);
+                    Tolerance.Result rn = tol.compare(what + " naive", cn, ref);
+                    assertTrue(rf.ok(), rf.describe());
+                    assertTrue(rn.ok(), rn.describe());
+                }
+            }
+        }
+    }
+
+    @Test
+    void backendsWithEitherPathAgreeThroughTheApi() {
+        int m = 130, n = 65, k = 300;
+        float[] a = Ref.random(1, m * k), b = Ref.random(2, n * k);
+        float[][] out = new float[2][];
+        for (int i = 0; i < 2; i++) {
+            try (Backend be = new CpuBackend(i == 1); Tensor at = be.upload(a, m, k); Tensor bt = be.upload(b, n, k);
+                 Tensor ct = be.upload(Ref.nans(m * n), DType.BF16, m, n)) {
+                be.matmul(at, false, bt, true, ct, 1f, 0f);
+                out[i] = be.download(ct);
+            }
+        }
+        double[] ref = Ref.matmul(a, false, b, true, m, n, k);
+        Ref.assertClose(Tolerance.BF16, "fast path, BF16 C", out[0], ref);
+        Ref.assertClose(Tolerance.BF16, "naive path, BF16 C", out[1], ref);
+    }
+
+    @Test
+    void closeDropsTheStorage() {
+        CpuBackend be = new CpuBackend();
+        Tensor t = be.upload(Ref.ones(5), 5);
+        Tensor u = be.uploadInts(new int[] {1, 2}, 2);
+        Tensor open = be.zeros(DType.F32, 3);
+        CpuStorage st = (CpuStorage) t.handle(), su = (CpuStorage) u.handle(), so = (CpuStorage) open.handle();
+        t.close();
+        u.close();
+        assertNull(st.f, "released tensor keeps its array");
+        assertNull(su.i, "released I32 tensor keeps its array");
+        be.close();
+        assertNull(so.f, "backend close keeps an open tensor's array");
+        assertThrows(ai.lorakit.gpu.GpuException.class, () -> be.download(open));
+    }
+
+    @Test
+    void parallelLoopRunsEveryChunkAndRethrows() {
+        AtomicInteger sum = new AtomicInteger();
+        CpuParallel.forEachChunk(5, c -> sum.addAndGet(c + 1));
+        assertEquals(15, sum.get());
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> CpuParallel.forEachChunk(3, c -> {
+            if (c == 2) {
+                throw new IllegalStateException("chunk " + c);
+            }
+        }));
+        assertEquals("chunk 2", e.getMessage());
+        assertTrue(CpuParallel.threads() >= 1);
+    }
+}
