@@ -28,6 +28,15 @@
  *     bf16_to_f32(ushort bits) -> float            exact
  *     f32_to_bf16(float)       -> ushort bits      round to nearest even, NaN stays a (quiet) NaN
  *   KC_INF, KC_FLT_MAX: +infinity and the largest float, as float constants.
+ *   fp16 storage (IEEE binary16, no half arithmetic either):
+ *     f16_to_f32(ushort bits)  -> float            exact (subnormals, inf, NaN)
+ *     f32_to_f16(float)        -> ushort bits      round to nearest even, as Java's Float.floatToFloat16
+ *   Tensors of any storage dtype (KernelBackend passes one dtype code per tensor argument):
+ *     KC_F32 0, KC_BF16 1, KC_F16 2, KC_I32 3   (the order of ai.lorakit.gpu.DType)
+ *     kc_load(GLOBAL const void* p, int dt, long i)      -> element i as fp32 (I32 converted)
+ *     kc_store(GLOBAL void* p, int dt, long i, float v)  stores v rounded to dt (I32: Java's (int) cast:
+ *                                                         NaN -> 0, saturating)
+ *   kc_is_finite(float): on the bits, so it holds under fast-math flags too.
  *
  * Rules for portable kernels (what the shared subset cannot have):
  *   - No templates, classes, references, overloads of your own, or C++ casts: plain C99. Specialise with
@@ -141,6 +150,81 @@ INLINE ushort f32_to_bf16(float f) {
     }
     u += 0x7fffu + ((u >> 16) & 1u);
     return (ushort)(u >> 16);
+}
+
+/* IEEE binary16 bits -> fp32; exact. */
+INLINE float f16_to_f32(ushort bits) {
+    const uint sign = ((uint)bits & 0x8000u) << 16;
+    const uint e = ((uint)bits >> 10) & 0x1fu;
+    const uint m = (uint)bits & 0x3ffu;
+    if (e == 0u) {                                   /* zero or subnormal: m * 2^-24, exact in fp32 */
+        return AS_FLOAT(sign | AS_UINT((float)m * 5.9604644775390625e-8f));
+    }
+    if (e == 31u) {                                  /* inf or NaN */
+        return AS_FLOAT(sign | 0x7f800000u | (m << 13));
+    }
+    return AS_FLOAT(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+/* fp32 -> IEEE binary16 bits, round to nearest even (Java's Float.floatToFloat16); NaN stays NaN, values from
+   65520 up round to infinity, values below 2^-14 to subnormals. */
+INLINE ushort f32_to_f16(float f) {
+    const uint u = AS_UINT(f);
+    const uint sign = (u >> 16) & 0x8000u;
+    uint a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) {                           /* NaN: quiet, keep the top payload bits */
+        return (ushort)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+    }
+    if (a >= 0x477ff000u) {                          /* >= 65520 (the midpoint above 65504) or inf */
+        return (ushort)(sign | 0x7c00u);
+    }
+    if (a < 0x38800000u) {                           /* below 2^-14: the fp32 add rounds |f| to a multiple */
+        const float t = AS_FLOAT(a) + 0.5f;          /* of 2^-24 (nearest even); the low bits are the half */
+        return (ushort)(sign | (AS_UINT(t) - 0x3f000000u));
+    }
+    a += 0xc8000fffu + ((a >> 13) & 1u);             /* rebias the exponent (-112 << 23) and round to even */
+    return (ushort)(sign | (a >> 13));
+}
+
+/* Storage dtype codes: the ordinals of ai.lorakit.gpu.DType. */
+#define KC_F32 0
+#define KC_BF16 1
+#define KC_F16 2
+#define KC_I32 3
+
+/* Element i of a tensor stored as dt, as fp32 (I32 converted to the nearest float). */
+INLINE float kc_load(GLOBAL const void* p, int dt, long i) {
+    if (dt == KC_F32) {
+        return ((GLOBAL const float*)p)[i];
+    }
+    if (dt == KC_BF16) {
+        return bf16_to_f32(((GLOBAL const ushort*)p)[i]);
+    }
+    if (dt == KC_F16) {
+        return f16_to_f32(((GLOBAL const ushort*)p)[i]);
+    }
+    return (float)((GLOBAL const int*)p)[i];
+}
+
+/* Stores v into element i of a tensor stored as dt, rounded to dt; I32 as Java's (int) cast. */
+INLINE void kc_store(GLOBAL void* p, int dt, long i, float v) {
+    if (dt == KC_F32) {
+        ((GLOBAL float*)p)[i] = v;
+    } else if (dt == KC_BF16) {
+        ((GLOBAL ushort*)p)[i] = f32_to_bf16(v);
+    } else if (dt == KC_F16) {
+        ((GLOBAL ushort*)p)[i] = f32_to_f16(v);
+    } else {
+        ((GLOBAL int*)p)[i] = v != v ? 0
+                : v >= 2147483648.0f ? 2147483647
+                : v <= -2147483648.0f ? (-2147483647 - 1)
+                : (int)v;
+    }
+}
+
+/* Whether x is neither NaN nor infinite (tests the exponent bits: immune to fast-math assumptions). */
+INLINE int kc_is_finite(float x) {
+    return (AS_UINT(x) & 0x7f800000u) != 0x7f800000u;
 }
 
 #endif /* LORAKIT_KCOMPAT_H */

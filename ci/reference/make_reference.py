@@ -46,12 +46,23 @@ def write_safetensors(path, tensors, metadata):
         blobs.append(data)
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * ((8 - len(text) % 8) % 8)
+    atomic_write(path, struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def atomic_write(path, data):
+    """Writes data to a temp file next to path, fsyncs it and renames it over path: an interrupted run leaves
+    the committed file intact instead of truncated."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def read_safetensors(path):
@@ -341,8 +352,7 @@ def write_peft_fixture(case, seed, config, adapter, per_module_delta, scalars):
     with PEFT's keys and metadata {"format": "pt"}, and expected.safetensors with base weights, x and outputs."""
     out = os.path.join(PEFT_DIR, case)
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "adapter_config.json"), "w") as f:
-        f.write(json.dumps(config, indent=2, sort_keys=True))
+    atomic_write(os.path.join(out, "adapter_config.json"), json.dumps(config, indent=2, sort_keys=True).encode("utf-8"))
     write_safetensors(os.path.join(out, "adapter_model.safetensors"), adapter, {"format": "pt"})
     torch.manual_seed(seed + 1000)
     n = 5

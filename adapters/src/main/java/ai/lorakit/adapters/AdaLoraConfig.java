@@ -1,5 +1,7 @@
 package ai.lorakit.adapters;
 
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -38,13 +40,27 @@ public record AdaLoraConfig(int initR, int targetR, int tinit, int tfinal, int d
         AdapterConfig.require(deltaT > 0, "deltaT", deltaT, "must be > 0");
         AdapterConfig.require(beta1 >= 0 && beta1 < 1, "beta1", beta1, "must be in [0, 1)");
         AdapterConfig.require(beta2 >= 0 && beta2 < 1, "beta2", beta2, "must be in [0, 1)");
-        AdapterConfig.require(orthRegWeight >= 0, "orth_reg_weight", orthRegWeight, "must be >= 0");
+        AdapterConfig.require(Float.isFinite(orthRegWeight) && orthRegWeight >= 0, "orth_reg_weight", orthRegWeight,
+                "must be finite and >= 0");
         AdapterConfig.require(Float.isFinite(alpha) && alpha > 0, "lora_alpha", alpha, "must be finite and > 0");
         AdapterConfig.require(dropout >= 0 && dropout < 1, "lora_dropout", dropout, "must be in [0, 1)");
-        AdapterConfig.require(targetModules != null && !targetModules.isEmpty(), "target_modules", targetModules,
-                "must name at least one module");
-        targetModules = List.copyOf(targetModules);
-        rankPattern = rankPattern == null ? null : LoraConfig.ordered(rankPattern);
+        targetModules = AdapterConfig.targetList(targetModules);
+        rankPattern = rankPattern == null ? null : LoraConfig.ordered(copyMasks(rankPattern, initR));
+    }
+
+    /**
+     * rank_pattern validated and deep-copied (the record stays immutable): each key non-empty, each mask one
+     * boolean per initial triplet (init_r of them), as PEFT's RankAllocator writes it.
+     */
+    private static Map<String, boolean[]> copyMasks(Map<String, boolean[]> pattern, int initR) {
+        Map<String, boolean[]> out = new LinkedHashMap<>();
+        pattern.forEach((k, v) -> {
+            AdapterConfig.require(k != null && !k.isEmpty(), "rank_pattern key", k, "must be a lora_E parameter name");
+            AdapterConfig.require(v != null && v.length == initR, "rank_pattern[" + k + "]",
+                    v == null ? null : Arrays.toString(v), "must hold one boolean per triplet (init_r=" + initR + ")");
+            out.put(k, v.clone());
+        });
+        return out;
     }
 
     /** PEFT's defaults (target_r 8, init_r 12, deltaT 1, betas 0.85, orth_reg 0.5, alpha 8). */

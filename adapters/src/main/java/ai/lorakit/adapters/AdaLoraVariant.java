@@ -118,11 +118,7 @@ final class AdaLoraVariant implements Variant {
                 ev = ae = u = null;
             }
         } finally {
-            for (Tensor t : new Tensor[] {ev, ae, u}) {
-                if (t != null) {
-                    t.close();
-                }
-            }
+            Params.closeTensors(ev, ae, u);
         }
     }
 

@@ -40,7 +40,10 @@ public final class AdaptedLinear implements AutoCloseable {
 
     private final BaseLinear base;
     private final AdapterConfig config;
-    private final Variant variant;
+    /** Replaced only by {@link #shareLowRank} (LoRA-drop). */
+    private Variant variant;
+    /** Sees the input of every forward that runs the adapter (LoRA-drop's importance meter), or null. */
+    private InputObserver observer;
     private final long dropoutBase;
     private long dropoutStep;
     private boolean training;
@@ -198,6 +201,9 @@ public final class AdaptedLinear implements AutoCloseable {
                     be.mul(x, xd, xd);                       // x_d = x ∘ mask
                 }
                 variant.forward(base, x, xd, y, c);
+                if (observer != null) {
+                    observer.observe(this, x);
+                }
                 if (c != null && variant.needsInput()) {
                     c.xd = xd;
                     xd = x;                                  // now owned by the cache
@@ -332,6 +338,52 @@ public final class AdaptedLinear implements AutoCloseable {
     /** VeRA's shared projections this layer reads (the model's, same objects for every layer), or null. */
     public VeraProjections veraProjections() {
         return variant instanceof VeraVariant v ? v.shared : null;
+    }
+
+    /** Sees the layer input x [N,in] of a forward that ran the adapter (not disabled, not merged), after it ran. */
+    @FunctionalInterface
+    public interface InputObserver {
+        void observe(AdaptedLinear layer, Tensor x);
+    }
+
+    /** Installs (or with null removes) the one input observer, e.g. LoRA-drop's importance meter. */
+    public void setInputObserver(InputObserver o) {
+        checkOpen();
+        this.observer = o;
+    }
+
+    /**
+     * LoRA-drop (VARIANTS.md section 8): this plain-LoRA layer's A [r,in] and B [out,r] become {@code a} and
+     * {@code b}, the same Parameter objects other layers use, so every tied layer reads the same tensors and its
+     * backward accumulates into the same gradients. The layer's own A and B are closed; the shared ones belong to
+     * the caller (closing this layer leaves them open). The scaling s stays this layer's.
+     *
+     * @throws IllegalArgumentException not a plain LoRA layer (DoRA, VeRA, AdaLoRA), wrong roles, shapes or backend
+     * @throws IllegalStateException    the layer is merged
+     */
+    public void shareLowRank(Parameter a, Parameter b) {
+        checkOpen();
+        if (!(variant instanceof LoraVariant own)) {
+            throw new IllegalArgumentException("layer " + name() + ": only a plain LoRA layer can share A and B, this"
+                    + " is " + this);
+        }
+        if (merged) {
+            throw new IllegalStateException("layer " + name() + " is merged; unmerge it before sharing A and B");
+        }
+        if (a == null || b == null || a.role() != Parameter.Role.LORA_A || b.role() != Parameter.Role.LORA_B
+                || !Arrays.equals(a.value().shape(), own.a.value().shape())
+                || !Arrays.equals(b.value().shape(), own.b.value().shape())
+                || a.value().backend() != base.backend() || b.value().backend() != base.backend()) {
+            throw new IllegalArgumentException("layer " + name() + ": shared A, B must be LORA_A " + own.a.value()
+                    + " and LORA_B " + own.b.value() + " on backend " + base.backend().name() + ", got " + a + " "
+                    + (a == null ? "" : a.value()) + ", " + b + " " + (b == null ? "" : b.value()));
+        }
+        if (a == own.a && b == own.b) {
+            return;                                          // already reading these tensors
+        }
+        dropCache();
+        variant = LoraVariant.shared(a, b, own.s);
+        own.close();
     }
 
     /** The adapter rank r (rows of A, or VeRA's shared r). */

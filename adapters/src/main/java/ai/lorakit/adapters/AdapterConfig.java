@@ -27,6 +27,16 @@ public sealed interface AdapterConfig permits LoraConfig, VeraConfig, AdaLoraCon
         return false;
     }
 
+    /** target_modules as an immutable list: at least one name, no null or empty entry. */
+    static List<String> targetList(List<String> targetModules) {
+        require(targetModules != null && !targetModules.isEmpty(), "target_modules", targetModules,
+                "must name at least one module");
+        for (String t : targetModules) {
+            require(t != null && !t.isEmpty(), "target_modules", targetModules, "must not contain a null or empty name");
+        }
+        return List.copyOf(targetModules);
+    }
+
     static void require(boolean ok, String field, Object value, String rule) {
         if (!ok) {
             throw new IllegalArgumentException(field + " " + rule + ", got " + value);

@@ -48,8 +48,13 @@ record BaseLinear(String name, Backend backend, Tensor w, Tensor bias, boolean f
         }
         try (deltaOutIn) {
             Tensor t = backend.zeros(DType.F32, in, out);
-            backend.transpose(deltaOutIn, t);
-            return t;
+            try {
+                backend.transpose(deltaOutIn, t);
+                return t;
+            } catch (RuntimeException e) {
+                t.close();
+                throw e;
+            }
         }
     }
 

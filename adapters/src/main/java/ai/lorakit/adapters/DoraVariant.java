@@ -136,11 +136,7 @@ final class DoraVariant implements Variant {
                 u = comb = kT = null;
             }
         } finally {
-            for (Tensor t : new Tensor[] {u, comb, kT}) {
-                if (t != null) {
-                    t.close();
-                }
-            }
+            Params.closeTensors(u, comb, kT);
         }
     }
 

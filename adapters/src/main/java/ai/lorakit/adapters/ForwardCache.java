@@ -58,11 +58,7 @@ final class ForwardCache implements AutoCloseable {
     @Override
     public void close() {
         dropInput();
-        for (Tensor t : new Tensor[] {u, v, comb, k, invN, ae, e}) {
-            if (t != null) {
-                t.close();
-            }
-        }
+        Params.closeTensors(u, v, comb, k, invN, ae, e);
         u = v = comb = k = invN = ae = e = null;
     }
 }

@@ -5,6 +5,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
 
 /**
  * LoRA (Hu et al. 2021, arXiv 2106.09685) and DoRA (Liu et al. 2024, arXiv 2402.09353) as PEFT's LoraConfig:
@@ -34,14 +35,18 @@ public record LoraConfig(int r, float alpha, float dropout, boolean useRslora, I
         AdapterConfig.require(Float.isFinite(alpha) && alpha > 0, "lora_alpha", alpha, "must be finite and > 0");
         AdapterConfig.require(dropout >= 0 && dropout < 1, "lora_dropout", dropout, "must be in [0, 1)");
         AdapterConfig.require(init != null, "init_lora_weights", init, "must be set");
-        AdapterConfig.require(targetModules != null && !targetModules.isEmpty(), "target_modules", targetModules,
-                "must name at least one module");
-        targetModules = List.copyOf(targetModules);
+        targetModules = AdapterConfig.targetList(targetModules);
         rankPattern = ordered(rankPattern);
         alphaPattern = ordered(alphaPattern);
-        rankPattern.forEach((k, v) -> AdapterConfig.require(v != null && v > 0, "rank_pattern[" + k + "]", v, "must be > 0"));
-        alphaPattern.forEach((k, v) -> AdapterConfig.require(v != null && Float.isFinite(v) && v > 0,
-                "alpha_pattern[" + k + "]", v, "must be finite and > 0"));
+        rankPattern.forEach((k, v) -> {
+            checkPatternKey("rank_pattern", k);
+            AdapterConfig.require(v != null && v > 0, "rank_pattern[" + k + "]", v, "must be > 0");
+        });
+        alphaPattern.forEach((k, v) -> {
+            checkPatternKey("alpha_pattern", k);
+            AdapterConfig.require(v != null && Float.isFinite(v) && v > 0, "alpha_pattern[" + k + "]", v,
+                    "must be finite and > 0");
+        });
     }
 
     /** PEFT's defaults (r=8, alpha=8, no dropout, Kaiming A, B=0) on the given modules. */
@@ -92,6 +97,17 @@ public record LoraConfig(int r, float alpha, float dropout, boolean useRslora, I
     /** An unmodifiable copy that keeps the caller's order (PEFT takes the first matching key). */
     static <V> Map<String, V> ordered(Map<String, V> m) {
         return m == null ? Map.of() : Collections.unmodifiableMap(new LinkedHashMap<>(m));
+    }
+
+    /** A pattern key must be a non-empty Java regex (PEFT matches it as ^(.*\.)?(key)$). */
+    private static void checkPatternKey(String field, String key) {
+        AdapterConfig.require(key != null && !key.isEmpty(), field + " key", key, "must be a non-empty module pattern");
+        try {
+            Pattern.compile(key);
+        } catch (PatternSyntaxException e) {
+            throw new IllegalArgumentException(field + " key must be a valid regular expression, got " + key
+                    + " (" + e.getDescription() + ")", e);
+        }
     }
 
     private static <V> V match(Map<String, V> pattern, String name) {

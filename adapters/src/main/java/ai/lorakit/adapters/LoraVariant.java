@@ -21,13 +21,21 @@ final class LoraVariant implements Variant {
     final float s;
     final int r;
     private final List<Parameter> params;
+    /** False for A, B shared with other layers (LoRA-drop): their owner closes them, not this variant. */
+    private final boolean owns;
 
-    private LoraVariant(Parameter a, Parameter b, float s, int r) {
+    private LoraVariant(Parameter a, Parameter b, float s, int r, boolean owns) {
         this.a = a;
         this.b = b;
         this.s = s;
         this.r = r;
         this.params = List.of(a, b);
+        this.owns = owns;
+    }
+
+    /** LoRA-drop's tie: a variant reading A [r,in], B [out,r] owned by the caller (not closed by {@link #close}). */
+    static LoraVariant shared(Parameter a, Parameter b, float s) {
+        return new LoraVariant(a, b, s, a.value().dim(0), false);
     }
 
     /**
@@ -55,7 +63,7 @@ final class LoraVariant implements Variant {
             a.value().close();
             throw e;
         }
-        return new LoraVariant(a, b, s, r);
+        return new LoraVariant(a, b, s, r, true);
     }
 
     @Override
@@ -103,7 +111,9 @@ final class LoraVariant implements Variant {
 
     @Override
     public void close() {
-        Params.closeAll(params);
+        if (owns) {
+            Params.closeAll(params);
+        }
     }
 
     // ---------------------------------------------------------------- shared low-rank pieces

@@ -37,7 +37,12 @@ public final class Parameter {
     private Tensor grad;
     private boolean trainable;
 
+    /** @throws IllegalArgumentException a null or empty name, a null role or value */
     public Parameter(String name, Role role, Tensor value, boolean trainable) {
+        if (name == null || name.isEmpty() || role == null || value == null) {
+            throw new IllegalArgumentException("parameter needs a non-empty name, a role and a value, got name="
+                    + name + ", role=" + role + ", value=" + value);
+        }
         this.name = name;
         this.role = role;
         this.value = value;
@@ -75,12 +80,13 @@ public final class Parameter {
         }
     }
 
-    /** The gradient buffer, created as zeros on first use; throws for a frozen parameter. */
+    /** The gradient buffer, created as zeros on first use; throws for a frozen parameter (or a closed value). */
     public Tensor gradForAccumulation() {
         if (!trainable) {
             throw new IllegalStateException("parameter " + name + " is frozen: it has no gradient");
         }
         if (grad == null) {
+            value.checkOpen();
             grad = value.backend().zeros(value.dtype(), value.shape()).named(name + ".grad");
         }
         return grad;

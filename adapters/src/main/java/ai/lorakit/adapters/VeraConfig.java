@@ -21,9 +21,7 @@ public record VeraConfig(int r, long projectionPrngKey, boolean saveProjection, 
         AdapterConfig.require(r > 0, "r", r, "must be > 0");
         AdapterConfig.require(Float.isFinite(dInitial), "d_initial", dInitial, "must be finite");
         AdapterConfig.require(dropout >= 0 && dropout < 1, "vera_dropout", dropout, "must be in [0, 1)");
-        AdapterConfig.require(targetModules != null && !targetModules.isEmpty(), "target_modules", targetModules,
-                "must name at least one module");
-        targetModules = List.copyOf(targetModules);
+        targetModules = AdapterConfig.targetList(targetModules);
     }
 
     /** PEFT's defaults (prng key 0, save_projection, d_initial 0.1, no dropout). */

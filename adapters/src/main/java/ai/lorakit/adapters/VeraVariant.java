@@ -102,12 +102,7 @@ final class VeraVariant implements Variant {
                 u = v = null;
             }
         } finally {
-            if (u != null) {
-                u.close();
-            }
-            if (v != null) {
-                v.close();
-            }
+            Params.closeTensors(u, v);
         }
     }
 

@@ -15,8 +15,10 @@ public record AdamW(float lr, float beta1, float beta2, float eps, float weightD
         if (!(lr >= 0) || !Float.isFinite(lr)) throw new IllegalArgumentException("lr must be finite and >= 0, got " + lr);
         if (!(beta1 >= 0 && beta1 < 1)) throw new IllegalArgumentException("beta1 must be in [0,1), got " + beta1);
         if (!(beta2 >= 0 && beta2 < 1)) throw new IllegalArgumentException("beta2 must be in [0,1), got " + beta2);
-        if (!(eps > 0)) throw new IllegalArgumentException("eps must be > 0, got " + eps);
-        if (!(weightDecay >= 0)) throw new IllegalArgumentException("weightDecay must be >= 0, got " + weightDecay);
+        if (!(eps > 0) || !Float.isFinite(eps)) throw new IllegalArgumentException("eps must be finite and > 0, got " + eps);
+        if (!(weightDecay >= 0) || !Float.isFinite(weightDecay)) {
+            throw new IllegalArgumentException("weightDecay must be finite and >= 0, got " + weightDecay);
+        }
         if (step < 1) throw new IllegalArgumentException("step must be >= 1, got " + step);
     }
 

@@ -1,6 +1,8 @@
 package ai.lorakit.gpu;
 
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.gpu.kernel.KernelBackend;
+import ai.lorakit.gpu.opencl.OpenClBackend;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -10,6 +12,11 @@ import java.util.function.Supplier;
  * Every backend lorakit knows, in {@code auto} preference order (cuda-ffm, cuda-jcuda, opencl, cpu), with its
  * status and, when it cannot be used, the exact reason. Probing never throws and never crashes: a missing
  * driver or runtime is a reason, not an error. {@code lorakit info} prints {@link #list()}.
+ *
+ * <p>{@code opencl} is available when an OpenCL runtime lists a usable device (the system property
+ * {@code lorakit.opencl.device} picks one; default: prefer a GPU, else a CPU such as PoCL). While
+ * {@link KernelBackend#PENDING_OPS} is not empty it opens by name but {@code auto} passes over it, so that
+ * training never lands on a backend that lacks an op.
  */
 public final class BackendRegistry {
 
@@ -22,7 +29,8 @@ public final class BackendRegistry {
         }
     }
 
-    private record Entry(String name, String description, Supplier<String> unavailableReason, Supplier<Backend> open) {
+    private record Entry(String name, String description, Supplier<String> unavailableReason, Supplier<Backend> open,
+                         boolean inAuto) {
     }
 
     private static final String CUDA_NOT_YET = "the CUDA backends are not implemented in this build yet "
@@ -31,14 +39,15 @@ public final class BackendRegistry {
     private static List<Entry> entries() {
         return List.of(
                 new Entry("cuda-ffm", "CUDA through Panama FFM (libcuda + liblorakit.so)",
-                        () -> cudaReason(), null),
+                        () -> cudaReason(), null, true),
                 new Entry("cuda-jcuda", "CUDA through JCuda (driver API)",
-                        () -> cudaReason(), null),
-                new Entry("opencl", "OpenCL through LWJGL",
-                        () -> openClReason(), null),
+                        () -> cudaReason(), null, true),
+                new Entry("opencl", "OpenCL through LWJGL, portable kernels" + (KernelBackend.PENDING_OPS.isEmpty() ? ""
+                        : " (" + KernelBackend.PENDING_OPS.size() + " ops pending; not chosen by auto)"),
+                        () -> openClReason(), OpenClBackend::open, KernelBackend.PENDING_OPS.isEmpty()),
                 new Entry("cpu", "pure-Java reference backend (fp32, Vector API, "
                         + Runtime.getRuntime().availableProcessors() + " threads)",
-                        () -> null, CpuBackend::new));
+                        () -> null, CpuBackend::new, true));
     }
 
     private BackendRegistry() {
@@ -62,12 +71,12 @@ public final class BackendRegistry {
     }
 
     /**
-     * Opens a backend by name ({@code auto} = the first available in preference order). An unknown name or an
-     * unavailable backend throws {@link GpuException} with the reason and the choices.
+     * Opens a backend by name ({@code auto} = the first available in preference order that is complete). An
+     * unknown name or an unavailable backend throws {@link GpuException} with the reason and the choices.
      */
     public static Backend open(String name) {
         for (Entry e : entries()) {
-            if (name.equals("auto") || e.name().equals(name)) {
+            if ((name.equals("auto") && e.inAuto()) || e.name().equals(name)) {
                 String reason = e.unavailableReason().get();
                 if (reason == null && e.open() != null) {
                     return e.open().get();
@@ -86,9 +95,9 @@ public final class BackendRegistry {
         return r.ok() ? r.detail() + "; but " + CUDA_NOT_YET : r.detail();
     }
 
+    /** The FFM probe first (no LWJGL class is touched without an ICD loader), then LWJGL's device listing. */
     private static String openClReason() {
         NativeProbe.Result r = NativeProbe.openCl();
-        return r.ok() ? r.detail() + "; but the OpenCL backend is not implemented in this build yet (OpenCL issue)"
-                : r.detail();
+        return r.ok() ? OpenClBackend.unavailableReason() : r.detail();
     }
 }

@@ -159,26 +159,8 @@ final class PeftConfigJson {
     private static LoraConfig lora(Reader r) throws AdapterFormatException {
         loraOnlyChecks(r);
         LoraConfig.Init init = loraInit(r);
-        Map<String, Integer> rp = new LinkedHashMap<>();
-        JsonNode rpn = r.root.get("rank_pattern");
-        if (rpn != null && !rpn.isNull()) {
-            if (!rpn.isObject()) {
-                throw r.error("rank_pattern", rpn.toString(), "an object of module pattern -> rank");
-            }
-            for (Map.Entry<String, JsonNode> e : rpn.properties()) {
-                rp.put(e.getKey(), (int) r.integral("rank_pattern[" + e.getKey() + "]", e.getValue()));
-            }
-        }
-        Map<String, Float> ap = new LinkedHashMap<>();
-        JsonNode apn = r.root.get("alpha_pattern");
-        if (apn != null && !apn.isNull()) {
-            if (!apn.isObject()) {
-                throw r.error("alpha_pattern", apn.toString(), "an object of module pattern -> alpha");
-            }
-            for (Map.Entry<String, JsonNode> e : apn.properties()) {
-                ap.put(e.getKey(), r.number("alpha_pattern[" + e.getKey() + "]", e.getValue()));
-            }
-        }
+        Map<String, Integer> rp = r.patterns("rank_pattern", "rank", (k, n) -> (int) r.integral(k, n));
+        Map<String, Float> ap = r.patterns("alpha_pattern", "alpha", r::number);
         return new LoraConfig(r.integer("r", 8), r.floatValue("lora_alpha", 8f), r.floatValue("lora_dropout", 0f),
                 r.bool("use_rslora", false), init, r.bool("use_dora", false), r.targets(), rp, ap);
     }
@@ -248,8 +230,30 @@ final class PeftConfigJson {
                 r.floatValue("vera_dropout", 0f), r.targets());
     }
 
+    /** Reads one value of a JSON object entry; {@code key} names the entry in errors. */
+    @FunctionalInterface
+    private interface EntryReader<V> {
+        V read(String key, JsonNode value) throws AdapterFormatException;
+    }
+
     /** Typed access to the JSON object with errors naming file, key, value and expectation. */
     private record Reader(Path file, JsonNode root) {
+
+        /** An optional object of module pattern -> value (rank_pattern, alpha_pattern), in file order. */
+        <V> Map<String, V> patterns(String key, String what, EntryReader<V> read) throws AdapterFormatException {
+            Map<String, V> out = new LinkedHashMap<>();
+            JsonNode n = get(key);
+            if (n == null) {
+                return out;
+            }
+            if (!n.isObject()) {
+                throw error(key, n.toString(), "an object of module pattern -> " + what);
+            }
+            for (Map.Entry<String, JsonNode> e : n.properties()) {
+                out.put(e.getKey(), read.read(key + "[" + e.getKey() + "]", e.getValue()));
+            }
+            return out;
+        }
 
         AdapterFormatException error(String key, String value, String supported) {
             return new AdapterFormatException(file + ": " + key + " = " + value + " is not supported; lorakit"

@@ -6,6 +6,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.function.Consumer;
 
 /**
  * A tensor to write: dtype, shape (row-major; empty = 0-rank scalar) and its little-endian bytes. The
@@ -49,48 +50,40 @@ public record TensorData(SafeDType dtype, long[] shape, byte[] data) {
 
     /** fp32 tensor; {@code v.length} must equal the shape's numel. */
     public static TensorData f32(float[] v, long... shape) {
-        ByteBuffer b = buffer(v.length, 4, SafeDType.F32, shape);
-        b.asFloatBuffer().put(v);
-        return new TensorData(SafeDType.F32, shape, b.array());
+        return encode(SafeDType.F32, v.length, shape, b -> b.asFloatBuffer().put(v));
     }
 
     /** fp64 tensor. */
     public static TensorData f64(double[] v, long... shape) {
-        ByteBuffer b = buffer(v.length, 8, SafeDType.F64, shape);
-        b.asDoubleBuffer().put(v);
-        return new TensorData(SafeDType.F64, shape, b.array());
+        return encode(SafeDType.F64, v.length, shape, b -> b.asDoubleBuffer().put(v));
     }
 
     /** bf16 tensor from fp32 values, round-to-nearest-even ({@link DType#floatToBf16}). */
     public static TensorData bf16(float[] v, long... shape) {
-        ByteBuffer b = buffer(v.length, 2, SafeDType.BF16, shape);
-        for (float x : v) {
-            b.putShort(DType.floatToBf16(x));
-        }
-        return new TensorData(SafeDType.BF16, shape, b.array());
+        return encode(SafeDType.BF16, v.length, shape, b -> {
+            for (float x : v) {
+                b.putShort(DType.floatToBf16(x));
+            }
+        });
     }
 
     /** IEEE fp16 tensor from fp32 values, round-to-nearest-even ({@link Float#floatToFloat16}). */
     public static TensorData f16(float[] v, long... shape) {
-        ByteBuffer b = buffer(v.length, 2, SafeDType.F16, shape);
-        for (float x : v) {
-            b.putShort(Float.floatToFloat16(x));
-        }
-        return new TensorData(SafeDType.F16, shape, b.array());
+        return encode(SafeDType.F16, v.length, shape, b -> {
+            for (float x : v) {
+                b.putShort(Float.floatToFloat16(x));
+            }
+        });
     }
 
     /** int32 tensor. */
     public static TensorData i32(int[] v, long... shape) {
-        ByteBuffer b = buffer(v.length, 4, SafeDType.I32, shape);
-        b.asIntBuffer().put(v);
-        return new TensorData(SafeDType.I32, shape, b.array());
+        return encode(SafeDType.I32, v.length, shape, b -> b.asIntBuffer().put(v));
     }
 
     /** int64 tensor. */
     public static TensorData i64(long[] v, long... shape) {
-        ByteBuffer b = buffer(v.length, 8, SafeDType.I64, shape);
-        b.asLongBuffer().put(v);
-        return new TensorData(SafeDType.I64, shape, b.array());
+        return encode(SafeDType.I64, v.length, shape, b -> b.asLongBuffer().put(v));
     }
 
     /** fp32 values rounded to {@code dtype} (F32, BF16 or F16). */
@@ -114,13 +107,19 @@ public record TensorData(SafeDType dtype, long[] shape, byte[] data) {
         return ElementCodec.floats(MemorySegment.ofArray(data), dtype, Math.toIntExact(numel()));
     }
 
-    private static ByteBuffer buffer(int n, int size, SafeDType t, long[] shape) {
+    /**
+     * n values of type t with {@code shape} (n must equal its numel), written little-endian by {@code fill} into a
+     * buffer of exactly n * t.bytes() bytes.
+     */
+    private static TensorData encode(SafeDType t, int n, long[] shape, Consumer<ByteBuffer> fill) {
         long numel = TensorInfo.numel(shape);
         if (numel != n) {
-            throw new IllegalArgumentException("TensorData." + t.name().toLowerCase() + ": " + n
+            throw new IllegalArgumentException("TensorData." + t.name().toLowerCase(java.util.Locale.ROOT) + ": " + n
                     + " values for shape " + Arrays.toString(shape) + " (numel " + numel + ")");
         }
-        return ByteBuffer.allocate(Math.multiplyExact(n, size)).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = ByteBuffer.allocate(Math.multiplyExact(n, t.bytes())).order(ByteOrder.LITTLE_ENDIAN);
+        fill.accept(b);
+        return new TensorData(t, shape, b.array());
     }
 
     @Override

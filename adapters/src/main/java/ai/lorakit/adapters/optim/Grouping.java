@@ -13,6 +13,8 @@ final class Grouping {
     /** HF Trainer's "not a decay parameter" name rule, adapted to lorakit's names (see {@link LoraPlusPolicy}). */
     private static final Pattern NO_DECAY_NAME =
             Pattern.compile("bias|layernorm|layer_norm|rmsnorm|(^|\\.)ln_|(^|\\.)norm($|\\.)|_norm($|\\.)");
+    /** The tensors of a LoRA Embedding layer, by PEFT's names (lora_embedding_A [r,V], lora_embedding_B [C,r]). */
+    private static final Pattern LORA_EMBEDDING_NAME = Pattern.compile("(^|\\.)lora_embedding_[AB]($|\\.)");
 
     private Grouping() {
     }
@@ -23,6 +25,7 @@ final class Grouping {
             case AdamWPolicy p -> List.of(new ParamGroup("default", config.lr(), config.weightDecay(), trainable));
             case LoraFaPolicy p -> List.of(new ParamGroup("default", config.lr(), config.weightDecay(), trainable));
             case LoraPlusPolicy p -> loraPlus(p, config, trainable);
+            case DeltaLoraPolicy p -> List.of(new ParamGroup("default", config.lr(), config.weightDecay(), trainable));
         };
     }
 
@@ -32,7 +35,7 @@ final class Grouping {
         List<Parameter> b = new ArrayList<>();
         List<Parameter> bNoDecay = new ArrayList<>();
         for (Parameter q : trainable) {
-            if (q.role() == Parameter.Role.EMBEDDING) {
+            if (isLoraEmbedding(q)) {
                 embedding.add(q);
             } else if (q.role() == Parameter.Role.LORA_B || q.value().rank() == 1) {
                 (isDecayParameter(q) ? b : bNoDecay).add(q);
@@ -48,6 +51,15 @@ final class Grouping {
                 new ParamGroup("embedding", p.lrEmbedding(), wd, embedding),
                 new ParamGroup("groupB", lrB, wd, b),
                 new ParamGroup("groupB_no_decay", lrB, 0f, bNoDecay));
+    }
+
+    /**
+     * PEFT's embedding group holds the parameters of a LoRA {@code Embedding} layer (its lora_embedding_A/B), not
+     * every embedding table: a table trained in full (role EMBEDDING, e.g. GPT-2's {@code transformer.wte.weight})
+     * falls under the generic rules (2-D: groupA), as in PEFT and the LoRA+ reference code.
+     */
+    static boolean isLoraEmbedding(Parameter q) {
+        return LORA_EMBEDDING_NAME.matcher(q.name()).find();
     }
 
     /** False for biases and norm weights (HF Trainer's get_decay_parameter_names, by role and name). */

@@ -5,7 +5,10 @@ package ai.lorakit.adapters.optim;
  * {@code create_loraplus_optimizer}. The {@link Optimizer} builds exactly four groups, in this order:
  * <ol>
  *   <li>{@code groupA} (lr, wd): every trainable parameter not in the groups below;</li>
- *   <li>{@code embedding} (lrEmbedding, wd): parameters with role {@code EMBEDDING};</li>
+ *   <li>{@code embedding} (lrEmbedding, wd): the tensors of a LoRA embedding adapter, named
+ *       {@code ...lora_embedding_A} / {@code ...lora_embedding_B} (PEFT: parameters of a LoRA {@code Embedding}
+ *       layer). A full embedding table trained as is (role {@code EMBEDDING}, e.g. {@code transformer.wte.weight})
+ *       is not in this group: it follows the rules of the other groups (2-D: groupA);</li>
  *   <li>{@code groupB} (lr·ratio, wd): role {@code LORA_B} or any 1-D tensor, that is a decay parameter;</li>
  *   <li>{@code groupB_no_decay} (lr·ratio, 0): the same criterion, not a decay parameter.</li>
  * </ol>

@@ -1,6 +1,7 @@
 package ai.lorakit.adapters.optim;
 
 import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.gpu.AdamW;
 import ai.lorakit.gpu.Backend;
@@ -26,11 +27,12 @@ import java.util.Set;
  * and a step count t starting at 1 (a parameter without a gradient in a step is skipped and its t does not
  * advance). Group membership is fixed at {@link #create}: parameters frozen then are never optimised.
  *
- * <p><b>LoRA-FA and PEFT: one deliberate difference.</b> PEFT's {@code LoraFAOptimizer} is derived from HF's
- * AdamW: eps is added to the uncorrected sqrt(v), the bias correction is folded into the step size, and weight
- * decay is applied AFTER the Adam step, so there {@code B_wd = B_no_wd·(1 − lr·wd)}. lorakit runs the same torch
- * AdamW kernel for every policy: decay comes first, so {@code B_wd = B_no_wd − lr·wd·B_prev} (identical gradients,
- * moments and step). With wd = 0 the two differ only in where eps enters (negligible for |g̃| ≫ eps).
+ * <p><b>LoRA-FA's two update rules</b> ({@link LoraFaPolicy.UpdateRule}). PEFT's {@code LoraFAOptimizer} is derived
+ * from HF's AdamW: eps is added to the uncorrected sqrt(v), the bias correction is folded into the step size, and
+ * weight decay is applied AFTER the Adam step, so there {@code B_wd = B_no_wd·(1 − lr·wd)}. By default
+ * ({@code new LoraFaPolicy()}) lorakit runs the torch AdamW kernel as for every policy: decay comes first, so
+ * {@code B_wd = B_no_wd − lr·wd·B_prev} (identical gradients, moments and step). {@link LoraFaPolicy#peft()} follows
+ * PEFT exactly, through the same kernel with transformed hyper-parameters ({@link #hfAdamW}).
  *
  * <p>{@link #step()} refuses a non-finite gradient (or LoRA-FA projected gradient) with an
  * {@link IllegalStateException} naming the parameter, before any parameter or moment is changed.
@@ -93,6 +95,9 @@ public final class Optimizer implements AutoCloseable {
             Checks.require(p != null, "params", null, "must not contain null");
             Checks.require(names.add(p.name()), "params", p.name(), "must have unique names; duplicate");
         }
+        if (policy instanceof LoraFaPolicy fa && fa.rule() == LoraFaPolicy.UpdateRule.PEFT) {
+            checkPeftDecay(config.lr(), config.weightDecay());
+        }
         List<Parameter> all = List.copyOf(params);
         Map<Parameter, FaProjection> proj = policy instanceof LoraFaPolicy
                 ? FaProjection.prepare(all, pairs) : Map.of();      // freezes every A
@@ -100,10 +105,15 @@ public final class Optimizer implements AutoCloseable {
         return new Optimizer(policy, config, all, Grouping.build(policy, config, trainable), proj);
     }
 
-    /** LoRA-FA pairs of LoRA/DoRA modules: (LORA_A, LORA_B, module.scaling()); throws for a module without them. */
+    /**
+     * LoRA-FA pairs of LoRA/DoRA modules: (LORA_A, LORA_B, module.scaling()). Throws for any other module: the
+     * projection assumes ΔW = s·B·A, which AdaLoRA (B·diag(E)·A) and VeRA (frozen shared A, B) do not have.
+     */
     public static List<LoraPair> pairsOf(List<AdaptedLinear> modules) {
         List<LoraPair> out = new ArrayList<>();
         for (AdaptedLinear m : modules) {
+            Checks.require(m.config() instanceof LoraConfig, "LoRA-FA module " + m.name(), m.config().peftType(),
+                    "must be a LoRA or DoRA adapter (LoRA-FA projects B's gradient for ΔW = s·B·A)");
             Parameter a = m.parameter(Parameter.Role.LORA_A);
             Parameter b = m.parameter(Parameter.Role.LORA_B);
             Checks.require(a != null && b != null, "LoRA-FA module " + m.name(), m.config(),
@@ -137,6 +147,9 @@ public final class Optimizer implements AutoCloseable {
      */
     public void setLearningRate(float newLr) {
         Checks.require(Float.isFinite(newLr) && newLr >= 0, "lr", newLr, "must be finite and >= 0");
+        if (peftRule()) {
+            checkPeftDecay(newLr, config.weightDecay());
+        }
         List<ParamGroup> next = new ArrayList<>(groups.size());
         for (int i = 0; i < groups.size(); i++) {
             next.add(groups.get(i).withLr((float) (newLr * lrMultiplier[i])));
@@ -164,6 +177,9 @@ public final class Optimizer implements AutoCloseable {
             }
         }
         for (Work w : work) {
+            if (w.p.value().isClosed()) {
+                throw new IllegalStateException("parameter " + w.p.name() + " is closed; no parameter was updated");
+            }
             requireFinite(w.p.grad(), w.p.name(), "gradient");
         }
         Tensor[] grads = new Tensor[work.size()];
@@ -182,8 +198,10 @@ public final class Optimizer implements AutoCloseable {
             Work w = work.get(i);
             Slot s = state[i];
             s.step++;
-            AdamW hp = new AdamW(w.group.lr(), config.beta1(), config.beta2(), config.eps(), w.group.weightDecay(),
-                    s.step);
+            AdamW hp = peftRule()
+                    ? hfAdamW(w.group.lr(), config.beta1(), config.beta2(), config.eps(), w.group.weightDecay(), s.step)
+                    : new AdamW(w.group.lr(), config.beta1(), config.beta2(), config.eps(), w.group.weightDecay(),
+                            s.step);
             w.p.value().backend().adamw(w.p.value(), grads[i], s.m, s.v, hp);
         }
         steps++;
@@ -250,6 +268,29 @@ public final class Optimizer implements AutoCloseable {
         }
         slots.clear();
         projections.values().forEach(FaProjection::close);
+    }
+
+    private boolean peftRule() {
+        return policy instanceof LoraFaPolicy fa && fa.rule() == LoraFaPolicy.UpdateRule.PEFT;
+    }
+
+    /** PEFT's rule multiplies B by (1 − lr·wd) after each step: that factor must stay positive. */
+    private static void checkPeftDecay(float lr, float weightDecay) {
+        Checks.require((double) lr * weightDecay < 1, "lr·weight_decay of LoRA-FA's PEFT rule", lr * weightDecay,
+                "must be < 1 (B is multiplied by 1 − lr·wd after each step)");
+    }
+
+    /**
+     * One step of HF's AdamW (PEFT's LoraFAOptimizer, correct_bias=True) expressed as torch's AdamW kernel. HF:
+     * {@code p ← (p − lr·√bc2/bc1 · m/(√v + eps))·d} with {@code d = 1 − lr·wd}, {@code bc_i = 1 − β_i^t}. torch
+     * AdamW with (lr', wd', eps') computes {@code p·(1 − lr'·wd') − lr'·√bc2/bc1 · m/(√v + eps'·√bc2)}; so
+     * {@code lr' = lr·d}, {@code wd' = wd/d}, {@code eps' = eps/√bc2} give exactly HF's update (same moments).
+     */
+    static AdamW hfAdamW(float lr, float beta1, float beta2, float eps, float weightDecay, int step) {
+        double d = 1.0 - (double) lr * weightDecay;
+        double bc2 = 1.0 - Math.pow(beta2, step);
+        return new AdamW((float) (lr * d), beta1, beta2, (float) (eps / Math.sqrt(bc2)),
+                (float) (weightDecay / d), step);
     }
 
     private Slot slot(Parameter p) {

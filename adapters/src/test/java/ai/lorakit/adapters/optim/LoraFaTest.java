@@ -26,8 +26,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * LoRA-FA (VARIANTS.md section 3 and item 12 of section 11): A is frozen and bit-identical after training while B
  * moves; the first moment after step 1 is (1−β1)·g̃_B with g̃_B = (1/s²)·grad_B·(A Aᵀ + 1e-8 I)⁻¹ computed here
  * independently (Gauss-Jordan in double), per pair with its own s (α/r and rsLoRA's α/√r); weight decay follows
- * torch AdamW (B_wd = B_no_wd − lr·wd·B_prev, not PEFT's B_no_wd·(1 − lr·wd)); a rank-deficient A is refused
- * with the module's name and without side effects.
+ * torch AdamW by default (B_wd = B_no_wd − lr·wd·B_prev, not PEFT's B_no_wd·(1 − lr·wd)) and PEFT's rule with
+ * {@link LoraFaPolicy#peft()} (B_wd = B_no_wd·(1 − lr·wd), section 11 item 12, with the same moments); a
+ * rank-deficient A is refused with the module's name and without side effects.
  */
 class LoraFaTest {
     private final CpuBackend be = new CpuBackend();
@@ -49,6 +50,12 @@ class LoraFaTest {
         float[] b0 = zeroB ? new float[out * r] : random(rnd, out * r, 0.5);
         Parameter b = param(be, name + ".lora_B", Role.LORA_B, true, b0, out, r);
         return new Module(a, b, s);
+    }
+
+    /** A second module with the same names, values and s (to run two optimizers side by side). */
+    private Module copyOf(Module m) {
+        return new Module(param(be, m.a.name(), Role.LORA_A, true, values(m.a), m.a.value().shape()),
+                param(be, m.b.name(), Role.LORA_B, true, values(m.b), m.b.value().shape()), m.s);
     }
 
     @Test
@@ -107,10 +114,8 @@ class LoraFaTest {
         float lr = 0.1f;
         float wd = 0.5f;
         Module plain = module(rnd, "m", 3, 12, 4, 2f, false);
-        float[] aValues = values(plain.a);
         float[] bPrev = values(plain.b);
-        Module decayed = new Module(param(be, "m.lora_A", Role.LORA_A, true, aValues, 3, 12),
-                param(be, "m.lora_B", Role.LORA_B, true, bPrev.clone(), 4, 3), 2f);
+        Module decayed = copyOf(plain);
         float[] g = random(rnd, 12, 1);
         OptimizerConfig cfg = new OptimizerConfig(lr, 0.9f, 0.999f, 1e-8f, 0f);
         try (Optimizer o1 = Optimizer.create(new LoraFaPolicy(), cfg, List.of(plain.a, plain.b),
@@ -133,6 +138,64 @@ class LoraFaTest {
             assertFalse(Tolerance.F32.compare("PEFT's B_no_wd·(1 − lr·wd)", bWd, peftRule).ok(),
                     "lorakit decays before the Adam step, not after it as PEFT does");
         }
+    }
+
+    /** PEFT's LoraFAOptimizer: B_wd == B_no_wd·(1 − lr·wd) (PEFT's test, rtol 1e-5), moments as without decay. */
+    @Test
+    void peftRuleDecaysAfterTheAdamStep() {
+        Random rnd = new Random(47);
+        float lr = 0.1f;
+        float wd = 0.5f;
+        Module plain = module(rnd, "m", 3, 12, 4, 2f, false);
+        Module decayed = copyOf(plain);
+        OptimizerConfig cfg = new OptimizerConfig(lr, 0.9f, 0.999f, 1e-6f, 0f);
+        try (Optimizer o1 = Optimizer.create(LoraFaPolicy.peft(), cfg, List.of(plain.a, plain.b),
+                List.of(plain.pair()));
+             Optimizer o2 = Optimizer.create(LoraFaPolicy.peft(), cfg.withWeightDecay(wd),
+                     List.of(decayed.a, decayed.b), List.of(decayed.pair()))) {
+            for (int t = 0; t < 2; t++) {
+                float[] g = random(rnd, 12, 1);
+                setGrad(plain.b, g);
+                setGrad(decayed.b, g);
+                float[] noWdBefore = values(plain.b);
+                float[] wdBefore = values(decayed.b);
+                o1.step();
+                o2.step();
+                // from the same B, the decayed step is the undecayed one times (1 − lr·wd)
+                float[] stepNoWd = values(plain.b);
+                double[] want = new double[12];
+                for (int i = 0; i < 12; i++) {
+                    double adam = stepNoWd[i] - noWdBefore[i];   // −step·m/(√v + eps), same moments in both
+                    want[i] = (wdBefore[i] + adam) * (1 - (double) lr * wd);
+                }
+                Tolerance.Result r = new Tolerance(1e-7, 1e-5).compare("PEFT rule step " + (t + 1)
+                        + ": B_wd = (B + Adam step)·(1 − lr·wd)", values(decayed.b), want);
+                assertTrue(r.ok(), r.describe());
+            }
+            assertClose("same first moment with and without decay", values(o2.state().get("m.lora_B").m()),
+                    toDouble(values(o1.state().get("m.lora_B").m())));
+        }
+        // PEFT's factor 1 − lr·wd must stay positive
+        Module m = module(rnd, "h.0.q", 2, 8, 3, 1f, true);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Optimizer.create(
+                LoraFaPolicy.peft(), new OptimizerConfig(2f, 0.9f, 0.999f, 1e-6f, 0.5f), List.of(m.a, m.b),
+                List.of(m.pair())));
+        assertTrue(e.getMessage().contains("lr·weight_decay") && e.getMessage().contains("1.0"), e.getMessage());
+        assertTrue(m.a.trainable(), "a refused optimizer freezes nothing");
+        try (Optimizer ok = Optimizer.create(LoraFaPolicy.peft(), new OptimizerConfig(1f, 0.9f, 0.999f, 1e-6f, 0.5f),
+                List.of(m.a, m.b), List.of(m.pair()))) {
+            assertThrows(IllegalArgumentException.class, () -> ok.setLearningRate(2f));
+            assertEquals(1f, ok.learningRate(), "a refused learning rate is not applied");
+        }
+        assertThrows(IllegalArgumentException.class, () -> new LoraFaPolicy(null));
+    }
+
+    private static double[] toDouble(float[] f) {
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) {
+            d[i] = f[i];
+        }
+        return d;
     }
 
     @Test

@@ -43,6 +43,28 @@ class LoraPlusTest {
         return param(be, name, role, trainable, random(rnd, n, 1), shape);
     }
 
+    /**
+     * PEFT's embedding group is for a LoRA Embedding layer's adapter tensors only: GPT-2's full wte / wpe tables,
+     * trained as they are (role EMBEDDING), follow the generic rules (2-D -> groupA at lr), not lr_embedding.
+     */
+    @Test
+    void fullEmbeddingTablesAreNotInTheEmbeddingGroup() {
+        Parameter wte = p("transformer.wte.weight", Role.EMBEDDING, true, 10, 4);
+        Parameter wpe = p("transformer.wpe.weight", Role.EMBEDDING, true, 8, 4);
+        Parameter embA = p("transformer.wte.lora_embedding_A", Role.OTHER, true, 2, 10);
+        Parameter b = p("transformer.h.0.attn.c_attn.lora_B", Role.LORA_B, true, 6, 2);
+        try (Optimizer opt = Optimizer.create(LoraPlusPolicy.defaults(), OptimizerConfig.defaults(),
+                List.of(wte, wpe, embA, b), List.of())) {
+            List<ParamGroup> g = opt.groups();
+            assertEquals(List.of(wte, wpe), g.get(0).params(), "full tables: groupA");
+            assertEquals(List.of(embA), g.get(1).params(), "LoRA embedding adapter tensors: embedding group");
+            assertEquals(List.of(b), g.get(2).params());
+        }
+        assertTrue(Grouping.isLoraEmbedding(embA));
+        assertFalse(Grouping.isLoraEmbedding(wte));
+        assertFalse(Grouping.isLoraEmbedding(p("x.lora_embedding_Ax", Role.OTHER, true, 2)));
+    }
+
     @Test
     void fourGroupsInPeftOrderWithTheirMembers() {
         Parameter a = p("h.0.attn.c_attn.lora_A", Role.LORA_A, true, 2, 4);

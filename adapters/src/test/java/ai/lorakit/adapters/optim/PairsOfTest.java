@@ -1,5 +1,6 @@
 package ai.lorakit.adapters.optim;
 
+import ai.lorakit.adapters.AdaLoraConfig;
 import ai.lorakit.adapters.AdaptedLinear;
 import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.Parameter;
@@ -26,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * {@link Optimizer#pairsOf} pairs each real {@link AdaptedLinear}'s A and B with the layer's own s (rsLoRA and a
  * rank pattern give different s per layer), LoRA-FA then trains such layers end to end (forward, backward, step:
- * A bit-identical, B moved), and a layer without A/B (VeRA) is refused by name.
+ * A bit-identical, B moved), and a layer without A/B (VeRA) or with another ΔW (AdaLoRA) is refused by name.
  */
 class PairsOfTest {
     private final CpuBackend be = new CpuBackend();
@@ -88,6 +89,19 @@ class PairsOfTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> Optimizer.pairsOf(List.of(vera)));
             assertTrue(e.getMessage().contains("h.0.mlp.c_fc"), e.getMessage());
+        }
+    }
+
+    /** AdaLoRA has lora_A and lora_B, but ΔW = B·diag(E)·A is not LoRA-FA's s·B·A: refused by name. */
+    @Test
+    void anAdaLoraLayerIsRefused() {
+        AdaLoraConfig ac = AdaLoraConfig.of(10, "q_proj");
+        try (Tensor w = be.upload(new float[8 * 6], 8, 6);
+             AdaptedLinear ada = AdaptedLinear.create("h.0.attn.q_proj", w, null, false, ac, null, 3)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Optimizer.pairsOf(List.of(ada)));
+            assertTrue(e.getMessage().contains("h.0.attn.q_proj") && e.getMessage().contains("ADALORA"),
+                    e.getMessage());
         }
     }
 }

@@ -14,9 +14,6 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.Tolerance;
-import ai.lorakit.gpu.cpu.CpuBackend;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -33,31 +30,11 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
  * {@link Backend#adamw} and the {@link AdamWPolicy} optimizer follow torch.optim.AdamW over 3 steps (parameters
  * and moments), {@link LoraFaPolicy} reproduces LoRA-FA's projected gradient (1/s²)·grad_B·(AAᵀ)⁻¹ followed by
  * torch AdamW over 2 steps with A left untouched (and the dump is shown to tell this rule apart from PEFT's
- * decay-after-step rule), and {@link LoraPlusPolicy} builds PEFT's four groups with PEFT's learning rates and
+ * decay-after-step rule), {@link LoraFaPolicy#peft()} reproduces PEFT's LoraFAOptimizer (HF AdamW, decay after
+ * the step) on the same dump, and {@link LoraPlusPolicy} builds PEFT's four groups with PEFT's learning rates and
  * membership.
  */
-class OptimizerReferenceTest {
-
-    private Backend backend;
-    private final List<AutoCloseable> open = new ArrayList<>();
-
-    @BeforeEach
-    void setUp() {
-        backend = new CpuBackend();
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        for (int i = open.size() - 1; i >= 0; i--) {
-            open.get(i).close();
-        }
-        backend.close();
-    }
-
-    private <T extends AutoCloseable> T keep(T t) {
-        open.add(t);
-        return t;
-    }
+class OptimizerReferenceTest extends ReferenceTestBase {
 
     private static OptimizerConfig configOf(SafetensorsFile f) {
         return new OptimizerConfig(ReferenceFiles.metaFloat(f, "lr"), ReferenceFiles.metaFloat(f, "beta1"),
@@ -125,26 +102,42 @@ class OptimizerReferenceTest {
         }
     }
 
-    @Test
-    void loraFaMatchesProjectedTorchAdamW() {
+    /**
+     * Runs the dump's LoRA-FA steps under {@code policy}: A must be frozen and stay bit-identical, B after step t
+     * must equal the dump's {@code prefix + ".step" + t}. Returns the dump.
+     */
+    private SafetensorsFile loraFaSteps(LoraFaPolicy policy, String prefix) {
         SafetensorsFile f = keep(ReferenceFiles.open("dumps/lorafa.safetensors"));
         Parameter a = param("m.lora_A", Parameter.Role.LORA_A, f, "lora_A");
         Parameter b = param("m.lora_B", Parameter.Role.LORA_B, f, "lora_B.step0");
         float[] a0 = backend.download(a.value());
-        Optimizer opt = keep(Optimizer.create(new LoraFaPolicy(), configOf(f), List.of(a, b),
+        Optimizer opt = keep(Optimizer.create(policy, configOf(f), List.of(a, b),
                 List.of(new LoraPair(a, b, ReferenceFiles.metaFloat(f, "scaling")))));
         assertFalse(a.trainable(), "LoRA-FA must freeze A");
         int steps = ReferenceFiles.metaInt(f, "steps");
         for (int t = 1; t <= steps; t++) {
             ReferenceFiles.copyInto(backend, f, "grad.lora_B.step" + t, b.gradForAccumulation());
             opt.step();
-            ReferenceFiles.assertClose("LoRA-FA B step " + t, f, "lora_B.step" + t, b.value());
+            ReferenceFiles.assertClose("LoRA-FA " + policy.rule() + " B step " + t, f, prefix + ".step" + t,
+                    b.value());
             assertArrayEquals(a0, backend.download(a.value()), "LoRA-FA must leave A bit-identical");
         }
-        // the dump discriminates lorakit's documented rule (torch AdamW, decay first) from PEFT's (decay after)
+        return f;
+    }
+
+    @Test
+    void loraFaMatchesProjectedTorchAdamW() {
+        SafetensorsFile f = loraFaSteps(new LoraFaPolicy(), "lora_B");
+        // the dump discriminates lorakit's default rule (torch AdamW, decay first) from PEFT's (decay after)
+        int steps = ReferenceFiles.metaInt(f, "steps");
         Tolerance.Result peft = Tolerance.F32.compare("torch rule vs PEFT rule",
                 f.floats("lora_B.step" + steps), f.floats("lora_B_peft.step" + steps));
         assertFalse(peft.ok(), "the reference should tell the two LoRA-FA update rules apart: " + peft.describe());
+    }
+
+    @Test
+    void loraFaPeftRuleMatchesPeftsLoraFaOptimizer() {
+        loraFaSteps(LoraFaPolicy.peft(), "lora_B_peft");
     }
 
     @Test

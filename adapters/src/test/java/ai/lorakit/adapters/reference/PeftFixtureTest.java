@@ -8,11 +8,7 @@ import ai.lorakit.adapters.VeraConfig;
 import ai.lorakit.adapters.VeraProjections;
 import ai.lorakit.adapters.io.PeftAdapterIO;
 import ai.lorakit.adapters.io.SafetensorsFile;
-import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.Tensor;
-import ai.lorakit.gpu.cpu.CpuBackend;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -33,28 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * file's tensors into fresh lorakit layers built on the fixture's base weights, and then the eval-mode outputs
  * and the merged weights equal the PyTorch references in expected.safetensors (Tolerance.F32).
  */
-class PeftFixtureTest {
-
-    private Backend backend;
-    private final List<AutoCloseable> open = new ArrayList<>();
-
-    @BeforeEach
-    void setUp() {
-        backend = new CpuBackend();
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        for (int i = open.size() - 1; i >= 0; i--) {
-            open.get(i).close();
-        }
-        backend.close();
-    }
-
-    private <T extends AutoCloseable> T keep(T t) {
-        open.add(t);
-        return t;
-    }
+class PeftFixtureTest extends ReferenceTestBase {
 
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"lora", "dora", "vera", "adalora", "adalora_pruned"})

@@ -8,15 +8,10 @@ import ai.lorakit.adapters.Parameter;
 import ai.lorakit.adapters.VeraConfig;
 import ai.lorakit.adapters.VeraProjections;
 import ai.lorakit.adapters.io.SafetensorsFile;
-import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.Tensor;
-import ai.lorakit.gpu.cpu.CpuBackend;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -33,30 +28,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * tensor, the merged weight, and that unmerge restores W. Non-identity adapters, so every gradient is
  * non-trivial. Tolerance.F32 throughout.
  */
-class ReferenceDumpTest {
+class ReferenceDumpTest extends ReferenceTestBase {
 
     private static final String NAME = "transformer.h.0.attn.c_attn";
-
-    private Backend backend;
-    private final List<AutoCloseable> open = new ArrayList<>();
-
-    @BeforeEach
-    void setUp() {
-        backend = new CpuBackend();
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        for (int i = open.size() - 1; i >= 0; i--) {
-            open.get(i).close();
-        }
-        backend.close();
-    }
-
-    private <T extends AutoCloseable> T keep(T t) {
-        open.add(t);
-        return t;
-    }
 
     /** PEFT tensor name -> lorakit parameter role. */
     private static final Map<String, Parameter.Role> ROLES = Map.of(

@@ -142,6 +142,54 @@ public final class CpuBackend implements Backend {
         round(t.dtype(), out, 0, out.length);
     }
 
+    /** A loop over n elements of two inputs into an output (the arrays may alias). */
+    @FunctionalInterface
+    private interface Map2 {
+        void apply(float[] a, float[] b, float[] out, int n);
+    }
+
+    /** A loop over n elements of one input into an output (the arrays may alias). */
+    @FunctionalInterface
+    private interface Map1 {
+        void apply(float[] x, float[] out, int n);
+    }
+
+    /** out = k(a, b) elementwise: a, b, out with the same numel; out rounded to its dtype. */
+    private void elementwise(String op, Tensor a, Tensor b, Tensor out, Map2 k) {
+        float[] av = f(op, a), bv = f(op, b), ov = f(op, out);
+        sameNumel(op, a, b);
+        sameNumel(op, a, out);
+        k.apply(av, bv, ov, av.length);
+        round(out, ov);
+    }
+
+    /** out = k(x) elementwise: x, out with the same numel; out rounded to its dtype. */
+    private void elementwise(String op, Tensor x, Tensor out, Map1 k) {
+        float[] xv = f(op, x), ov = f(op, out);
+        sameNumel(op, x, out);
+        k.apply(xv, ov, xv.length);
+        round(out, ov);
+    }
+
+    /**
+     * out = a (+ or *) v broadcast over a [rows, cols] seen as a matrix: v has one value per column ({@code perColumn},
+     * v [C]) or per row (v [N]); out rounded to its dtype.
+     */
+    private void broadcast(String op, Tensor a, Tensor v, Tensor out, boolean perColumn, boolean multiply) {
+        float[] av = f(op, a), vv = f(op, v), ov = f(op, out);
+        sameNumel(op, a, out);
+        int rows = a.rows(), cols = a.cols();
+        numelIs(op, v, perColumn ? cols : rows, (perColumn ? "one per column of " : "one per row of ") + a);
+        for (int r = 0; r < rows; r++) {
+            int base = r * cols;
+            for (int c = 0; c < cols; c++) {
+                float x = vv[perColumn ? c : r];
+                ov[base + c] = multiply ? av[base + c] * x : av[base + c] + x;
+            }
+        }
+        round(out, ov);
+    }
+
     // ================================================================ memory
 
     @Override
@@ -359,89 +407,37 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void add(Tensor a, Tensor b, Tensor out) {
-        String op = "add";
-        float[] av = f(op, a), bv = f(op, b), ov = f(op, out);
-        sameNumel(op, a, b);
-        sameNumel(op, a, out);
-        CpuElementwise.add(av, bv, ov, av.length);
-        round(out, ov);
+        elementwise("add", a, b, out, CpuElementwise::add);
     }
 
     @Override
     public void mul(Tensor a, Tensor b, Tensor out) {
-        String op = "mul";
-        float[] av = f(op, a), bv = f(op, b), ov = f(op, out);
-        sameNumel(op, a, b);
-        sameNumel(op, a, out);
-        CpuElementwise.mul(av, bv, ov, av.length);
-        round(out, ov);
+        elementwise("mul", a, b, out, CpuElementwise::mul);
     }
 
     @Override
     public void scale(Tensor x, float alpha, Tensor out) {
-        String op = "scale";
-        float[] xv = f(op, x), ov = f(op, out);
-        sameNumel(op, x, out);
-        CpuElementwise.scale(xv, alpha, ov, xv.length);
-        round(out, ov);
+        elementwise("scale", x, out, (xv, ov, n) -> CpuElementwise.scale(xv, alpha, ov, n));
     }
 
     @Override
     public void axpby(float alpha, Tensor x, float beta, Tensor y) {
-        String op = "axpby";
-        float[] xv = f(op, x), yv = f(op, y);
-        sameNumel(op, x, y);
-        CpuElementwise.axpby(alpha, xv, beta, yv, xv.length);
-        round(y, yv);
+        elementwise("axpby", x, y, (xv, yv, n) -> CpuElementwise.axpby(alpha, xv, beta, yv, n));
     }
 
     @Override
     public void addRowVector(Tensor a, Tensor v, Tensor out) {
-        String op = "addRowVector";
-        float[] av = f(op, a), vv = f(op, v), ov = f(op, out);
-        sameNumel(op, a, out);
-        numelIs(op, v, a.cols(), "one per column of " + a);
-        int rows = a.rows(), cols = a.cols();
-        for (int r = 0; r < rows; r++) {
-            int base = r * cols;
-            for (int c = 0; c < cols; c++) {
-                ov[base + c] = av[base + c] + vv[c];
-            }
-        }
-        round(out, ov);
+        broadcast("addRowVector", a, v, out, true, false);
     }
 
     @Override
     public void mulRowVector(Tensor a, Tensor v, Tensor out) {
-        String op = "mulRowVector";
-        float[] av = f(op, a), vv = f(op, v), ov = f(op, out);
-        sameNumel(op, a, out);
-        numelIs(op, v, a.cols(), "one per column of " + a);
-        int rows = a.rows(), cols = a.cols();
-        for (int r = 0; r < rows; r++) {
-            int base = r * cols;
-            for (int c = 0; c < cols; c++) {
-                ov[base + c] = av[base + c] * vv[c];
-            }
-        }
-        round(out, ov);
+        broadcast("mulRowVector", a, v, out, true, true);
     }
 
     @Override
     public void mulColVector(Tensor a, Tensor v, Tensor out) {
-        String op = "mulColVector";
-        float[] av = f(op, a), vv = f(op, v), ov = f(op, out);
-        sameNumel(op, a, out);
-        numelIs(op, v, a.rows(), "one per row of " + a);
-        int rows = a.rows(), cols = a.cols();
-        for (int r = 0; r < rows; r++) {
-            int base = r * cols;
-            float s = vv[r];
-            for (int c = 0; c < cols; c++) {
-                ov[base + c] = av[base + c] * s;
-            }
-        }
-        round(out, ov);
+        broadcast("mulColVector", a, v, out, false, true);
     }
 
     @Override
@@ -595,21 +591,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void geluForward(Tensor x, Tensor out) {
-        String op = "geluForward";
-        float[] xv = f(op, x), ov = f(op, out);
-        sameNumel(op, x, out);
-        CpuTransformerOps.geluForward(xv, ov, xv.length);
-        round(out, ov);
+        elementwise("geluForward", x, out, CpuTransformerOps::geluForward);
     }
 
     @Override
     public void geluBackward(Tensor x, Tensor dout, Tensor dx) {
-        String op = "geluBackward";
-        float[] xv = f(op, x), dov = f(op, dout), dxv = f(op, dx);
-        sameNumel(op, x, dout);
-        sameNumel(op, x, dx);
-        CpuTransformerOps.geluBackward(xv, dov, dxv, xv.length);
-        round(dx, dxv);
+        elementwise("geluBackward", x, dout, dx, CpuTransformerOps::geluBackward);
     }
 
     @Override

@@ -416,7 +416,6 @@ class BackendContractTest {
             for (int[] shape : SHAPES) {
                 int n = (int) Tensor.numel(shape);
                 int cols = shape[shape.length - 1];
-                int rows = n / cols;
                 for (int kind = 0; kind < 3; kind++) {
                     long seed = 5L * n + kind;
                     float[] x = input(kind, seed, n);
@@ -438,7 +437,6 @@ class BackendContractTest {
                             assertClose(Tolerance.F32, what + " beta=0.5", be.download(o2), want);
                         }
                     }
-                    assertEquals(rows * cols, n);
                 }
             }
             try (Tensor a = be.upload(Ref.ones(12), 3, 4); Tensor out = be.upload(Ref.filled(3, 5f), 3)) {
@@ -532,6 +530,7 @@ class BackendContractTest {
         }
         try (Backend be = f.get(); Tensor pt = be.upload(p, 10, 13); Tensor it = be.upload(ipt, 10, 13);
              Tensor ut = be.upload(unc, 10, 13)) {
+            ContractBackends.assumeImplemented(be, "adaloraSensitivity");
             double[] wi = Ref.toDouble(ipt), wu = Ref.toDouble(unc);
             for (int step = 0; step < 3; step++) {
                 float[] g = Ref.random(seed + 10 + step, n);
@@ -561,6 +560,7 @@ class BackendContractTest {
         float[] scores = Ref.arange(65, 1f);
         scores[3] = Float.NaN;
         try (Backend be = f.get(); Tensor t = be.upload(target, 65); Tensor s = be.upload(scores, 5, 13)) {
+            ContractBackends.assumeImplemented(be, "maskWhereAtMost");
             be.maskWhereAtMost(t, s, 0f);
             float[] got = be.download(t);
             for (int i = 0; i < 65; i++) {

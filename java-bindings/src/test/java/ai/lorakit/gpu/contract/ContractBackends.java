@@ -2,26 +2,62 @@ package ai.lorakit.gpu.contract;
 
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.gpu.kernel.KernelBackend;
+import ai.lorakit.gpu.opencl.OpenClBackend;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Named;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 
 /**
  * The backends every contract test runs on. Each entry is a factory (a test opens and closes its own
- * instances). To put another backend under contract, add one line here, e.g.
- * {@code Named.of("opencl", OpenClBackend::open)}; a backend that cannot load on this machine should be
- * left out of the stream (or its factory should abort the test through an assumption).
+ * instances). To put another backend under contract, add one line here. A device backend that cannot load on
+ * this machine is left out of the stream, unless the system property {@value #REQUIRE_OPENCL} is true (CI,
+ * where PoCL is installed): then its absence fails every test instead of passing silently.
+ *
+ * <p>Ops a kernel backend does not implement yet: {@link KernelBackend#PENDING_OPS} is the ONE list. A test of
+ * such an op starts with {@link #assumeImplemented}, which skips it (reported as skipped, never passed) on
+ * that backend; deleting the op's line from PENDING_OPS re-enables the test everywhere.
  *
  * <p>Use as {@code @MethodSource("ai.lorakit.gpu.contract.ContractBackends#all")}.
  */
 public final class ContractBackends {
+    /** System property: fail instead of skipping when the OpenCL backend cannot open. */
+    public static final String REQUIRE_OPENCL = "lorakit.test.requireOpenCl";
+
     private ContractBackends() {
     }
 
     public static Stream<Named<Supplier<Backend>>> all() {
-        return Stream.of(
+        List<Named<Supplier<Backend>>> out = new ArrayList<>(List.of(
                 Named.<Supplier<Backend>>of("cpu", () -> new CpuBackend(false)),
-                Named.<Supplier<Backend>>of("cpu-naive", () -> new CpuBackend(true)));
+                Named.<Supplier<Backend>>of("cpu-naive", () -> new CpuBackend(true))));
+        String reason = OpenClBackend.unavailableReason();
+        if (reason == null || Boolean.getBoolean(REQUIRE_OPENCL)) {
+            out.add(Named.<Supplier<Backend>>of("opencl", () -> {
+                if (reason != null) {
+                    throw new AssertionError(REQUIRE_OPENCL + " is set but OpenCL is unavailable: " + reason);
+                }
+                return OpenClBackend.open();
+            }));
+        }
+        return out.stream();
+    }
+
+    /** The ops {@code be} has no kernel for yet (empty for the CPU reference). */
+    public static Set<String> pending(Backend be) {
+        return be instanceof KernelBackend kb ? kb.pendingOps() : Set.of();
+    }
+
+    /** Skips the calling test on {@code be} when one of {@code ops} is pending there (see the class comment). */
+    public static void assumeImplemented(Backend be, String... ops) {
+        for (String op : ops) {
+            Assumptions.assumeFalse(pending(be).contains(op),
+                    () -> op + " is pending on " + be.name() + " (KernelBackend.PENDING_OPS)");
+        }
     }
 }

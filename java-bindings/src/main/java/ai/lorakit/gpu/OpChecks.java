@@ -1,0 +1,139 @@
+package ai.lorakit.gpu;
+
+/**
+ * The argument checks every Backend implementation makes before an op does any work, with one wording for
+ * all backends (the same messages as CpuBackend's): the op's name first, then the tensors and the problem.
+ * Open state, ownership and dtype problems of single tensors are {@link #tensor}/{@link #math}/{@link #ints};
+ * shape relations are the rest. Shape problems throw {@link ShapeException}, closed tensors or backends
+ * {@link GpuException}.
+ */
+public final class OpChecks {
+    private OpChecks() {
+    }
+
+    /** A closed backend: {@code op: backend NAME is closed}. */
+    public static void backendOpen(String op, Backend self, boolean closed) {
+        if (closed) {
+            throw new GpuException(op + ": backend " + self.name() + " is closed");
+        }
+    }
+
+    /** t is non-null, belongs to {@code self} (this very instance) and is open. */
+    public static void tensor(String op, Backend self, Tensor t) {
+        if (t == null) {
+            throw new ShapeException(op + ": tensor argument is null");
+        }
+        if (t.backend() != self) {
+            throw new ShapeException(op + ": " + t + " belongs to another backend instance (" + t.backend()
+                    + "), not to this " + self);
+        }
+        if (t.isClosed()) {
+            throw new GpuException(op + ": use of closed tensor " + t);
+        }
+    }
+
+    /** t is a math tensor (F32, BF16 or F16). */
+    public static void math(String op, Tensor t) {
+        if (t.dtype() == DType.I32) {
+            throw new ShapeException(op + ": " + t + " must be F32, BF16 or F16, not I32");
+        }
+    }
+
+    /** t is an I32 tensor. */
+    public static void ints(String op, Tensor t) {
+        if (t.dtype() != DType.I32) {
+            throw new ShapeException(op + ": " + t + " must be I32, not " + t.dtype());
+        }
+    }
+
+    public static void sameNumel(String op, Tensor a, Tensor b) {
+        if (a.numel() != b.numel()) {
+            throw new ShapeException(op + ": " + a + " and " + b + " must have the same number of elements ("
+                    + a.numel() + " vs " + b.numel() + ")");
+        }
+    }
+
+    /** t has {@code want} elements; {@code what} says why (e.g. "one per column of x"). */
+    public static void numelIs(String op, Tensor t, long want, String what) {
+        if (t.numel() != want) {
+            throw new ShapeException(op + ": " + t + " must have " + want + " elements (" + what + "), has "
+                    + t.numel());
+        }
+    }
+
+    /** Host data of {@code length} values for a tensor of {@code shape}. */
+    public static void dataLength(String op, int length, long numel, int[] shape) {
+        if (length != numel) {
+            throw new ShapeException(op + ": " + length + " values for shape " + java.util.Arrays.toString(shape)
+                    + " (" + numel + " elements)");
+        }
+    }
+
+    /** Non-negative GEMM sizes. */
+    public static void gemmSizes(String op, int batch, int m, int n, int k, Tensor a, Tensor b, Tensor c) {
+        if (batch < 0 || m < 0 || n < 0 || k < 0) {
+            throw new ShapeException(op + ": negative size batch=" + batch + " m=" + m + " n=" + n + " k=" + k
+                    + " for " + a + " x " + b + " -> " + c);
+        }
+    }
+
+    /**
+     * Every element op(X_i) touches lies inside x: X_i stored [rows,cols] (or [cols,rows] with trans) with row
+     * pitch ld >= stored cols, starting at off + i*stride.
+     */
+    public static void gemmOperand(String op, String which, Tensor x, boolean trans, int rows, int cols,
+                                   long off, int ld, long stride, int batch) {
+        long sr = trans ? cols : rows;
+        long sc = trans ? rows : cols;
+        String what = op + ": " + which + "=" + x + (trans ? " (transposed)" : "") + " as op(" + which + ")["
+                + rows + "," + cols + "]";
+        if (off < 0 || stride < 0) {
+            throw new ShapeException(what + ": negative offset " + off + " or stride " + stride);
+        }
+        if (ld < Math.max(1, sc)) {
+            throw new ShapeException(what + ": leading dimension " + ld + " < stored row length " + sc);
+        }
+        if (batch == 0 || sr == 0 || sc == 0) {
+            return;
+        }
+        long last = off + (batch - 1L) * stride + (sr - 1) * ld + sc - 1;
+        if (last >= x.numel() || last < 0) {
+            throw new ShapeException(what + " with offset " + off + ", ld " + ld + ", stride " + stride + ", batch "
+                    + batch + " reaches element " + last + " but the tensor has " + x.numel());
+        }
+    }
+
+    /** out is a's transpose: [cols, rows] of a seen as a matrix. */
+    public static void transposeShape(String op, Tensor a, Tensor out) {
+        int rows = a.rows(), cols = a.cols();
+        if (out.rows() != cols || out.cols() != rows) {
+            throw new ShapeException(op + ": " + a + " seen as [" + rows + "," + cols + "] needs an output ["
+                    + cols + "," + rows + "], got " + out);
+        }
+    }
+
+    /** a and b have the same number of elements and the same row length. */
+    public static void sameRows(String op, Tensor a, Tensor b) {
+        sameNumel(op, a, b);
+        if (a.cols() != b.cols()) {
+            throw new ShapeException(op + ": " + a + " and " + b + " must have the same row length");
+        }
+    }
+
+    /** A dropout probability in [0, 1] (IllegalArgumentException otherwise, NaN included). */
+    public static void probability(String op, float p) {
+        if (!(p >= 0f && p <= 1f)) {
+            throw new IllegalArgumentException(op + ": p must be in [0,1], got " + p);
+        }
+    }
+
+    /** ids[i] in [0, limit) for every i; {@code what} names the limit. */
+    public static void indices(String op, Tensor t, int[] ids, int limit, String what) {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= limit) {
+                throw new ShapeException(op + ": " + t + "[" + i + "] = " + ids[i] + " is outside [0," + limit
+                        + ") (" + what + ")");
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+package ai.lorakit.cli;
+
+import ai.lorakit.adapters.io.AdapterFormatException;
+import ai.lorakit.adapters.io.SafetensorsException;
+import ai.lorakit.models.gpt2.CheckpointFormatException;
+import ai.lorakit.models.train.TrainingDivergedException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.NoSuchFileException;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/**
+ * The {@code lorakit} command (picocli): train, eval, generate, merge, export-peft, import-peft, info.
+ *
+ * <p>Exit codes: 0 success; 2 a usage error (unknown command or option, bad value, missing file, impossible
+ * setting), always ONE line on stderr, never a stack trace; 1 a failure while running (training diverged, an
+ * I/O or backend error), also one line. {@code --debug} (anywhere on the line) adds the stack trace.
+ */
+public final class Main {
+
+    private Main() {
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args, System.out, System.err));
+    }
+
+    /** The top-level command: only dispatches. */
+    @Command(name = "lorakit", mixinStandardHelpOptions = true, version = "lorakit 0.1.0",
+            description = "Fine-tune GPT-2-family models with the LoRA family of adapters.",
+            footer = {"", "Exit codes: 0 ok, 1 failure while running, 2 usage error.",
+                "Run 'lorakit <command> --help' for a command's options."})
+    static final class Top implements Callable<Integer> {
+        private final Cli cli;
+
+        Top(Cli cli) {
+            this.cli = cli;
+        }
+
+        @Override
+        public Integer call() {
+            new CommandLine(this).usage(cli.out);
+            return 2;
+        }
+    }
+
+    /** Runs the command; returns the exit code (testable without exiting the JVM). */
+    static int run(String[] args, PrintStream out, PrintStream err) {
+        Cli cli = new Cli(out, err);
+        boolean debug = Arrays.asList(args).contains("--debug");
+        if (args.length > 0) {
+            cli.subcommandArgs = List.of(Arrays.copyOfRange(args, 1, args.length));
+        }
+        CommandLine cl = commandLine(cli);
+        cl.setParameterExceptionHandler((ex, a) -> {
+            CommandLine c = ex.getCommandLine();
+            if (c == cl && ex instanceof CommandLine.UnmatchedArgumentException u && !u.getUnmatched().isEmpty()
+                    && !u.getUnmatched().getFirst().startsWith("-")) {
+                err.println("lorakit: unknown command '" + u.getUnmatched().getFirst() + "'; try 'lorakit --help'");
+            } else {
+                err.println(prefix(c) + oneLine(ex.getMessage()) + "; try '" + c.getCommandSpec().qualifiedName()
+                        + " --help'");
+            }
+            if (debug) {
+                ex.printStackTrace(err);
+            }
+            return 2;
+        });
+        cl.setExecutionExceptionHandler((ex, c, parsed) -> {
+            int code = exitCode(ex);
+            err.println(prefix(c) + describe(ex));
+            if (debug) {
+                ex.printStackTrace(err);
+            }
+            return code;
+        });
+        return cl.execute(args);
+    }
+
+    static CommandLine commandLine(Cli cli) {
+        CommandLine cl = new CommandLine(new Top(cli));
+        cl.addSubcommand("train", new TrainCommand(cli));
+        cl.addSubcommand("eval", new EvalCommand(cli));
+        cl.addSubcommand("generate", new GenerateCommand(cli));
+        cl.addSubcommand("merge", new MergeCommand(cli));
+        cl.addSubcommand("export-peft", new ExportPeftCommand(cli));
+        cl.addSubcommand("import-peft", new ImportPeftCommand(cli));
+        cl.addSubcommand("info", new InfoCommand(cli));
+        cl.setOut(new PrintWriter(cli.out, true));
+        cl.setErr(new PrintWriter(cli.err, true));
+        return cl;
+    }
+
+    private static String prefix(CommandLine c) {
+        return c.getCommandSpec().qualifiedName() + ": ";
+    }
+
+    /** 2 for what the user can fix on the command line or in their files, 1 for failures while running. */
+    static int exitCode(Throwable ex) {
+        return switch (ex) {
+            case UsageException u -> 2;
+            case CommandLine.ParameterException p -> 2;
+            case IllegalArgumentException i -> 2;
+            case NoSuchFileException n -> 2;
+            case FileNotFoundException f -> 2;
+            case AccessDeniedException a -> 2;
+            case AdapterFormatException a -> 2;
+            case CheckpointFormatException c -> 2;
+            case SafetensorsException s -> 2;
+            case TrainingDivergedException d -> 1;
+            default -> 1;
+        };
+    }
+
+    static String describe(Throwable ex) {
+        return switch (ex) {
+            case NoSuchFileException n -> "no such file: " + n.getFile() + (n.getReason() == null ? "" : " (" + n.getReason() + ")");
+            case AccessDeniedException a -> "permission denied: " + a.getFile();
+            case UsageException u -> oneLine(u.getMessage());
+            case IllegalArgumentException i -> oneLine(i.getMessage());
+            case TrainingDivergedException d -> oneLine(d.getMessage());
+            case IOException io -> oneLine(io.getMessage());
+            case UncheckedIOException u -> oneLine(u.getMessage());
+            default -> "internal error: " + ex.getClass().getSimpleName() + ": " + oneLine(String.valueOf(ex.getMessage()))
+                    + " (run with --debug for the stack trace)";
+        };
+    }
+
+    /** Multi-line messages (e.g. a list of adapter problems) folded into one line. */
+    static String oneLine(String s) {
+        return s == null ? "" : s.strip().replaceAll("\\s*\\R\\s*", "; ");
+    }
+}

@@ -1,0 +1,154 @@
+package ai.lorakit.cli;
+
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.BackendRegistry;
+import ai.lorakit.gpu.GpuException;
+import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.tokenizer.ByteTokenizer;
+import ai.lorakit.models.tokenizer.Gpt2BpeTokenizer;
+import ai.lorakit.models.tokenizer.Tokenizer;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URL;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+
+/**
+ * Where the base model, its tokenizer and the backend come from.
+ * <ul>
+ *   <li>{@code --model DIR}: a Hugging Face GPT-2 folder (config.json + model.safetensors). Without it, the embedded
+ *       default model: the classpath folder {@value #DEFAULT_RESOURCE} (config.json + model.safetensors, optional
+ *       vocab.json + merges.txt), copied to a temporary folder for loading.</li>
+ *   <li>{@code --tokenizer auto|bytes|DIR}: auto = GPT-2 BPE when the model folder has vocab.json and merges.txt,
+ *       else byte-level when vocab_size is 257 (bytes + end-of-text) or 256 (bytes only), else an error;
+ *       bytes = byte-level (vocab_size must be >= 256); DIR = GPT-2 BPE from that folder.</li>
+ *   <li>{@code --backend}: a {@link BackendRegistry} name ({@code auto} = the first available).</li>
+ * </ul>
+ */
+final class ModelSource {
+
+    static final String DEFAULT_RESOURCE = "ai/lorakit/models/default/";
+    static final String DEFAULT_NAME = "lorakit:default";
+    private static final String[] DEFAULT_FILES = {"config.json", "model.safetensors", "vocab.json", "merges.txt"};
+
+    /** A model folder and the name it goes by (base_model_name_or_path). */
+    record Resolved(Path dir, String name, boolean embedded) {
+    }
+
+    private ModelSource() {
+    }
+
+    /** {@code --model} (null = the embedded default). */
+    static Resolved resolve(Path model) throws IOException {
+        if (model != null) {
+            if (!Files.exists(model)) {
+                throw new UsageException("--model: no such folder: " + model);
+            }
+            if (!Files.isDirectory(model)) {
+                throw new UsageException("--model: " + model + " is a file; give the folder that holds config.json"
+                        + " and model.safetensors");
+            }
+            return new Resolved(model, model.toString(), false);
+        }
+        return new Resolved(extractDefault(), DEFAULT_NAME, true);
+    }
+
+    /** True when this build carries the embedded default model. */
+    static boolean hasDefault() {
+        return ModelSource.class.getClassLoader().getResource(DEFAULT_RESOURCE + "config.json") != null;
+    }
+
+    private static Path extractDefault() throws IOException {
+        ClassLoader cl = ModelSource.class.getClassLoader();
+        if (cl.getResource(DEFAULT_RESOURCE + "config.json") == null
+                || cl.getResource(DEFAULT_RESOURCE + "model.safetensors") == null) {
+            throw new UsageException("the embedded default model is not in this build yet (classpath folder "
+                    + DEFAULT_RESOURCE + " with config.json and model.safetensors is missing); pass --model <HF folder>"
+                    + " or pretrain one with 'lorakit train --method full --init random ...'");
+        }
+        Path dir = Files.createTempDirectory("lorakit-default-model");
+        dir.toFile().deleteOnExit();
+        for (String f : DEFAULT_FILES) {
+            URL u = cl.getResource(DEFAULT_RESOURCE + f);
+            if (u == null) {
+                continue;
+            }
+            Path dst = dir.resolve(f);
+            dst.toFile().deleteOnExit();
+            try (InputStream in = u.openStream()) {
+                Files.copy(in, dst, StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+        return dir;
+    }
+
+    static Gpt2Model load(Resolved r, Backend be) throws IOException {
+        return Gpt2Model.load(r.dir(), be);
+    }
+
+    static Backend openBackend(String name) {
+        try {
+            return BackendRegistry.open(name);
+        } catch (GpuException e) {
+            throw new UsageException("--backend: " + e.getMessage(), e);
+        }
+    }
+
+    /** The tokenizer for a model of {@code vocabSize} ids ({@code modelDir} may be null: random init). */
+    static Tokenizer tokenizer(String spec, Path modelDir, int vocabSize) throws IOException {
+        Tokenizer t;
+        switch (spec) {
+            case "bytes" -> t = bytes(vocabSize, "--tokenizer bytes");
+            case "auto" -> {
+                if (modelDir != null && hasBpeFiles(modelDir)) {
+                    t = Gpt2BpeTokenizer.loadDirectory(modelDir);
+                } else if (vocabSize == 257 || vocabSize == 256) {
+                    t = bytes(vocabSize, "--tokenizer auto");
+                } else {
+                    throw new UsageException("--tokenizer auto: the model has vocab_size " + vocabSize + " but its"
+                            + " folder has no vocab.json + merges.txt (byte-level needs vocab_size 256 or 257); pass"
+                            + " --tokenizer <folder with vocab.json and merges.txt> or --tokenizer bytes");
+                }
+            }
+            default -> {
+                Path d = Path.of(spec);
+                if (!Files.isDirectory(d) || !hasBpeFiles(d)) {
+                    throw new UsageException("--tokenizer: '" + spec + "' is not auto, bytes or a folder with"
+                            + " vocab.json and merges.txt");
+                }
+                t = Gpt2BpeTokenizer.loadDirectory(d);
+            }
+        }
+        if (t.vocabSize() > vocabSize) {
+            throw new UsageException("--tokenizer: " + t + " has " + t.vocabSize() + " ids but the model's vocab_size"
+                    + " is " + vocabSize);
+        }
+        return t;
+    }
+
+    private static Tokenizer bytes(int vocabSize, String what) {
+        if (vocabSize >= 257) {
+            return new ByteTokenizer();
+        }
+        if (vocabSize == 256) {
+            return ByteTokenizer.withoutEndOfText();
+        }
+        throw new UsageException(what + ": byte-level needs vocab_size >= 256, the model has " + vocabSize);
+    }
+
+    static boolean hasBpeFiles(Path dir) {
+        return Files.isRegularFile(dir.resolve("vocab.json")) && Files.isRegularFile(dir.resolve("merges.txt"));
+    }
+
+    /** Copies vocab.json + merges.txt (when {@code from} has them) so a written model folder carries its tokenizer. */
+    static void copyTokenizerFiles(Path from, Path to) throws IOException {
+        if (from != null && hasBpeFiles(from)) {
+            Files.createDirectories(to);
+            for (String f : new String[]{"vocab.json", "merges.txt"}) {
+                Files.copy(from.resolve(f), to.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+    }
+}

@@ -1,0 +1,468 @@
+package ai.lorakit.cli;
+
+import ai.lorakit.adapters.AdaLoraConfig;
+import ai.lorakit.adapters.AdapterConfig;
+import ai.lorakit.adapters.Parameter;
+import ai.lorakit.adapters.io.PeftAdapterIO;
+import ai.lorakit.adapters.optim.OptimizerPolicy;
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.models.data.TextDataset;
+import ai.lorakit.models.gpt2.Gpt2Config;
+import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.tokenizer.Gpt2BpeTokenizer;
+import ai.lorakit.models.tokenizer.Tokenizer;
+import ai.lorakit.models.train.Checkpoint;
+import ai.lorakit.models.train.EvalResult;
+import ai.lorakit.models.train.TrainConfig;
+import ai.lorakit.models.train.Trainer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code lorakit train}: fine-tunes (or, with {@code --method full --init random}, pretrains) a GPT-2 model and
+ * writes {@code <out>/adapter} (PEFT format) or {@code <out>/model} (HF checkpoint), {@code metrics.jsonl} and
+ * {@code checkpoint/}. {@code --resume} re-reads the arguments stored in the checkpoint (options given again
+ * override them) and continues exactly where the checkpoint stopped.
+ */
+@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Fine-tune a GPT-2 model with a LoRA-family adapter, or fully (--method full).",
+            "Writes <out>/adapter (PEFT format) or <out>/model (HF checkpoint), <out>/metrics.jsonl and"
+                + " <out>/checkpoint (for --resume)."})
+final class TrainCommand implements Callable<Integer> {
+
+    /** The default target modules: every linear layer of each GPT-2 block (attn.c_attn, attn.c_proj, mlp.c_fc,
+     *  mlp.c_proj; "c_proj" matches both), as QLoRA's all-linear recommendation. PEFT's GPT-2 default is c_attn. */
+    static final String DEFAULT_TARGETS = "c_attn,c_proj,c_fc";
+
+    private final Cli cli;
+    /** True for the re-parse of saved + given arguments under --resume. */
+    private boolean merged;
+
+    @Option(names = "--method", defaultValue = "lora", paramLabel = "<m>",
+            description = "lora, lora-plus, lora-fa, dora, vera, adalora, full (delta-lora, lora-drop: not yet). Default: ${DEFAULT-VALUE}.")
+    String method;
+
+    @Option(names = "--model", paramLabel = "<dir>", description = "HF GPT-2 folder (config.json + model.safetensors). Default: the embedded default model.")
+    Path model;
+
+    @Option(names = "--init", defaultValue = "pretrained", paramLabel = "<how>",
+            description = "pretrained (load --model) or random (a new model: --config-json or --n-layer/--n-embd/--n-head/--n-positions/--vocab). Default: ${DEFAULT-VALUE}.")
+    String init;
+
+    @Option(names = "--config-json", paramLabel = "<file>", description = "HF config.json of the random model (--init random).")
+    Path configJson;
+
+    @Option(names = "--n-layer", paramLabel = "<n>", description = "Blocks of the random model (default 4).")
+    Integer nLayer;
+
+    @Option(names = "--n-embd", paramLabel = "<n>", description = "Width of the random model (default 128).")
+    Integer nEmbd;
+
+    @Option(names = "--n-head", paramLabel = "<n>", description = "Attention heads of the random model (default 4).")
+    Integer nHead;
+
+    @Option(names = "--n-positions", paramLabel = "<n>", description = "Longest sequence of the random model (default 256).")
+    Integer nPositions;
+
+    @Option(names = "--vocab", paramLabel = "<n>", description = "vocab_size of the random model (default: the tokenizer's).")
+    Integer vocab;
+
+    @Option(names = "--data", defaultValue = "brown:fiction", paramLabel = "<src>",
+            description = "A text file, a folder of files, a .jsonl file ({\"text\": ...} per line), or brown:fiction / brown:non-fiction. Default: ${DEFAULT-VALUE}.")
+    String data;
+
+    @Option(names = "--val-fraction", defaultValue = "0.1", paramLabel = "<f>", description = "Share of documents held out for validation. Default: ${DEFAULT-VALUE}.")
+    double valFraction;
+
+    @Option(names = "--tokenizer", defaultValue = "auto", paramLabel = "<t>",
+            description = "auto (vocab.json + merges.txt in the model folder, else bytes when vocab_size is 256/257), bytes, or a folder with vocab.json + merges.txt. Default: ${DEFAULT-VALUE}.")
+    String tokenizer;
+
+    @Option(names = "--backend", defaultValue = "auto", paramLabel = "<b>", description = "auto, cuda-ffm, cuda-jcuda, opencl, cpu. Default: ${DEFAULT-VALUE}.")
+    String backend;
+
+    @Option(names = "--r", defaultValue = "8", paramLabel = "<r>", description = "Adapter rank. Default: ${DEFAULT-VALUE}.")
+    int r;
+
+    @Option(names = "--alpha", defaultValue = "16", paramLabel = "<a>", description = "lora_alpha (scaling alpha/r). Default: ${DEFAULT-VALUE}.")
+    float alpha;
+
+    @Option(names = "--dropout", defaultValue = "0.0", paramLabel = "<p>", description = "Dropout on the adapter input. Default: ${DEFAULT-VALUE}.")
+    float dropout;
+
+    @Option(names = "--target", defaultValue = DEFAULT_TARGETS, split = ",", paramLabel = "<m>",
+            description = "Target modules: names or dotted suffixes, 're:<regex>', or all-linear. Default: ${DEFAULT-VALUE} (every linear layer of each block; PEFT's GPT-2 default is c_attn).")
+    List<String> target;
+
+    @Option(names = "--rslora", description = "Scale alpha/sqrt(r) instead of alpha/r.")
+    boolean rslora;
+
+    @Option(names = "--lora-plus-ratio", defaultValue = "16", paramLabel = "<x>", description = "LoRA+: learning rate of B / of A. Default: ${DEFAULT-VALUE}.")
+    float loraPlusRatio;
+
+    @Option(names = "--vera-r", defaultValue = "256", paramLabel = "<r>", description = "VeRA's shared rank. Default: ${DEFAULT-VALUE}.")
+    int veraR;
+
+    @Option(names = "--adalora-init-r", defaultValue = "12", paramLabel = "<r>", description = "AdaLoRA's initial rank. Default: ${DEFAULT-VALUE}.")
+    int adaloraInitR;
+
+    @Option(names = "--adalora-target-r", defaultValue = "8", paramLabel = "<r>", description = "AdaLoRA's average target rank. Default: ${DEFAULT-VALUE}.")
+    int adaloraTargetR;
+
+    @Option(names = "--steps", defaultValue = "200", paramLabel = "<n>", description = "Optimizer steps. Default: ${DEFAULT-VALUE}.")
+    int steps;
+
+    @Option(names = "--batch", defaultValue = "8", paramLabel = "<b>", description = "Windows per micro-batch. Default: ${DEFAULT-VALUE}.")
+    int batch;
+
+    @Option(names = "--seq-len", paramLabel = "<t>", description = "Tokens per window. Default: min(128, n_positions).")
+    Integer seqLen;
+
+    @Option(names = "--lr", paramLabel = "<lr>", description = "Peak learning rate. Default: 1e-3 (vera 1e-2, full 3e-4).")
+    Float lr;
+
+    @Option(names = "--warmup", paramLabel = "<n>", description = "Linear warm-up steps. Default: steps/10, at most 100.")
+    Integer warmup;
+
+    @Option(names = "--schedule", defaultValue = "cosine", paramLabel = "<s>", description = "cosine, linear or constant after warm-up. Default: ${DEFAULT-VALUE}.")
+    String schedule;
+
+    @Option(names = "--min-lr-ratio", defaultValue = "0.1", paramLabel = "<f>", description = "Decay floor as a share of --lr. Default: ${DEFAULT-VALUE}.")
+    float minLrRatio;
+
+    @Option(names = "--clip", defaultValue = "1.0", paramLabel = "<norm>", description = "Global gradient-norm clip, 0 = off. Default: ${DEFAULT-VALUE}.")
+    float clip;
+
+    @Option(names = "--grad-accum", defaultValue = "1", paramLabel = "<n>", description = "Micro-batches per step. Default: ${DEFAULT-VALUE}.")
+    int gradAccum;
+
+    @Option(names = "--weight-decay", defaultValue = "0.0", paramLabel = "<wd>", description = "AdamW decoupled weight decay. Default: ${DEFAULT-VALUE}.")
+    float weightDecay;
+
+    @Option(names = "--eval-every", defaultValue = "50", paramLabel = "<n>", description = "Validate every n steps (0: before and after only). Default: ${DEFAULT-VALUE}.")
+    int evalEvery;
+
+    @Option(names = "--eval-batches", defaultValue = "20", paramLabel = "<n>", description = "Validation batches per evaluation (0: all). Default: ${DEFAULT-VALUE}.")
+    int evalBatches;
+
+    @Option(names = "--checkpoint-every", defaultValue = "100", paramLabel = "<n>", description = "Checkpoint every n steps (0: at the end only). Default: ${DEFAULT-VALUE}.")
+    int checkpointEvery;
+
+    @Option(names = "--log-every", defaultValue = "10", paramLabel = "<n>", description = "Metrics line every n steps. Default: ${DEFAULT-VALUE}.")
+    int logEvery;
+
+    @Option(names = "--seed", defaultValue = "42", paramLabel = "<s>", description = "Seed of the split, the windows and the adapter init. Default: ${DEFAULT-VALUE}.")
+    long seed;
+
+    @Option(names = "--out", paramLabel = "<dir>", description = "Run folder. Default: runs/<method>-<timestamp>.")
+    Path out;
+
+    @Option(names = "--resume", description = "Continue the run in --out from its checkpoint (stored options are reused; options given now override them).")
+    boolean resume;
+
+    @Option(names = "--debug", description = "Print stack traces of errors.")
+    boolean debug;
+
+    TrainCommand(Cli cli) {
+        this.cli = cli;
+    }
+
+    @Override
+    public Integer call() throws IOException {
+        List<String> given = strip(cli.subcommandArgs);
+        if (resume && !merged) {
+            if (out == null) {
+                throw new UsageException("--resume needs --out <run folder> (the folder with checkpoint/)");
+            }
+            Map<String, Object> run = Trainer.readRunInfo(out);
+            if (run == null) {
+                throw new UsageException("--resume: no checkpoint in " + out);
+            }
+            List<String> all = new ArrayList<>();
+            if (run.get("argv") instanceof List<?> saved) {
+                saved.forEach(a -> all.add(String.valueOf(a)));
+            }
+            all.addAll(given);
+            TrainCommand again = new TrainCommand(cli);
+            again.merged = true;
+            CommandLine c = new CommandLine(again);
+            c.setOverwrittenOptionsAllowed(true);
+            List<String> parse = new ArrayList<>(all);
+            parse.add("--resume");
+            c.parseArgs(parse.toArray(String[]::new));
+            return again.train(all);
+        }
+        return train(given);
+    }
+
+    private static final java.util.Set<String> PATH_OPTIONS = java.util.Set.of("--model", "--data", "--out",
+            "--tokenizer", "--config-json");
+
+    /** argv with the values of path options made absolute, so --resume works from any working folder. */
+    static List<String> absolutePaths(List<String> argv) {
+        List<String> out = new ArrayList<>(argv.size());
+        for (int i = 0; i < argv.size(); i++) {
+            String a = argv.get(i);
+            int eq = a.indexOf('=');
+            String name = eq > 0 ? a.substring(0, eq) : a;
+            if (!PATH_OPTIONS.contains(name)) {
+                out.add(a);
+            } else if (eq > 0) {
+                out.add(name + "=" + absolute(name, a.substring(eq + 1)));
+            } else {
+                out.add(a);
+                if (i + 1 < argv.size()) {
+                    out.add(absolute(name, argv.get(++i)));
+                }
+            }
+        }
+        return out;
+    }
+
+    private static String absolute(String option, String value) {
+        try {
+            Path p = Path.of(value);
+            boolean path = option.equals("--out") || java.nio.file.Files.exists(p);
+            return path ? p.toAbsolutePath().normalize().toString() : value;   // brown:..., auto, bytes stay as they are
+        } catch (java.nio.file.InvalidPathException e) {
+            return value;
+        }
+    }
+
+    /** The arguments without --resume and --debug (what a checkpoint stores). */
+    private static List<String> strip(List<String> args) {
+        return args.stream().filter(a -> !a.equals("--resume") && !a.equals("--debug")).toList();
+    }
+
+    private int train(List<String> argv) throws IOException {
+        Method m = Method.parse(method);
+        validate();
+        TrainConfig.Schedule sched;
+        try {
+            sched = TrainConfig.Schedule.parse(schedule);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--schedule: " + e.getMessage());
+        }
+        Path outDir = out != null ? out : Path.of("runs", m.cliName + "-"
+                + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+        if (!resume && Checkpoint.locate(outDir) != null) {
+            throw new UsageException("--out " + outDir + " already holds a checkpoint; add --resume to continue it,"
+                    + " or choose another --out");
+        }
+        List<String> stored = absolutePaths(argv);
+        if (out == null) {
+            stored.add("--out");
+            stored.add(outDir.toString());
+        }
+        Backend be = ModelSource.openBackend(backend);
+        try {
+            return train(m, sched, outDir, stored, be);
+        } finally {
+            be.close();
+        }
+    }
+
+    private int train(Method m, TrainConfig.Schedule sched, Path outDir, List<String> stored, Backend be)
+            throws IOException {
+        Tokenizer tok;
+        Path modelDir;
+        String modelName;
+        Gpt2Model gm;
+        if (init.equals("random")) {
+            if (model != null) {
+                throw new UsageException("--init random builds a new model; drop --model (or use --init pretrained)");
+            }
+            tok = tokenizer.equals("auto") || tokenizer.equals("bytes")
+                    ? ModelSource.tokenizer("bytes", null, Integer.MAX_VALUE)
+                    : ModelSource.tokenizer(tokenizer, null, Integer.MAX_VALUE);
+            Gpt2Config gc = randomConfig(tok);
+            if (tok.vocabSize() > gc.vocabSize()) {
+                throw new UsageException("--vocab " + gc.vocabSize() + " is smaller than the tokenizer's "
+                        + tok.vocabSize() + " ids");
+            }
+            gm = Gpt2Model.random(gc, be, seed);
+            modelDir = null;
+            modelName = "random-init";
+        } else if (init.equals("pretrained")) {
+            if (configJson != null || nLayer != null || nEmbd != null || nHead != null || nPositions != null
+                    || vocab != null) {
+                throw new UsageException("--config-json / --n-layer / --n-embd / --n-head / --n-positions / --vocab"
+                        + " describe a new model: they need --init random");
+            }
+            ModelSource.Resolved src = ModelSource.resolve(model);
+            gm = ModelSource.load(src, be);
+            modelDir = src.dir();
+            modelName = src.name();
+            try {
+                tok = ModelSource.tokenizer(tokenizer, modelDir, gm.vocabSize());
+            } catch (RuntimeException | IOException e) {
+                gm.close();
+                throw e;
+            }
+        } else {
+            throw new UsageException("--init must be pretrained or random, got '" + init + "'");
+        }
+        try (gm) {
+            return train(m, sched, outDir, stored, gm, tok, modelDir, modelName);
+        }
+    }
+
+    private Gpt2Config randomConfig(Tokenizer tok) throws IOException {
+        if (configJson != null) {
+            if (nLayer != null || nEmbd != null || nHead != null || nPositions != null || vocab != null) {
+                throw new UsageException("--config-json and --n-layer/--n-embd/--n-head/--n-positions/--vocab"
+                        + " exclude each other");
+            }
+            if (!java.nio.file.Files.isRegularFile(configJson)) {
+                throw new UsageException("--config-json: no such file: " + configJson);
+            }
+            return Gpt2Config.read(configJson);
+        }
+        int v = vocab != null ? vocab : tok.vocabSize();
+        int p = nPositions != null ? nPositions : 256;
+        int c = nEmbd != null ? nEmbd : 128;
+        int l = nLayer != null ? nLayer : 4;
+        int h = nHead != null ? nHead : 4;
+        Cli.positive("--vocab", v);
+        Cli.positive("--n-positions", p);
+        Cli.positive("--n-embd", c);
+        Cli.positive("--n-layer", l);
+        Cli.positive("--n-head", h);
+        if (c % h != 0) {
+            throw new UsageException("--n-embd " + c + " must be divisible by --n-head " + h);
+        }
+        return Gpt2Config.of(v, p, c, l, h);
+    }
+
+    @SuppressWarnings("try")   // rep.close() before the summary lines: the bar must be gone first
+    private int train(Method m, TrainConfig.Schedule sched, Path outDir, List<String> stored, Gpt2Model gm,
+                      Tokenizer tok, Path modelDir, String modelName) throws IOException {
+        int t = seqLen != null ? seqLen : Math.min(128, gm.maxSeqLen());
+        Cli.positive("--seq-len", t);
+        if (t > gm.maxSeqLen()) {
+            throw new UsageException("--seq-len " + t + " exceeds the model's n_positions " + gm.maxSeqLen());
+        }
+        TextDataset ds = DataSource.load(data, tok);
+        TextDataset.Split split = DataSource.split(ds, valFraction, seed);
+        Method.Settings s = new Method.Settings(r, alpha, dropout, rslora, target, loraPlusRatio, veraR, adaloraInitR,
+                adaloraTargetR, steps, seed);
+        AdapterConfig ac = m.adapterConfig(s);
+        OptimizerPolicy policy = m.policy(s);
+        if (ac == null) {
+            gm.setFullFineTune(true);
+        } else {
+            gm.attachAdapters(ac, seed);
+        }
+        if (ac instanceof AdaLoraConfig a) {
+            cli.warn("train", "adalora trains its P Λ Q parametrisation at fixed rank init_r=" + a.initR()
+                    + " without the orthogonality regulariser; the rank allocator (budget down to target_r="
+                    + a.targetR() + ") is not implemented yet");
+        }
+        int w = warmup != null ? warmup : Math.min(100, steps / 10);
+        TrainConfig tc = new TrainConfig(steps, batch, t, lr != null ? lr : m.defaultLr, w, sched, minLrRatio,
+                weightDecay, clip, gradAccum, evalEvery, evalBatches, checkpointEvery, seed, logEvery);
+        long trainable = 0;
+        long total = 0;
+        for (Parameter p : gm.parameters()) {
+            total += p.value().numel();
+            trainable += p.trainable() ? p.value().numel() : 0;
+        }
+        try (Trainer tr = new Trainer(gm, policy, tc, split.train(), split.validation(), outDir);
+             ProgressReporter rep = ProgressReporter.create(cli.out, cli.err)) {
+            tr.setListener(rep);
+            tr.setRunInfo(Map.of("argv", stored, "method", m.cliName, "model", modelName));
+            tr.setBaseModelName(modelName);
+            cli.out.println("lorakit train: " + (ac == null ? "full fine-tuning" : m.cliName + ", "
+                    + LoadedModel.describe(ac, gm.adaptedModules().size())) + "; backend " + gm.backend().name());
+            cli.out.println("base model " + modelName + ": " + LoadedModel.describe(gm.config()) + "; trainable "
+                    + String.format(Locale.ROOT, "%,d of %,d parameters (%.2f%%)", trainable, total, 100.0 * trainable / total));
+            cli.out.println("data " + data + " (" + tok + "): " + split.train().tokenCount() + " training tokens ("
+                    + split.train().documentCount() + " documents), " + split.validation().tokenCount()
+                    + " validation tokens (" + split.validation().documentCount() + " documents)");
+            cli.out.println(String.format(Locale.ROOT, "%d steps x %d tokens (batch %d x seq %d x accum %d), lr %.2e"
+                    + " %s, warm-up %d; run folder %s", tc.steps(), tc.tokensPerStep(), batch, t, gradAccum, tc.lr(),
+                    sched, w, outDir));
+            if (resume) {
+                int at = tr.resume();
+                cli.out.println("resumed from " + tr.lastCheckpoint() + " at step " + at);
+            }
+            Trainer.Result res = tr.run();
+            rep.close();
+            if (res.after() != null && res.step() > 0) {
+                cli.out.println("validation loss after:  " + fmt(res.after()));
+            }
+            if (ac == null) {
+                Path dst = outDir.resolve("model");
+                gm.saveHf(dst, DType.F32);
+                ModelSource.copyTokenizerFiles(modelDir, dst);
+                if (tok instanceof Gpt2BpeTokenizer && !tokenizer.equals("auto") && !tokenizer.equals("bytes")) {
+                    ModelSource.copyTokenizerFiles(Path.of(tokenizer), dst);
+                }
+                cli.out.println("wrote " + dst + " (HF checkpoint: config.json + model.safetensors)");
+            } else {
+                Path dst = outDir.resolve("adapter");
+                PeftAdapterIO.save(dst, gm.adapterConfig(), gm.adaptedModules(), gm.veraProjections(), modelName);
+                cli.out.println("wrote " + dst + " (PEFT adapter: adapter_config.json + adapter_model.safetensors)");
+            }
+            cli.out.println(String.format(Locale.ROOT, "trained to step %d in %.1f s (%s tokens/s); metrics in %s",
+                    res.step(), res.elapsedS(), ProgressReporter.tokens(res.tokensPerS()),
+                    outDir.resolve("metrics.jsonl")));
+        }
+        return 0;
+    }
+
+    static String fmt(EvalResult r) {
+        return String.format(Locale.ROOT, "%.4f (perplexity %.2f, %d tokens)", r.loss(), r.perplexity(), r.tokens());
+    }
+
+    private void validate() {
+        Cli.positive("--r", r);
+        Cli.positiveFinite("--alpha", alpha);
+        if (!(dropout >= 0 && dropout < 1)) {
+            throw new UsageException("--dropout must be in [0, 1), got " + dropout);
+        }
+        Cli.positiveFinite("--lora-plus-ratio", loraPlusRatio);
+        Cli.positive("--vera-r", veraR);
+        Cli.positive("--adalora-init-r", adaloraInitR);
+        Cli.positive("--adalora-target-r", adaloraTargetR);
+        if (adaloraTargetR > adaloraInitR) {
+            throw new UsageException("--adalora-target-r " + adaloraTargetR + " must be <= --adalora-init-r " + adaloraInitR);
+        }
+        Cli.positive("--steps", steps);
+        Cli.positive("--batch", batch);
+        if (lr != null) {
+            Cli.positiveFinite("--lr", lr);
+        }
+        if (warmup != null && warmup < 0) {
+            throw new UsageException("--warmup must be >= 0, got " + warmup);
+        }
+        if (!(minLrRatio >= 0 && minLrRatio <= 1)) {
+            throw new UsageException("--min-lr-ratio must be in [0, 1], got " + minLrRatio);
+        }
+        Cli.nonNegative("--clip", clip);
+        Cli.positive("--grad-accum", gradAccum);
+        Cli.nonNegative("--weight-decay", weightDecay);
+        Cli.nonNegative("--eval-every", evalEvery);
+        Cli.nonNegative("--eval-batches", evalBatches);
+        Cli.nonNegative("--checkpoint-every", checkpointEvery);
+        Cli.positive("--log-every", logEvery);
+        if (!(valFraction > 0 && valFraction < 1)) {
+            throw new UsageException("--val-fraction must be in (0, 1), got " + valFraction);
+        }
+        if (target.isEmpty() || target.stream().anyMatch(String::isBlank)) {
+            throw new UsageException("--target must name modules, got '" + String.join(",", target) + "'");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+package ai.lorakit.models;
+
+import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.Parameter;
+import ai.lorakit.gpu.Backend;
+
+import java.util.List;
+
+/**
+ * What the Trainer, the CLI and the benchmarks need from a causal language model (GPT-2 today). Token windows
+ * are int[B][T+1]: inputs are columns 0..T-1, targets columns 1..T. Implementations run every op on
+ * {@link #backend()}.
+ */
+public interface LanguageModel extends AutoCloseable {
+
+    Backend backend();
+
+    int vocabSize();
+
+    /** Longest sequence the position embedding allows (n_positions). */
+    int maxSeqLen();
+
+    /** Sets training mode (adapter dropout on) or eval mode. */
+    void setTraining(boolean training);
+
+    /**
+     * Forward and backward on one micro-batch: accumulates (+=) d(mean loss)/dθ * gradScale into every trainable
+     * parameter's gradient (gradScale = 1/accumulation steps) and returns the mean cross-entropy (nats/token).
+     */
+    double trainStep(int[][] windows, float gradScale);
+
+    /** Mean cross-entropy of the windows' targets, no gradients, eval mode semantics. */
+    double evalLoss(int[][] windows);
+
+    /** Logits [T, V] for one sequence (row-major), for generation and for comparing models. */
+    float[] logits(int[] tokens);
+
+    /** Every parameter: the base model's (frozen unless full fine-tuning) and the adapters'. */
+    List<Parameter> parameters();
+
+    /** The adapted layers, in model order (empty without adapters). */
+    List<AdaptedLinear> adaptedModules();
+
+    @Override
+    void close();
+}

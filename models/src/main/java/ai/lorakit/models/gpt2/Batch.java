@@ -1,0 +1,59 @@
+package ai.lorakit.models.gpt2;
+
+/**
+ * Token windows int[B][T+1] split into inputs (columns 0..T-1) and targets (columns 1..T), row-major [B*T], after
+ * checking them (LanguageModel's convention). Without targets a window is the input itself ([1][T]).
+ *
+ * @param b       batch size B
+ * @param t       sequence length T (<= n_positions)
+ * @param ids     inputs [B*T]
+ * @param targets next tokens [B*T], or null
+ */
+record Batch(int b, int t, int[] ids, int[] targets) {
+
+    /**
+     * @param withTargets windows carry T+1 tokens (training / loss); otherwise each row is T input tokens
+     * @throws IllegalArgumentException empty or ragged windows, T = 0 or > n_positions, a token outside [0,V)
+     */
+    static Batch of(int[][] windows, Gpt2Config cfg, boolean withTargets) {
+        if (windows == null || windows.length == 0) {
+            throw new IllegalArgumentException("token windows must be a non-empty int[B][T" + (withTargets ? "+1" : "")
+                    + "], got " + (windows == null ? "null" : "B=0"));
+        }
+        int extra = withTargets ? 1 : 0;
+        if (windows[0] == null) {
+            throw new IllegalArgumentException("token window 0 is null");
+        }
+        int len = windows[0].length;
+        int t = len - extra;
+        if (t < 1) {
+            throw new IllegalArgumentException("token windows need at least " + (1 + extra) + " tokens"
+                    + (withTargets ? " (inputs 0..T-1, targets 1..T)" : "") + ", got " + len);
+        }
+        if (t > cfg.nPositions()) {
+            throw new IllegalArgumentException("sequence length T=" + t + " exceeds n_positions=" + cfg.nPositions());
+        }
+        int b = windows.length;
+        int[] ids = new int[b * t];
+        int[] targets = withTargets ? new int[b * t] : null;
+        int v = cfg.vocabSize();
+        for (int i = 0; i < b; i++) {
+            int[] w = windows[i];
+            if (w == null || w.length != len) {
+                throw new IllegalArgumentException("token windows must all have length " + len + ", window " + i
+                        + " has " + (w == null ? "null" : w.length));
+            }
+            for (int j = 0; j < len; j++) {
+                if (w[j] < 0 || w[j] >= v) {
+                    throw new IllegalArgumentException("token window " + i + " position " + j + " holds id " + w[j]
+                            + ", outside [0, vocab_size=" + v + ")");
+                }
+            }
+            System.arraycopy(w, 0, ids, i * t, t);
+            if (withTargets) {
+                System.arraycopy(w, 1, targets, i * t, t);
+            }
+        }
+        return new Batch(b, t, ids, targets);
+    }
+}

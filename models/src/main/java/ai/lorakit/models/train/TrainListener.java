@@ -1,0 +1,26 @@
+package ai.lorakit.models.train;
+
+import java.nio.file.Path;
+
+/**
+ * What a {@link Trainer} reports while it runs (the library never prints; the CLI turns these into a progress bar
+ * or log lines). All methods run on the training thread; the defaults do nothing.
+ */
+public interface TrainListener {
+
+    /** Training is about to run steps {@code fromStep + 1 .. totalSteps}; {@code elapsedS} was spent before. */
+    default void started(int fromStep, int totalSteps, long tokensPerStep, double elapsedS) {
+    }
+
+    /** A step finished; {@code logged} when it is also a metrics line (every logEvery steps and the last one). */
+    default void stepDone(StepMetrics m, boolean logged) {
+    }
+
+    /** A validation pass finished at {@code step} (0 = before training). */
+    default void evaluated(int step, EvalResult r) {
+    }
+
+    /** A checkpoint of {@code step} is complete in {@code dir}. */
+    default void checkpointed(int step, Path dir) {
+    }
+}

@@ -1,0 +1,424 @@
+package ai.lorakit.models.train;
+
+import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.Parameter;
+import ai.lorakit.adapters.io.PeftAdapterIO;
+import ai.lorakit.adapters.io.Safetensors;
+import ai.lorakit.adapters.io.SafetensorsFile;
+import ai.lorakit.adapters.io.TensorData;
+import ai.lorakit.adapters.optim.LoraFaPolicy;
+import ai.lorakit.adapters.optim.Optimizer;
+import ai.lorakit.adapters.optim.OptimizerConfig;
+import ai.lorakit.adapters.optim.OptimizerPolicy;
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.Tensor;
+import ai.lorakit.models.LanguageModel;
+import ai.lorakit.models.data.SequentialBatches;
+import ai.lorakit.models.data.TextDataset;
+import ai.lorakit.models.data.WindowSampler;
+
+import java.io.IOException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * The training loop (ARCHITECTURE.md layer 4). One optimizer step s (0-based):
+ * <ol>
+ *   <li>{@code gradAccum} times: a batch [B][T+1] from the {@link WindowSampler}, then
+ *       {@code model.trainStep(windows, 1/gradAccum)} (gradients accumulate; the step's loss is the mean);</li>
+ *   <li>global gradient norm over the trainable parameters, clipped to {@code gradClip} ({@link Gradients});</li>
+ *   <li>{@code optimizer.setLearningRate(schedule.at(s))}, {@code optimizer.step()}, {@code zeroGrad()}.</li>
+ * </ol>
+ * Before training (fresh runs), every {@code evalEvery} steps and after the last step it measures the validation
+ * loss ({@link Evaluator}); it writes {@code metrics.jsonl} ({@link MetricsLog}) and checkpoints atomically
+ * ({@link Checkpoint}) every {@code checkpointEvery} steps and at the end.
+ *
+ * <p>Exact resume: a checkpoint holds every piece of state the next step reads (trainable weights and adapter
+ * tensors, AdamW moments and step counts, the sampler's (seed, windows drawn), every adapted layer's dropout
+ * counter, the step, which fixes the LR), so {@link #resume} followed by {@link #run} produces, on a deterministic
+ * backend, bit for bit the losses and weights of an uninterrupted run. The model must be built the same way
+ * (base weights, adapter config and attach seed: each layer's dropout stream follows from that seed, and
+ * resume refuses a layer whose stream differs).
+ *
+ * <p>A NaN or infinite loss or gradient norm stops the run with {@link TrainingDivergedException} before the
+ * update; no checkpoint is written after the last good one.
+ */
+public final class Trainer implements AutoCloseable {
+
+    /** What a finished {@link #run} measured. */
+    public record Result(int step, EvalResult before, EvalResult after, double lastLoss, double elapsedS,
+                         double tokensPerS) {
+    }
+
+    private final LanguageModel model;
+    private final TrainConfig cfg;
+    private final Path outDir;
+    private final Optimizer optimizer;
+    private final WindowSampler sampler;
+    private final SequentialBatches validation;
+    private final LrSchedule schedule;
+    private TrainListener listener = new TrainListener() {
+    };
+    private Map<String, Object> runInfo = Map.of();
+    private String baseModelName;
+    private Checkpoint.Body extraFiles;
+    private int step;
+    private float lastLr;
+    private double lastNorm;
+    private double elapsedBefore;
+    private boolean resumed;
+    private Path lastCheckpoint;
+    private int lastCheckpointStep;
+
+    /**
+     * @param model      the model, adapters already attached (or full fine-tuning enabled)
+     * @param policy     how the trainable parameters are updated (AdamW, LoRA+, LoRA-FA)
+     * @param validation the held-out part ({@link TextDataset#split})
+     * @param outDir     where metrics.jsonl and checkpoint/ go
+     * @throws IllegalArgumentException T above the model's n_positions, no trainable parameter, a dataset too
+     *                                  short for one window
+     */
+    public Trainer(LanguageModel model, OptimizerPolicy policy, TrainConfig config, TextDataset train,
+                   TextDataset validation, Path outDir) {
+        this.model = model;
+        this.cfg = config;
+        this.outDir = outDir;
+        if (config.seqLen() > model.maxSeqLen()) {
+            throw new IllegalArgumentException("seqLen " + config.seqLen() + " exceeds the model's n_positions "
+                    + model.maxSeqLen());
+        }
+        if (model.parameters().stream().noneMatch(Parameter::trainable)) {
+            throw new IllegalArgumentException("nothing to train: the model has no trainable parameter (attach"
+                    + " adapters or enable full fine-tuning)");
+        }
+        this.sampler = train.sampler(config.seqLen(), config.batchSize(), config.seed());
+        this.validation = validation.sequential(config.seqLen(), config.batchSize());
+        this.schedule = config.lrSchedule();
+        OptimizerConfig oc = new OptimizerConfig(config.lr(), 0.9f, 0.999f, 1e-8f, config.weightDecay());
+        this.optimizer = Optimizer.create(policy, oc, model.parameters(),
+                policy instanceof LoraFaPolicy ? Optimizer.pairsOf(model.adaptedModules()) : List.of());
+    }
+
+    public void setListener(TrainListener l) {
+        this.listener = l;
+    }
+
+    /** Stored in every checkpoint's trainer.json ("run"); the CLI keeps its arguments there. */
+    public void setRunInfo(Map<String, Object> info) {
+        this.runInfo = Map.copyOf(info);
+    }
+
+    /** base_model_name_or_path of the PEFT adapter in checkpoints (may be null). */
+    public void setBaseModelName(String name) {
+        this.baseModelName = name;
+    }
+
+    /** Extra files written into each checkpoint before trainer.json (tests inject failures here). */
+    public void setExtraCheckpointFiles(Checkpoint.Body body) {
+        this.extraFiles = body;
+    }
+
+    public Optimizer optimizer() {
+        return optimizer;
+    }
+
+    public TrainConfig config() {
+        return cfg;
+    }
+
+    /** Completed optimizer steps. */
+    public int step() {
+        return step;
+    }
+
+    /** The surviving checkpoint folder, or null before the first one. */
+    public Path lastCheckpoint() {
+        return lastCheckpoint;
+    }
+
+    /** The validation loss now (eval mode; training mode is restored by the next step). */
+    public EvalResult evaluate() {
+        return Evaluator.evaluate(model, validation, cfg.evalBatches());
+    }
+
+    /** The "run" map of the checkpoint in {@code outDir}, or null when there is none. */
+    public static Map<String, Object> readRunInfo(Path outDir) throws IOException {
+        Path dir = Checkpoint.locate(outDir);
+        return dir == null ? null : Checkpoint.readState(dir).run();
+    }
+
+    // ---------------------------------------------------------------- the loop
+
+    /** Trains from the current step to {@code config.steps()}. */
+    public Result run() throws IOException {
+        long t0 = System.nanoTime();
+        EvalResult before = null;
+        EvalResult last = null;
+        double lastLoss = Double.NaN;
+        long runTokens = 0;
+        long runTrainNanos = 0;
+        try (MetricsLog log = resumed ? MetricsLog.resume(outDir, step) : MetricsLog.create(outDir)) {
+            if (step == 0) {
+                before = evaluate();
+                last = before;
+                listener.evaluated(0, before);
+                log.write(new StepMetrics(0, null, null, null, null, before.loss(), before.perplexity(), elapsedBefore));
+            }
+            listener.started(step, cfg.steps(), cfg.tokensPerStep(), elapsedBefore);
+            long logTokens = 0;
+            long logNanos = 0;
+            while (step < cfg.steps()) {
+                long ts = System.nanoTime();
+                double loss = trainOneStep();
+                long dt = System.nanoTime() - ts;
+                lastLoss = loss;
+                logTokens += cfg.tokensPerStep();
+                logNanos += dt;
+                runTokens += cfg.tokensPerStep();
+                runTrainNanos += dt;
+                boolean evalNow = step == cfg.steps() || (cfg.evalEvery() > 0 && step % cfg.evalEvery() == 0);
+                boolean logNow = evalNow || step % cfg.logEvery() == 0;
+                StepMetrics m = new StepMetrics(step, loss, (double) lastLr, lastNorm, logTokens / (logNanos / 1e9),
+                        null, null, elapsedBefore + (System.nanoTime() - t0) / 1e9);
+                if (evalNow) {
+                    last = evaluate();
+                    listener.evaluated(step, last);
+                    m = m.withValidation(last);
+                }
+                if (logNow) {
+                    log.write(m);
+                    logTokens = 0;
+                    logNanos = 0;
+                }
+                listener.stepDone(m, logNow);
+                if (step == cfg.steps() || (cfg.checkpointEvery() > 0 && step % cfg.checkpointEvery() == 0)) {
+                    saveCheckpoint(elapsedBefore + (System.nanoTime() - t0) / 1e9);
+                }
+            }
+        }
+        double elapsed = elapsedBefore + (System.nanoTime() - t0) / 1e9;
+        return new Result(step, before, last, lastLoss, elapsed, runTrainNanos == 0 ? 0 : runTokens / (runTrainNanos / 1e9));
+    }
+
+    /** Steps 1-3 of the class comment; returns the step's mean loss. */
+    private double trainOneStep() {
+        int s = step;
+        model.setTraining(true);
+        double lossSum = 0;
+        float scale = 1f / cfg.gradAccum();
+        for (int k = 0; k < cfg.gradAccum(); k++) {
+            double l = model.trainStep(sampler.nextBatch(), scale);
+            if (!Double.isFinite(l)) {
+                optimizer.zeroGrad();
+                throw diverged(s + 1, "loss is " + l + (cfg.gradAccum() > 1
+                        ? " in micro-batch " + (k + 1) + " of " + cfg.gradAccum() : ""));
+            }
+            lossSum += l;
+        }
+        List<Parameter> params = model.parameters();
+        double norm = Gradients.globalNorm(params);
+        if (!Double.isFinite(norm)) {
+            optimizer.zeroGrad();
+            throw diverged(s + 1, "the gradient norm is " + norm + " (loss " + lossSum / cfg.gradAccum() + ")");
+        }
+        Gradients.clip(params, norm, cfg.gradClip());
+        lastLr = schedule.at(s);
+        optimizer.setLearningRate(lastLr);
+        optimizer.step();
+        optimizer.zeroGrad();
+        lastNorm = norm;
+        step = s + 1;
+        return lossSum / cfg.gradAccum();
+    }
+
+    private TrainingDivergedException diverged(int atStep, String what) {
+        return new TrainingDivergedException(atStep, what, lastCheckpoint, lastCheckpointStep);
+    }
+
+    // ---------------------------------------------------------------- checkpoints
+
+    /** Every adapter tensor (trainable or not, e.g. LoRA-FA's frozen A) and every trainable parameter, by name. */
+    private Map<String, Parameter> checkpointParameters() {
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        for (AdaptedLinear m : model.adaptedModules()) {
+            for (Parameter p : m.parameters()) {
+                out.put(p.name(), p);
+            }
+        }
+        for (Parameter p : model.parameters()) {
+            if (p.trainable()) {
+                out.put(p.name(), p);
+            }
+        }
+        return out;
+    }
+
+    /** Writes a checkpoint of the current state now. */
+    public Path saveCheckpoint(double elapsedS) throws IOException {
+        Path dir = Checkpoint.write(outDir, tmp -> {
+            Map<String, TensorData> params = new LinkedHashMap<>();
+            checkpointParameters().forEach((name, p) -> params.put(name, f32(p.value())));
+            Safetensors.write(tmp.resolve(Checkpoint.PARAMS), params, Map.of("format", "lorakit"));
+            Map<String, TensorData> moments = new LinkedHashMap<>();
+            Map<String, Integer> momentSteps = new LinkedHashMap<>();
+            optimizer.state().forEach((name, st) -> {
+                moments.put(name + ".exp_avg", f32(st.m()));
+                moments.put(name + ".exp_avg_sq", f32(st.v()));
+                momentSteps.put(name, st.step());
+            });
+            Safetensors.write(tmp.resolve(Checkpoint.OPTIMIZER), moments, Map.of("format", "lorakit"));
+            List<AdaptedLinear> modules = model.adaptedModules();
+            Map<String, Long> dropout = new LinkedHashMap<>();
+            Map<String, Long> dropoutSeeds = new LinkedHashMap<>();
+            for (AdaptedLinear m : modules) {
+                dropout.put(m.name(), m.dropoutStep());
+                dropoutSeeds.put(m.name(), m.dropoutSeed(0));
+            }
+            if (!modules.isEmpty()) {
+                PeftAdapterIO.save(tmp.resolve(Checkpoint.ADAPTER), modules.getFirst().config(), modules,
+                        modules.getFirst().veraProjections(), baseModelName);
+            }
+            if (extraFiles != null) {
+                extraFiles.write(tmp);
+            }
+            WindowSampler.State ss = sampler.state();
+            Checkpoint.writeState(tmp, new TrainerState(TrainerState.FORMAT, TrainerState.VERSION, step, step, lastLr,
+                    ss.seed(), ss.windowsDrawn(), optimizer.stepCount(), momentSteps, dropout, dropoutSeeds, elapsedS, cfg,
+                    !modules.isEmpty(), runInfo));
+        });
+        lastCheckpoint = dir;
+        lastCheckpointStep = step;
+        listener.checkpointed(step, dir);
+        return dir;
+    }
+
+    /**
+     * Loads {@code outDir}'s checkpoint into the model, optimizer and sampler; the next {@link #run} continues
+     * from its step. B, T, gradAccum and the seed must equal the checkpoint's (they define the window stream).
+     *
+     * @return the step resumed at
+     * @throws NoSuchFileException      there is no checkpoint in outDir
+     * @throws IllegalArgumentException the checkpoint does not fit this model or configuration
+     */
+    public int resume() throws IOException {
+        Path dir = Checkpoint.locate(outDir);
+        if (dir == null) {
+            throw new NoSuchFileException(outDir.resolve(Checkpoint.DIR).toString(), null,
+                    "no checkpoint to resume from");
+        }
+        TrainerState st = Checkpoint.readState(dir);
+        TrainConfig c = st.config();
+        same("batch size", cfg.batchSize(), c.batchSize(), dir);
+        same("sequence length", cfg.seqLen(), c.seqLen(), dir);
+        same("gradient accumulation", cfg.gradAccum(), c.gradAccum(), dir);
+        same("seed", cfg.seed(), c.seed(), dir);
+        if (st.step() > cfg.steps()) {
+            throw new IllegalArgumentException("cannot resume from " + dir + ": it is at step " + st.step()
+                    + ", beyond steps=" + cfg.steps());
+        }
+        Map<String, Tensor> dst = new LinkedHashMap<>();
+        checkpointParameters().forEach((name, p) -> dst.put(name, p.value()));
+        Map<String, float[]> values = readExactly(dir.resolve(Checkpoint.PARAMS), dst);
+        Map<String, Optimizer.SavedMoments> moments = new LinkedHashMap<>();
+        Map<String, Tensor> momentShapes = new LinkedHashMap<>();
+        Map<String, Parameter> byName = new LinkedHashMap<>();
+        model.parameters().forEach(p -> byName.put(p.name(), p));
+        for (String name : st.momentSteps().keySet()) {
+            Parameter p = byName.get(name);
+            if (p == null) {
+                throw new IllegalArgumentException("cannot resume from " + dir + ": optimizer state for " + name
+                        + ", which this model does not have");
+            }
+            momentShapes.put(name + ".exp_avg", p.value());
+            momentShapes.put(name + ".exp_avg_sq", p.value());
+        }
+        Map<String, float[]> mv = readExactly(dir.resolve(Checkpoint.OPTIMIZER), momentShapes);
+        st.momentSteps().forEach((name, t) ->
+                moments.put(name, new Optimizer.SavedMoments(mv.get(name + ".exp_avg"), mv.get(name + ".exp_avg_sq"), t)));
+        for (AdaptedLinear m : model.adaptedModules()) {
+            if (!st.dropoutSteps().containsKey(m.name())) {
+                throw new IllegalArgumentException("cannot resume from " + dir + ": no dropout state for layer "
+                        + m.name() + " (was the checkpoint made with other adapter targets?)");
+            }
+            Long seed0 = st.dropoutSeeds().get(m.name());
+            if (seed0 != null && seed0 != m.dropoutSeed(0)) {
+                throw new IllegalArgumentException("cannot resume from " + dir + ": layer " + m.name() + " has another"
+                        + " dropout stream than the checkpoint's (attach the adapters with the seed of the original run)");
+            }
+        }
+        // everything validated: apply
+        values.forEach((name, v) -> {
+            Tensor t = dst.get(name);
+            Backend be = t.backend();
+            try (Tensor staged = be.upload(v, DType.F32, t.shape())) {
+                be.copy(staged, t);
+            }
+        });
+        optimizer.loadState(st.optimizerSteps(), moments);
+        sampler.restore(new WindowSampler.State(st.samplerSeed(), st.samplerWindowsDrawn()));
+        for (AdaptedLinear m : model.adaptedModules()) {
+            m.setDropoutStep(st.dropoutSteps().get(m.name()));
+        }
+        step = st.step();
+        lastLr = st.lr();
+        elapsedBefore = st.elapsedS();
+        resumed = true;
+        lastCheckpoint = dir;
+        lastCheckpointStep = step;
+        return step;
+    }
+
+    private static void same(String what, long now, long saved, Path dir) {
+        if (now != saved) {
+            throw new IllegalArgumentException("cannot resume from " + dir + ": " + what + " " + now
+                    + " differs from the checkpoint's " + saved + " (the run would not continue the same way)");
+        }
+    }
+
+    /** The file's tensors, which must be exactly the expected names with the expected shapes. */
+    private static Map<String, float[]> readExactly(Path file, Map<String, Tensor> expected) throws IOException {
+        Map<String, float[]> out = new LinkedHashMap<>();
+        List<String> problems = new ArrayList<>();
+        try (SafetensorsFile sf = SafetensorsFile.open(file)) {
+            for (Map.Entry<String, Tensor> e : expected.entrySet()) {
+                String name = e.getKey();
+                long[] want = Arrays.stream(e.getValue().shape()).asLongStream().toArray();
+                if (!sf.contains(name)) {
+                    problems.add("missing " + name + " " + Arrays.toString(want));
+                } else if (!Arrays.equals(sf.info(name).shape(), want)) {
+                    problems.add(name + ": shape " + Arrays.toString(sf.info(name).shape()) + ", expected "
+                            + Arrays.toString(want));
+                } else {
+                    out.put(name, sf.floats(name));
+                }
+            }
+            TreeSet<String> extra = new TreeSet<>(sf.names());
+            extra.removeAll(expected.keySet());
+            extra.forEach(n -> problems.add("unexpected " + n + " (not in this model)"));
+        }
+        if (!problems.isEmpty()) {
+            throw new IllegalArgumentException("cannot resume from " + file + " (was it made with another model,"
+                    + " method or adapter settings?): " + String.join("; ", problems.subList(0, Math.min(5, problems.size())))
+                    + (problems.size() > 5 ? "; ... " + (problems.size() - 5) + " more" : ""));
+        }
+        return out;
+    }
+
+    private static TensorData f32(Tensor t) {
+        float[] v = t.backend().download(t);
+        return TensorData.f32(v, Arrays.stream(t.shape()).asLongStream().toArray());
+    }
+
+    /** Releases the optimizer state (the model is the caller's). */
+    @Override
+    public void close() {
+        optimizer.close();
+    }
+}

@@ -1,0 +1,53 @@
+package ai.lorakit.cli;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Proves {@code lorakit info} lists the backends with reasons, help lists every command, and bad commands exit 2 with one line. */
+class MainTest {
+
+    @Test
+    void infoListsEveryBackend() {
+        CliRun r = CliRun.of("info");
+        assertEquals(0, r.code());
+        for (String b : new String[]{"cuda-ffm", "cuda-jcuda", "opencl", "cpu"}) {
+            assertTrue(r.out().contains(b), r.out());
+        }
+        assertTrue(r.out().lines().anyMatch(l -> l.contains("cpu") && l.contains("available") && !l.contains("unavailable")), r.out());
+    }
+
+    @Test
+    void helpListsEveryCommand() {
+        CliRun r = CliRun.of("--help");
+        assertEquals(0, r.code(), r.toString());
+        for (String c : new String[]{"train", "eval", "generate", "merge", "export-peft", "import-peft", "info"}) {
+            assertTrue(r.out().contains(c), c + " missing in\n" + r.out());
+        }
+        CliRun none = CliRun.of();
+        assertEquals(2, none.code());
+        assertTrue(none.out().contains("Usage: lorakit"), none.toString());
+        CliRun train = CliRun.of("train", "--help");
+        assertEquals(0, train.code());
+        for (String o : new String[]{"--method", "--target", "--resume", "--grad-accum", "--lora-plus-ratio", "--init"}) {
+            assertTrue(train.out().contains(o), o + " missing in train --help");
+        }
+    }
+
+    @Test
+    void unknownCommandsAndOptionsExit2WithOneLine() {
+        CliRun r = CliRun.of("frobnicate");
+        assertEquals(2, r.code());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("unknown command 'frobnicate'"));
+        CliRun o = CliRun.of("info", "--bogus");
+        assertEquals(2, o.code());
+        assertEquals(1, o.err().lines().count(), o.err());
+        assertTrue(o.err().contains("--bogus"));
+        CliRun t = CliRun.of("train", "--method", "delta-lora");
+        assertEquals(2, t.code());
+        assertEquals(1, t.err().lines().count(), t.err());
+        assertTrue(t.err().contains("not yet"), t.err());
+    }
+}
