@@ -18,4 +18,8 @@ fi
 
 . ci/jdk.sh
 echo "ci/test.sh: JDK $JAVA_HOME"
-mvn -B -ntp "$@" verify
+# With PoCL installed, the OpenCL contract tests must run: a missing device is a failure, not a skip.
+req=()
+dpkg -s pocl-opencl-icd >/dev/null 2>&1 && req+=(-Dlorakit.test.requireOpenCl=true)
+mvn -B -ntp "${req[@]}" "$@" verify
+ci/gpu-check.sh build/gpu-check-dry --dry-run   # the GPU check up to its first CUDA call (GPU.md): "no CUDA device", exit 0

@@ -19,7 +19,7 @@
 extern "C" {
 #endif
 
-#define LORAKIT_ABI_VERSION 1
+#define LORAKIT_ABI_VERSION 2  /* 2: + lorakit_bench_launch_shrink_f32 */
 
 #if defined(__GNUC__)
 #define LORAKIT_API __attribute__((visibility("default")))
@@ -53,6 +53,13 @@ LORAKIT_API int lorakit_lora_shrink_f32(const float* x, const float* A, float* u
 /* LoRA expand, fp32: y[N,out] += s * u[N,r] * B[out,r]^T (cuda-kernels/portable/lora_expand.kc). */
 LORAKIT_API int lorakit_lora_expand_f32(const float* u, const float* B, float* y,
                                         int N, int r, int out, float s, void* stream);
+
+/* The C baseline of per-launch host overhead (PERFORMANCE.md: "per-launch host overhead, FFM and JCuda <= 1.2 x a
+   native launch"): launches lora_shrink_fwd_kernel1 on (x, A, u, N, in, r) `count` times back to back on `stream`,
+   exactly as lorakit_lora_shrink_f32 does (same geometry, a launch check after each), so the Java bindings can time
+   the same kernel launched through cuLaunchKernel against it. count >= 1; arguments validated as the launcher's. */
+LORAKIT_API int lorakit_bench_launch_shrink_f32(int count, const float* x, const float* A, float* u,
+                                                int N, int in, int r, void* stream);
 
 #ifdef __cplusplus
 }

@@ -66,3 +66,25 @@ extern "C" int lorakit_lora_expand_f32(const float* u, const float* B, float* y,
     lora_expand_fwd_kernel1<<<grid, block, 0, static_cast<cudaStream_t>(stream)>>>(u, B, y, N, r, out, s);
     return check_launch(fn, "launch of lora_expand_fwd_kernel1");
 }
+
+extern "C" int lorakit_bench_launch_shrink_f32(int count, const float* x, const float* A, float* u, int N, int in,
+                                               int r, void* stream) {
+    static const char* fn = "lorakit_bench_launch_shrink_f32";
+    LORAKIT_TRY(lorakit::check_positive(fn, "count", count));
+    LORAKIT_TRY(lorakit::check_not_null(fn, "x", x));
+    LORAKIT_TRY(lorakit::check_not_null(fn, "A", A));
+    LORAKIT_TRY(lorakit::check_not_null(fn, "u", u));
+    LORAKIT_TRY(lorakit::check_positive(fn, "N", N));
+    LORAKIT_TRY(lorakit::check_positive(fn, "in", in));
+    LORAKIT_TRY(lorakit::check_positive(fn, "r", r));
+    LORAKIT_TRY(check_grid_y(fn, "r", r, LORA_SHRINK_TILE));
+
+    (void)cudaGetLastError();
+    const dim3 block(LORA_SHRINK_TILE, LORA_SHRINK_TILE, 1);
+    const dim3 grid(tiles(N, LORA_SHRINK_TILE), tiles(r, LORA_SHRINK_TILE), 1);
+    for (int i = 0; i < count; ++i) {
+        lora_shrink_fwd_kernel1<<<grid, block, 0, static_cast<cudaStream_t>(stream)>>>(x, A, u, N, in, r);
+        LORAKIT_TRY(check_launch(fn, "launch of lora_shrink_fwd_kernel1"));
+    }
+    return LORAKIT_OK;
+}

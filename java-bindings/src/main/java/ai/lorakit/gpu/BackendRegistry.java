@@ -1,8 +1,12 @@
 package ai.lorakit.gpu;
 
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.gpu.cuda.CudaBackend;
+import ai.lorakit.gpu.ffm.FfmCudaDevice;
+import ai.lorakit.gpu.jcuda.JCudaDevice;
 import ai.lorakit.gpu.kernel.KernelBackend;
 import ai.lorakit.gpu.opencl.OpenClBackend;
+import ai.lorakit.gpu.opencl.OpenClDevice;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -16,7 +20,8 @@ import java.util.function.Supplier;
  * <p>{@code opencl} is available when an OpenCL runtime lists a usable device (the system property
  * {@code lorakit.opencl.device} picks one; default: prefer a GPU, else a CPU such as PoCL). While
  * {@link KernelBackend#PENDING_OPS} is not empty it opens by name but {@code auto} passes over it, so that
- * training never lands on a backend that lacks an op.
+ * training never lands on a backend that lacks an op. {@code auto} also passes over an OpenCL device that is not a
+ * GPU (PoCL on the host CPU): the pure-Java cpu backend is faster there; {@code --backend opencl} still opens it.
  */
 public final class BackendRegistry {
 
@@ -30,24 +35,27 @@ public final class BackendRegistry {
     }
 
     private record Entry(String name, String description, Supplier<String> unavailableReason, Supplier<Backend> open,
-                         boolean inAuto) {
+                         Supplier<Boolean> inAuto) {
     }
 
-    private static final String CUDA_NOT_YET = "the CUDA backends are not implemented in this build yet "
-            + "(CUDA kernels are compiled into the jar; the JCuda/FFM devices arrive with the CUDA issue)";
+    /** System property: the CUDA device ordinal the cuda-* backends open (default 0). */
+    public static final String CUDA_DEVICE_PROPERTY = "lorakit.cuda.device";
 
     private static List<Entry> entries() {
         return List.of(
-                new Entry("cuda-ffm", "CUDA through Panama FFM (libcuda + liblorakit.so)",
-                        () -> cudaReason(), null, true),
-                new Entry("cuda-jcuda", "CUDA through JCuda (driver API)",
-                        () -> cudaReason(), null, true),
-                new Entry("opencl", "OpenCL through LWJGL, portable kernels" + (KernelBackend.PENDING_OPS.isEmpty() ? ""
+                new Entry("cuda-ffm", "CUDA through Panama FFM (libcuda + liblorakit.so), cuBLAS, fast tier",
+                        BackendRegistry::ffmReason,
+                        () -> CudaBackend.open(FfmCudaDevice.open(cudaOrdinal()), "cuda-ffm"), () -> true),
+                new Entry("cuda-jcuda", "CUDA through JCuda (driver API), cuBLAS, fast tier",
+                        BackendRegistry::jcudaReason,
+                        () -> CudaBackend.open(JCudaDevice.open(cudaOrdinal()), "cuda-jcuda"), () -> true),
+                new Entry("opencl", "OpenCL through LWJGL, portable kernels" + (KernelBackend.PENDING_OPS.isEmpty()
+                        ? " (auto takes it only on a GPU device)"
                         : " (" + KernelBackend.PENDING_OPS.size() + " ops pending; not chosen by auto)"),
-                        () -> openClReason(), OpenClBackend::open, KernelBackend.PENDING_OPS.isEmpty()),
+                        () -> openClReason(), OpenClBackend::open, BackendRegistry::openClInAuto),
                 new Entry("cpu", "pure-Java reference backend (fp32, Vector API, "
                         + Runtime.getRuntime().availableProcessors() + " threads)",
-                        () -> null, CpuBackend::new, true));
+                        () -> null, CpuBackend::new, () -> true));
     }
 
     private BackendRegistry() {
@@ -76,7 +84,7 @@ public final class BackendRegistry {
      */
     public static Backend open(String name) {
         for (Entry e : entries()) {
-            if ((name.equals("auto") && e.inAuto()) || e.name().equals(name)) {
+            if ((name.equals("auto") && e.inAuto().get()) || e.name().equals(name)) {
                 String reason = e.unavailableReason().get();
                 if (reason == null && e.open() != null) {
                     return e.open().get();
@@ -90,9 +98,41 @@ public final class BackendRegistry {
         throw new GpuException("unknown backend '" + name + "'; choose one of " + names());
     }
 
-    private static String cudaReason() {
-        NativeProbe.Result r = NativeProbe.cuda();
-        return r.ok() ? r.detail() + "; but " + CUDA_NOT_YET : r.detail();
+    private static int cudaOrdinal() {
+        return Integer.getInteger(CUDA_DEVICE_PROPERTY, 0);
+    }
+
+    /**
+     * cuda-ffm: available iff the device opens (CudaProbe first: no libcuda, no device, driver too old, fatbin
+     * missing; then liblorakit.so and its ABI; then device 0 opens and loads the fatbin). Never throws.
+     */
+    private static String ffmReason() {
+        try {
+            return FfmCudaDevice.unavailableReason();
+        } catch (RuntimeException | LinkageError e) {
+            return "CUDA probe through FFM failed: " + e;
+        }
+    }
+
+    /** cuda-jcuda: as cuda-ffm, with "JCuda natives failed to load" when JCuda's JNI library cannot load. */
+    private static String jcudaReason() {
+        try {
+            return JCudaDevice.unavailableReason();
+        } catch (RuntimeException | LinkageError e) {
+            return "JCuda natives failed to load: " + e;
+        }
+    }
+
+    /** auto takes opencl only when no op is pending and the device it would open is a GPU. */
+    private static boolean openClInAuto() {
+        if (!KernelBackend.PENDING_OPS.isEmpty() || openClReason() != null) {
+            return false;
+        }
+        try {
+            return "GPU".equals(OpenClDevice.selected(OpenClBackend.selector()).type());
+        } catch (RuntimeException | LinkageError e) {
+            return false;
+        }
     }
 
     /** The FFM probe first (no LWJGL class is touched without an ICD loader), then LWJGL's device listing. */

@@ -9,7 +9,7 @@ package ai.lorakit.gpu;
 public final class NativeAbi {
 
     /** Must equal {@code lorakit_abi_version()} of the liblorakit.so shipped in the same jar. */
-    public static final int ABI_VERSION = 1;
+    public static final int ABI_VERSION = 2;   // 2: lorakit_bench_launch_shrink_f32
 
     /** {@code LORAKIT_OK}: success. */
     public static final int OK = 0;

@@ -54,6 +54,9 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "<b>", description = "Default: ${DEFAULT-VALUE}.")
     String backend;
 
+    @picocli.CommandLine.Mixin
+    DeviceOption deviceOption = new DeviceOption();   // --device (OpenCL)
+
     @Option(names = "--debug", description = "Print stack traces of errors.")
     boolean debug;
 
@@ -71,7 +74,7 @@ final class EvalCommand implements Callable<Integer> {
         if (split.equals("validation") && !(valFraction > 0 && valFraction < 1)) {
             throw new UsageException("--val-fraction must be in (0, 1), got " + valFraction);
         }
-        try (LoadedModel lm = LoadedModel.open(model, adapter, backend, tokenizer)) {
+        try (LoadedModel lm = deviceOption.open(backend, () -> LoadedModel.open(model, adapter, backend, tokenizer))) {
             int t = seqLen != null ? seqLen : Math.min(128, lm.model.maxSeqLen());
             Cli.positive("--seq-len", t);
             if (t > lm.model.maxSeqLen()) {

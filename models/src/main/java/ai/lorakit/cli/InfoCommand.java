@@ -1,14 +1,22 @@
 package ai.lorakit.cli;
 
 import ai.lorakit.gpu.BackendRegistry;
+import ai.lorakit.gpu.GpuException;
+import ai.lorakit.gpu.opencl.OpenClDevice;
+import ai.lorakit.gpu.opencl.OpenClDeviceInfo;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 
-/** {@code lorakit info}: every backend in auto order, available or why not; and whether the default model is built in. */
-@Command(name = "info", description = "List the backends (cuda-ffm, cuda-jcuda, opencl, cpu) and why any cannot load.",
-        mixinStandardHelpOptions = true)
+/**
+ * {@code lorakit info}: every backend in auto order, available or why not; the OpenCL platforms and devices
+ * (the choices of {@code --device}); and whether the default model is built in.
+ */
+@Command(name = "info", description = "List the backends (cuda-ffm, cuda-jcuda, opencl, cpu) and why any cannot load, "
+        + "and the OpenCL platforms and devices.", mixinStandardHelpOptions = true)
 final class InfoCommand implements Callable<Integer> {
 
     private final Cli cli;
@@ -26,7 +34,34 @@ final class InfoCommand implements Callable<Integer> {
         for (BackendRegistry.Status s : BackendRegistry.list()) {
             cli.out.println("  " + s);
         }
+        printOpenClDevices();
         cli.out.println("embedded default model: " + (ModelSource.hasDefault() ? "present" : "not in this build"));
         return 0;
+    }
+
+    /** Platforms, then their devices with the selectors --device accepts (N and P.D). */
+    private void printOpenClDevices() {
+        cli.out.println("OpenCL platforms and devices (--device N, P.D or a name substring):");
+        List<OpenClDeviceInfo> devices;
+        try {
+            devices = OpenClDevice.devices();
+        } catch (GpuException | LinkageError e) {
+            cli.out.println("  none: " + e.getMessage());
+            return;
+        }
+        int previousPlatform = -1;
+        for (int i = 0; i < devices.size(); i++) {
+            OpenClDeviceInfo d = devices.get(i);
+            if (d.platformIndex() != previousPlatform) {
+                cli.out.println("  platform " + d.platformIndex() + ": " + d.platformName() + " (" + d.platformVersion() + ")");
+                previousPlatform = d.platformIndex();
+            }
+            cli.out.println(String.format(Locale.ROOT, "    [%d] %s  %-11s %s: %d compute units, %s, %s, %d MiB%s", i, d.id(),
+                    d.type(), d.deviceName(), d.computeUnits(), d.deviceVersion(), d.openClC(), d.globalMemBytes() >> 20,
+                    d.usable() ? "" : " (unusable: needs OpenCL C 1.2 and a compiler)"));
+        }
+        if (devices.isEmpty()) {
+            cli.out.println("  none: the OpenCL platforms list no device");
+        }
     }
 }

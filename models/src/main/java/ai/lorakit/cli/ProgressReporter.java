@@ -67,6 +67,7 @@ abstract sealed class ProgressReporter implements TrainListener, AutoCloseable
 
         @Override
         public void started(int fromStep, int totalSteps, long tokensPerStep, double elapsedS) {
+            close();                                   // a second stage (LoRA-drop) starts a new bar
             int width = 100;
             try {
                 width = Integer.parseInt(System.getenv().getOrDefault("COLUMNS", "100"));

@@ -1,10 +1,11 @@
 package ai.lorakit.cli;
 
-import ai.lorakit.adapters.AdaLoraConfig;
 import ai.lorakit.adapters.AdapterConfig;
 import ai.lorakit.adapters.Parameter;
-import ai.lorakit.adapters.io.PeftAdapterIO;
+import ai.lorakit.adapters.optim.DeltaLoraUpdater;
 import ai.lorakit.adapters.optim.OptimizerPolicy;
+import ai.lorakit.adapters.schedule.LoraDropOptions;
+import ai.lorakit.adapters.schedule.RankAllocator;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.models.data.TextDataset;
@@ -14,6 +15,7 @@ import ai.lorakit.models.tokenizer.Gpt2BpeTokenizer;
 import ai.lorakit.models.tokenizer.Tokenizer;
 import ai.lorakit.models.train.Checkpoint;
 import ai.lorakit.models.train.EvalResult;
+import ai.lorakit.models.train.LoraDropTraining;
 import ai.lorakit.models.train.TrainConfig;
 import ai.lorakit.models.train.Trainer;
 import picocli.CommandLine;
@@ -35,6 +37,12 @@ import java.util.concurrent.Callable;
  * writes {@code <out>/adapter} (PEFT format) or {@code <out>/model} (HF checkpoint), {@code metrics.jsonl} and
  * {@code checkpoint/}. {@code --resume} re-reads the arguments stored in the checkpoint (options given again
  * override them) and continues exactly where the checkpoint stopped.
+ *
+ * <p>The training-time variants: {@code adalora} runs the rank allocator and the orthogonality regulariser every
+ * step (total_step = --steps) and saves the adapter pruned by its rank_pattern; {@code delta-lora} updates W after
+ * each step past K and saves the rank-2r LoRA on the original W that reproduces the trained model (it refuses
+ * adapter dropout); {@code lora-drop} runs stage 1 in {@code <out>/stage1}, writes
+ * {@code <out>/lora_drop_selection.json}, then trains stage 2 ({@link LoraDropTraining}).
  */
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Fine-tune a GPT-2 model with a LoRA-family adapter, or fully (--method full).",
@@ -51,7 +59,7 @@ final class TrainCommand implements Callable<Integer> {
     private boolean merged;
 
     @Option(names = "--method", defaultValue = "lora", paramLabel = "<m>",
-            description = "lora, lora-plus, lora-fa, dora, vera, adalora, full (delta-lora, lora-drop: not yet). Default: ${DEFAULT-VALUE}.")
+            description = "lora, lora-plus, lora-fa, dora, vera, adalora, delta-lora, lora-drop, full. Default: ${DEFAULT-VALUE}.")
     String method;
 
     @Option(names = "--model", paramLabel = "<dir>", description = "HF GPT-2 folder (config.json + model.safetensors). Default: the embedded default model.")
@@ -93,6 +101,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "<b>", description = "auto, cuda-ffm, cuda-jcuda, opencl, cpu. Default: ${DEFAULT-VALUE}.")
     String backend;
 
+    @picocli.CommandLine.Mixin
+    DeviceOption deviceOption = new DeviceOption();   // --device (OpenCL)
+
     @Option(names = "--r", defaultValue = "8", paramLabel = "<r>", description = "Adapter rank. Default: ${DEFAULT-VALUE}.")
     int r;
 
@@ -120,6 +131,39 @@ final class TrainCommand implements Callable<Integer> {
 
     @Option(names = "--adalora-target-r", defaultValue = "8", paramLabel = "<r>", description = "AdaLoRA's average target rank. Default: ${DEFAULT-VALUE}.")
     int adaloraTargetR;
+
+    @Option(names = "--adalora-tinit", paramLabel = "<n>", description = "AdaLoRA: warm-up steps at the initial budget. Default: steps/10 (PEFT: 0).")
+    Integer adaloraTinit;
+
+    @Option(names = "--adalora-tfinal", paramLabel = "<n>", description = "AdaLoRA: final steps at the target budget (ranks fixed). Default: steps/5 (PEFT: 0).")
+    Integer adaloraTfinal;
+
+    @Option(names = "--adalora-delta-t", defaultValue = "10", paramLabel = "<n>", description = "AdaLoRA: steps between rank allocations. Default: ${DEFAULT-VALUE} (PEFT: 1).")
+    int adaloraDeltaT;
+
+    @Option(names = "--adalora-orth-reg", defaultValue = "0.5", paramLabel = "<w>", description = "AdaLoRA: orthogonality regulariser weight (PEFT's form: mean non-squared ||C - I||_F). Default: ${DEFAULT-VALUE}.")
+    float adaloraOrthReg;
+
+    @Option(names = "--delta-lambda", defaultValue = "2", paramLabel = "<x>", description = "Delta-LoRA: update ratio lambda of W += lambda*s*(B'A' - BA). Default: ${DEFAULT-VALUE}.")
+    float deltaLambda;
+
+    @Option(names = "--delta-start", paramLabel = "<k>", description = "Delta-LoRA: start step K (W moves after step K). Default: 500, or steps/4 when that is smaller.")
+    Integer deltaStart;
+
+    @Option(names = "--drop-sample-fraction", defaultValue = "0.1", paramLabel = "<a>", description = "LoRA-drop: share alpha of the training documents stage 1 trains and measures on. Default: ${DEFAULT-VALUE}.")
+    double dropSampleFraction;
+
+    @Option(names = "--drop-threshold", defaultValue = "0.9", paramLabel = "<t>", description = "LoRA-drop: cumulative importance T the individually kept adapters reach. Default: ${DEFAULT-VALUE}.")
+    double dropThreshold;
+
+    @Option(names = "--drop-grouping", defaultValue = "block", paramLabel = "<g>", description = "LoRA-drop: rank, keep and drop per block (all modules of a transformer block) or per module. Default: ${DEFAULT-VALUE}.")
+    String dropGrouping;
+
+    @Option(names = "--drop-stage2", defaultValue = "restart", paramLabel = "<how>", description = "LoRA-drop: stage 2 restarts every adapter from a fresh init, or continues the kept ones. Default: ${DEFAULT-VALUE}.")
+    String dropStage2;
+
+    @Option(names = "--drop-stage1-steps", paramLabel = "<n>", description = "LoRA-drop: stage-1 steps. Default: ceil(alpha*steps), at least 10, at most --steps.")
+    Integer dropStage1Steps;
 
     @Option(names = "--steps", defaultValue = "200", paramLabel = "<n>", description = "Optimizer steps. Default: ${DEFAULT-VALUE}.")
     int steps;
@@ -187,6 +231,9 @@ final class TrainCommand implements Callable<Integer> {
                 throw new UsageException("--resume needs --out <run folder> (the folder with checkpoint/)");
             }
             Map<String, Object> run = Trainer.readRunInfo(out);
+            if (run == null) {                                  // a LoRA-drop run stopped in stage 1
+                run = Trainer.readRunInfo(out.resolve(LoraDropTraining.STAGE1_DIR));
+            }
             if (run == null) {
                 throw new UsageException("--resume: no checkpoint in " + out);
             }
@@ -257,7 +304,8 @@ final class TrainCommand implements Callable<Integer> {
         }
         Path outDir = out != null ? out : Path.of("runs", m.cliName + "-"
                 + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
-        if (!resume && Checkpoint.locate(outDir) != null) {
+        if (!resume && (Checkpoint.locate(outDir) != null
+                || Checkpoint.locate(outDir.resolve(LoraDropTraining.STAGE1_DIR)) != null)) {
             throw new UsageException("--out " + outDir + " already holds a checkpoint; add --resume to continue it,"
                     + " or choose another --out");
         }
@@ -266,7 +314,7 @@ final class TrainCommand implements Callable<Integer> {
             stored.add("--out");
             stored.add(outDir.toString());
         }
-        Backend be = ModelSource.openBackend(backend);
+        Backend be = deviceOption.open(backend, () -> ModelSource.openBackend(backend));
         try {
             return train(m, sched, outDir, stored, be);
         } finally {
@@ -357,18 +405,23 @@ final class TrainCommand implements Callable<Integer> {
         TextDataset ds = DataSource.load(data, tok);
         TextDataset.Split split = DataSource.split(ds, valFraction, seed);
         Method.Settings s = new Method.Settings(r, alpha, dropout, rslora, target, loraPlusRatio, veraR, adaloraInitR,
-                adaloraTargetR, steps, seed);
-        AdapterConfig ac = m.adapterConfig(s);
-        OptimizerPolicy policy = m.policy(s);
+                adaloraTargetR, adaloraTinit != null ? adaloraTinit : Method.Settings.defaultTinit(steps),
+                adaloraTfinal != null ? adaloraTfinal : Method.Settings.defaultTfinal(steps), adaloraDeltaT,
+                adaloraOrthReg, steps, seed, deltaLambda,
+                deltaStart != null ? deltaStart : Method.Settings.defaultDeltaStart(steps));
+        AdapterConfig ac;
+        OptimizerPolicy policy;
+        try {
+            ac = m.adapterConfig(s);
+            policy = m.policy(s);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--method " + m.cliName + ": " + e.getMessage());
+        }
+        LoraDropOptions dropOptions = m == Method.LORA_DROP ? dropOptions() : null;
         if (ac == null) {
             gm.setFullFineTune(true);
         } else {
             gm.attachAdapters(ac, seed);
-        }
-        if (ac instanceof AdaLoraConfig a) {
-            cli.warn("train", "adalora trains its P Λ Q parametrisation at fixed rank init_r=" + a.initR()
-                    + " without the orthogonality regulariser; the rank allocator (budget down to target_r="
-                    + a.targetR() + ") is not implemented yet");
         }
         int w = warmup != null ? warmup : Math.min(100, steps / 10);
         TrainConfig tc = new TrainConfig(steps, batch, t, lr != null ? lr : m.defaultLr, w, sched, minLrRatio,
@@ -379,21 +432,24 @@ final class TrainCommand implements Callable<Integer> {
             total += p.value().numel();
             trainable += p.trainable() ? p.value().numel() : 0;
         }
+        if (dropOptions != null) {
+            return trainLoraDrop(m, ac, policy, tc, dropOptions, split, tok, stored, gm, modelName, outDir, w, t,
+                    trainable, total);
+        }
         try (Trainer tr = new Trainer(gm, policy, tc, split.train(), split.validation(), outDir);
              ProgressReporter rep = ProgressReporter.create(cli.out, cli.err)) {
             tr.setListener(rep);
             tr.setRunInfo(Map.of("argv", stored, "method", m.cliName, "model", modelName));
             tr.setBaseModelName(modelName);
-            cli.out.println("lorakit train: " + (ac == null ? "full fine-tuning" : m.cliName + ", "
-                    + LoadedModel.describe(ac, gm.adaptedModules().size())) + "; backend " + gm.backend().name());
-            cli.out.println("base model " + modelName + ": " + LoadedModel.describe(gm.config()) + "; trainable "
-                    + String.format(Locale.ROOT, "%,d of %,d parameters (%.2f%%)", trainable, total, 100.0 * trainable / total));
-            cli.out.println("data " + data + " (" + tok + "): " + split.train().tokenCount() + " training tokens ("
-                    + split.train().documentCount() + " documents), " + split.validation().tokenCount()
-                    + " validation tokens (" + split.validation().documentCount() + " documents)");
-            cli.out.println(String.format(Locale.ROOT, "%d steps x %d tokens (batch %d x seq %d x accum %d), lr %.2e"
-                    + " %s, warm-up %d; run folder %s", tc.steps(), tc.tokensPerStep(), batch, t, gradAccum, tc.lr(),
-                    sched, w, outDir));
+            header(m, ac, gm, modelName, trainable, total, tok, split, tc, t, w, outDir);
+            if (tr.hook() instanceof RankAllocator ra) {
+                cli.out.println(String.format(Locale.ROOT, "adalora budget: %d triplets -> %d (tinit %d, tfinal %d,"
+                        + " deltaT %d, orth_reg %.3g)", ra.initBudget(), ra.targetBudget(), s.adaloraTinit(),
+                        s.adaloraTfinal(), s.adaloraDeltaT(), s.adaloraOrthReg()));
+            } else if (tr.hook() instanceof DeltaLoraUpdater d) {
+                cli.out.println(String.format(Locale.ROOT, "delta-lora: W += %.3g * s * (B'A' - BA) after each step"
+                        + " past K = %d", d.policy().lambda(), d.policy().startStep()));
+            }
             if (resume) {
                 int at = tr.resume();
                 cli.out.println("resumed from " + tr.lastCheckpoint() + " at step " + at);
@@ -413,14 +469,105 @@ final class TrainCommand implements Callable<Integer> {
                 cli.out.println("wrote " + dst + " (HF checkpoint: config.json + model.safetensors)");
             } else {
                 Path dst = outDir.resolve("adapter");
-                PeftAdapterIO.save(dst, gm.adapterConfig(), gm.adaptedModules(), gm.veraProjections(), modelName);
-                cli.out.println("wrote " + dst + " (PEFT adapter: adapter_config.json + adapter_model.safetensors)");
+                tr.saveAdapter(dst);
+                if (tr.hook() instanceof RankAllocator ra) {
+                    cli.out.println("adalora ranks: " + ranks(ra));
+                }
+                cli.out.println("wrote " + dst + " (PEFT adapter: adapter_config.json + adapter_model.safetensors"
+                        + (tr.hook() instanceof DeltaLoraUpdater ? "; delta-lora: the rank-" + 2 * r + " LoRA on the"
+                        + " original base weights that reproduces the trained model)" : ")"));
             }
             cli.out.println(String.format(Locale.ROOT, "trained to step %d in %.1f s (%s tokens/s); metrics in %s",
                     res.step(), res.elapsedS(), ProgressReporter.tokens(res.tokensPerS()),
                     outDir.resolve("metrics.jsonl")));
         }
         return 0;
+    }
+
+    @SuppressWarnings("try")
+    private int trainLoraDrop(Method m, AdapterConfig ac, OptimizerPolicy policy, TrainConfig tc,
+                              LoraDropOptions options, TextDataset.Split split, Tokenizer tok, List<String> stored,
+                              Gpt2Model gm, String modelName, Path outDir, int w, int t, long trainable, long total)
+            throws IOException {
+        int stage1 = dropStage1Steps != null ? dropStage1Steps : LoraDropTraining.defaultStage1Steps(steps, options);
+        try (LoraDropTraining ld = new LoraDropTraining(gm, policy, tc, options, stage1, split.train(),
+                split.validation(), outDir);
+             ProgressReporter rep = ProgressReporter.create(cli.out, cli.err)) {
+            ld.setListener(rep);
+            ld.setLog(cli.out::println);
+            ld.setRunInfo(Map.of("argv", stored, "method", m.cliName, "model", modelName));
+            ld.setBaseModelName(modelName);
+            header(m, ac, gm, modelName, trainable, total, tok, split, tc, t, w, outDir);
+            LoraDropTraining.Result res = ld.run(resume);
+            rep.close();
+            Trainer.Result r2 = res.stage2();
+            if (r2.after() != null && r2.step() > 0) {
+                cli.out.println("validation loss after:  " + fmt(r2.after()));
+            }
+            Path dst = outDir.resolve("adapter");
+            ld.saveAdapter(dst);
+            cli.out.println("wrote " + dst + " (plain PEFT LoRA: " + LoraDropTraining.adapterFiles() + ")");
+            cli.out.println(String.format(Locale.ROOT, "trained to step %d in %.1f s (%s tokens/s); metrics in %s",
+                    r2.step(), r2.elapsedS(), ProgressReporter.tokens(r2.tokensPerS()),
+                    outDir.resolve("metrics.jsonl")));
+        }
+        return 0;
+    }
+
+    private void header(Method m, AdapterConfig ac, Gpt2Model gm, String modelName, long trainable, long total,
+                        Tokenizer tok, TextDataset.Split split, TrainConfig tc, int t, int w, Path outDir) {
+        cli.out.println("lorakit train: " + (ac == null ? "full fine-tuning" : m.cliName + ", "
+                + LoadedModel.describe(ac, gm.adaptedModules().size())) + "; backend " + gm.backend().name());
+        cli.out.println("base model " + modelName + ": " + LoadedModel.describe(gm.config()) + "; trainable "
+                + String.format(Locale.ROOT, "%,d of %,d parameters (%.2f%%)", trainable, total, 100.0 * trainable / total));
+        cli.out.println("data " + data + " (" + tok + "): " + split.train().tokenCount() + " training tokens ("
+                + split.train().documentCount() + " documents), " + split.validation().tokenCount()
+                + " validation tokens (" + split.validation().documentCount() + " documents)");
+        cli.out.println(String.format(Locale.ROOT, "%d steps x %d tokens (batch %d x seq %d x accum %d), lr %.2e"
+                + " %s, warm-up %d; run folder %s", tc.steps(), tc.tokensPerStep(), batch, t, gradAccum, tc.lr(),
+                tc.schedule(), w, outDir));
+    }
+
+    /** "h.0.attn.c_attn 7/12, ..." : kept triplets per layer of the latest allocation (none before the first). */
+    static String ranks(RankAllocator ra) {
+        Map<String, boolean[]> p = ra.rankPattern();
+        if (p == null) {
+            return "no allocation yet (every layer at init_r)";
+        }
+        List<String> parts = new ArrayList<>();
+        int kept = 0;
+        int all = 0;
+        for (Map.Entry<String, boolean[]> e : p.entrySet()) {
+            int k = 0;
+            for (boolean b : e.getValue()) {
+                k += b ? 1 : 0;
+            }
+            kept += k;
+            all += e.getValue().length;
+            parts.add(e.getKey().replace("transformer.", "").replace(".lora_E", "") + " " + k);
+        }
+        return kept + " of " + all + " triplets kept" + (ra.finalized() ? " (final)" : "") + ": "
+                + String.join(", ", parts);
+    }
+
+    private LoraDropOptions dropOptions() {
+        LoraDropOptions.Grouping g = switch (dropGrouping.toLowerCase(Locale.ROOT)) {
+            case "block" -> LoraDropOptions.Grouping.PER_BLOCK;
+            case "module" -> LoraDropOptions.Grouping.PER_MODULE;
+            default -> throw new UsageException("--drop-grouping must be block or module, got '" + dropGrouping + "'");
+        };
+        LoraDropOptions.Stage2 st = switch (dropStage2.toLowerCase(Locale.ROOT)) {
+            case "restart" -> LoraDropOptions.Stage2.RESTART;
+            case "continue" -> LoraDropOptions.Stage2.CONTINUE;
+            default -> throw new UsageException("--drop-stage2 must be restart or continue, got '" + dropStage2 + "'");
+        };
+        if (!(dropSampleFraction > 0 && dropSampleFraction <= 1)) {
+            throw new UsageException("--drop-sample-fraction must be in (0, 1], got " + dropSampleFraction);
+        }
+        if (!(dropThreshold > 0 && dropThreshold <= 1)) {
+            throw new UsageException("--drop-threshold must be in (0, 1], got " + dropThreshold);
+        }
+        return new LoraDropOptions(dropSampleFraction, dropThreshold, g, st);
     }
 
     static String fmt(EvalResult r) {
@@ -442,6 +589,37 @@ final class TrainCommand implements Callable<Integer> {
         }
         Cli.positive("--steps", steps);
         Cli.positive("--batch", batch);
+        Method m = Method.parse(method);
+        if (m == Method.ADALORA) {
+            int ti = adaloraTinit != null ? adaloraTinit : Method.Settings.defaultTinit(steps);
+            int tf = adaloraTfinal != null ? adaloraTfinal : Method.Settings.defaultTfinal(steps);
+            if (ti < 0 || tf < 0) {
+                throw new UsageException("--adalora-tinit and --adalora-tfinal must be >= 0, got " + ti + ", " + tf);
+            }
+            if (ti >= steps - tf) {
+                throw new UsageException("--adalora-tinit " + ti + " must be < --steps - --adalora-tfinal = "
+                        + (steps - tf) + " (AdaLoRA needs a budgeting phase between warm-up and the final steps)");
+            }
+            Cli.positive("--adalora-delta-t", adaloraDeltaT);
+            Cli.nonNegative("--adalora-orth-reg", adaloraOrthReg);
+        }
+        if (m == Method.DELTA_LORA) {
+            if (dropout > 0) {
+                throw new UsageException("--method delta-lora refuses --dropout " + dropout + ": Delta-LoRA's W update"
+                        + " lambda*s*(B'A' - BA) stands in for W's gradient step only when the adapter sees the same,"
+                        + " undropped input as W (the paper removes dropout); use --dropout 0");
+            }
+            Cli.nonNegative("--delta-lambda", deltaLambda);
+            if (deltaStart != null && deltaStart < 0) {
+                throw new UsageException("--delta-start must be >= 0, got " + deltaStart);
+            }
+        }
+        if (m == Method.LORA_DROP) {
+            dropOptions();
+            if (dropStage1Steps != null) {
+                Cli.positive("--drop-stage1-steps", dropStage1Steps);
+            }
+        }
         if (lr != null) {
             Cli.positiveFinite("--lr", lr);
         }

@@ -2,7 +2,6 @@ package ai.lorakit.cli;
 
 import ai.lorakit.gpu.cpu.CpuBackend;
 import ai.lorakit.models.train.TinyGpt2;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -98,9 +97,19 @@ class CliErrorsTest {
 
     @Test
     void methods() {
-        usageError(train("--method", "lora-drop"), "--method lora-drop: not yet: arrives with the training-time variants issue");
-        usageError(train("--method", "delta-lora"), "--method delta-lora: not yet");
-        usageError(train("--method", "qlora"), "unknown method 'qlora'", "lora-plus");
+        usageError(train("--method", "qlora"), "unknown method 'qlora'", "lora-plus", "delta-lora", "lora-drop");
+        usageError(train("--method", "delta-lora", "--dropout", "0.1"), "--method delta-lora refuses --dropout 0.1",
+                "use --dropout 0");
+        usageError(train("--method", "delta-lora", "--delta-start", "-1"), "--delta-start must be >= 0");
+        usageError(train("--method", "delta-lora", "--delta-lambda", "-2"), "--delta-lambda must be finite and >= 0");
+        usageError(train("--method", "adalora", "--steps", "10", "--adalora-tinit", "5", "--adalora-tfinal", "5"),
+                "--adalora-tinit 5 must be < --steps - --adalora-tfinal = 5");
+        usageError(train("--method", "adalora", "--adalora-delta-t", "0"), "--adalora-delta-t must be > 0");
+        usageError(train("--method", "lora-drop", "--drop-grouping", "layer"), "--drop-grouping must be block or module");
+        usageError(train("--method", "lora-drop", "--drop-stage2", "maybe"), "--drop-stage2 must be restart or continue");
+        usageError(train("--method", "lora-drop", "--drop-sample-fraction", "0"), "--drop-sample-fraction must be in (0, 1]");
+        usageError(train("--method", "lora-drop", "--drop-threshold", "1.5"), "--drop-threshold must be in (0, 1]");
+        usageError(train("--method", "lora-drop", "--drop-stage1-steps", "0"), "--drop-stage1-steps must be > 0");
     }
 
     @Test
@@ -116,14 +125,6 @@ class CliErrorsTest {
         usageError(CliRun.of("train", "--model", model, "--out", tmp.resolve("never-ran").toString(), "--resume"),
                 "--resume: no checkpoint in");
         usageError(CliRun.of("train", "--resume"), "--resume needs --out");
-    }
-
-    @Test
-    void theEmbeddedDefaultModelIsNamedWhenMissing() {
-        Assumptions.assumeFalse(ModelSource.hasDefault(), "this build carries the default model");
-        usageError(CliRun.of("train", "--data", data, "--out", tmp.resolve("d").toString()),
-                "embedded default model is not in this build", "--model");
-        usageError(CliRun.of("eval", "--data", data), "embedded default model is not in this build");
     }
 
     @Test

@@ -45,9 +45,9 @@ class MainTest {
         assertEquals(2, o.code());
         assertEquals(1, o.err().lines().count(), o.err());
         assertTrue(o.err().contains("--bogus"));
-        CliRun t = CliRun.of("train", "--method", "delta-lora");
+        CliRun t = CliRun.of("train", "--method", "qlora");
         assertEquals(2, t.code());
         assertEquals(1, t.err().lines().count(), t.err());
-        assertTrue(t.err().contains("not yet"), t.err());
+        assertTrue(t.err().contains("unknown method 'qlora'"), t.err());
     }
 }

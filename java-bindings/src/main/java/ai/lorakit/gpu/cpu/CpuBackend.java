@@ -25,11 +25,18 @@ import java.util.WeakHashMap;
  * backend instance or a bad shape throws {@link ShapeException}, a closed tensor or backend
  * {@link GpuException}. Where a BLAS-style {@code beta} is 0 (gemm, sumRows, axpby) the old output is not read,
  * so NaN there does not propagate.
+ *
+ * <p>Large elementwise ops, broadcasts, transposes, row dots, dropout masks and the optimizer updates run on
+ * {@link CpuParallel#forRange} (ranges fixed by the shape; no value is combined across ranges). Every op gives
+ * the same bits on every call at every JIT tier (see {@link CpuMath}); sumRows, sum and dot stay sequential.
  */
 public final class CpuBackend implements Backend {
 
     /** System property that selects the naive (reference) GEMM. */
     public static final String NAIVE_PROPERTY = "lorakit.cpu.naive";
+
+    /** Work per element of GELU (an exp and a division) for CpuParallel.forRange. */
+    private static final int GELU_WORK = 8;
 
     private final boolean naive;
     private volatile boolean closed;
@@ -138,37 +145,50 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    /** Rounds all of out to t's dtype (no-op for F32), in parallel for large tensors. */
     private static void round(Tensor t, float[] out) {
-        round(t.dtype(), out, 0, out.length);
+        DType dt = t.dtype();
+        if (dt != DType.F32) {
+            CpuParallel.forRange(out.length, 1, (lo, hi) -> round(dt, out, lo, hi));
+        }
     }
 
-    /** A loop over n elements of two inputs into an output (the arrays may alias). */
+    /** A loop over [lo, hi) of two inputs into an output (the arrays may alias elementwise). */
     @FunctionalInterface
     private interface Map2 {
-        void apply(float[] a, float[] b, float[] out, int n);
+        void apply(float[] a, float[] b, float[] out, int lo, int hi);
     }
 
-    /** A loop over n elements of one input into an output (the arrays may alias). */
+    /** A loop over [lo, hi) of one input into an output (the arrays may alias elementwise). */
     @FunctionalInterface
     private interface Map1 {
-        void apply(float[] x, float[] out, int n);
+        void apply(float[] x, float[] out, int lo, int hi);
     }
 
-    /** out = k(a, b) elementwise: a, b, out with the same numel; out rounded to its dtype. */
-    private void elementwise(String op, Tensor a, Tensor b, Tensor out, Map2 k) {
+    /**
+     * out = k(a, b) elementwise: a, b, out with the same numel; out rounded to its dtype (same pass);
+     * unitWork sizes the work per element for {@link CpuParallel#forRange}.
+     */
+    private void elementwise(String op, Tensor a, Tensor b, Tensor out, int unitWork, Map2 k) {
         float[] av = f(op, a), bv = f(op, b), ov = f(op, out);
         sameNumel(op, a, b);
         sameNumel(op, a, out);
-        k.apply(av, bv, ov, av.length);
-        round(out, ov);
+        DType dt = out.dtype();
+        CpuParallel.forRange(av.length, unitWork, (lo, hi) -> {
+            k.apply(av, bv, ov, lo, hi);
+            round(dt, ov, lo, hi);
+        });
     }
 
-    /** out = k(x) elementwise: x, out with the same numel; out rounded to its dtype. */
-    private void elementwise(String op, Tensor x, Tensor out, Map1 k) {
+    /** As the two-input elementwise: out = k(x), x and out with the same numel. */
+    private void elementwise(String op, Tensor x, Tensor out, int unitWork, Map1 k) {
         float[] xv = f(op, x), ov = f(op, out);
         sameNumel(op, x, out);
-        k.apply(xv, ov, xv.length);
-        round(out, ov);
+        DType dt = out.dtype();
+        CpuParallel.forRange(xv.length, unitWork, (lo, hi) -> {
+            k.apply(xv, ov, lo, hi);
+            round(dt, ov, lo, hi);
+        });
     }
 
     /**
@@ -180,14 +200,13 @@ public final class CpuBackend implements Backend {
         sameNumel(op, a, out);
         int rows = a.rows(), cols = a.cols();
         numelIs(op, v, perColumn ? cols : rows, (perColumn ? "one per column of " : "one per row of ") + a);
-        for (int r = 0; r < rows; r++) {
-            int base = r * cols;
-            for (int c = 0; c < cols; c++) {
-                float x = vv[perColumn ? c : r];
-                ov[base + c] = multiply ? av[base + c] * x : av[base + c] + x;
-            }
-        }
-        round(out, ov);
+        // out may alias v (a [1,C] row): read v from a snapshot
+        float[] vs = vv == ov ? vv.clone() : vv;
+        DType dt = out.dtype();
+        CpuParallel.forRange(rows, cols, (r0, r1) -> {
+            CpuElementwise.broadcast(av, vs, ov, cols, perColumn, multiply, r0, r1);
+            round(dt, ov, r0 * cols, r1 * cols);
+        });
     }
 
     // ================================================================ memory
@@ -407,22 +426,22 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void add(Tensor a, Tensor b, Tensor out) {
-        elementwise("add", a, b, out, CpuElementwise::add);
+        elementwise("add", a, b, out, 1, CpuElementwise::add);
     }
 
     @Override
     public void mul(Tensor a, Tensor b, Tensor out) {
-        elementwise("mul", a, b, out, CpuElementwise::mul);
+        elementwise("mul", a, b, out, 1, CpuElementwise::mul);
     }
 
     @Override
     public void scale(Tensor x, float alpha, Tensor out) {
-        elementwise("scale", x, out, (xv, ov, n) -> CpuElementwise.scale(xv, alpha, ov, n));
+        elementwise("scale", x, out, 1, (xv, ov, lo, hi) -> CpuElementwise.scale(xv, alpha, ov, lo, hi));
     }
 
     @Override
     public void axpby(float alpha, Tensor x, float beta, Tensor y) {
-        elementwise("axpby", x, y, (xv, yv, n) -> CpuElementwise.axpby(alpha, xv, beta, yv, n));
+        elementwise("axpby", x, y, 1, (xv, yv, lo, hi) -> CpuElementwise.axpby(alpha, xv, beta, yv, lo, hi));
     }
 
     @Override
@@ -452,18 +471,21 @@ public final class CpuBackend implements Backend {
         if (av == ov) {
             av = av.clone();
         }
+        float[] src = av;
         final int tile = 32;
-        for (int r0 = 0; r0 < rows; r0 += tile) {
-            int r1 = Math.min(rows, r0 + tile);
-            for (int c0 = 0; c0 < cols; c0 += tile) {
-                int c1 = Math.min(cols, c0 + tile);
-                for (int r = r0; r < r1; r++) {
-                    for (int c = c0; c < c1; c++) {
-                        ov[c * rows + r] = av[r * cols + c];
+        CpuParallel.forRange(rows, cols, (lo, hi) -> {
+            for (int r0 = lo; r0 < hi; r0 += tile) {
+                int r1 = Math.min(hi, r0 + tile);
+                for (int c0 = 0; c0 < cols; c0 += tile) {
+                    int c1 = Math.min(cols, c0 + tile);
+                    for (int r = r0; r < r1; r++) {
+                        for (int c = c0; c < c1; c++) {
+                            ov[c * rows + r] = src[r * cols + c];
+                        }
                     }
                 }
             }
-        }
+        });
         round(out, ov);
     }
 
@@ -474,10 +496,13 @@ public final class CpuBackend implements Backend {
         if (!(p >= 0f && p <= 1f)) {
             throw new IllegalArgumentException(op + ": p must be in [0,1], got " + p);
         }
-        for (int i = 0; i < mv.length; i++) {
-            mv[i] = Dropout.maskValue(seed, i, p);
-        }
-        round(mask, mv);
+        DType dt = mask.dtype();
+        CpuParallel.forRange(mv.length, 1, (lo, hi) -> {
+            for (int i = lo; i < hi; i++) {
+                mv[i] = Dropout.maskValue(seed, i, p);
+            }
+            round(dt, mv, lo, hi);
+        });
     }
 
     // ================================================================ reductions
@@ -488,6 +513,8 @@ public final class CpuBackend implements Backend {
         float[] av = f(op, a), ov = f(op, out);
         numelIs(op, out, a.cols(), "one per column of " + a);
         int rows = a.rows(), cols = a.cols();
+        // one sequential pass (rows in order, C2 vectorises the column loop): splitting columns across threads
+        // measured slower (strided partial rows), splitting rows would change the summation order
         double[] acc = new double[cols];
         for (int r = 0; r < rows; r++) {
             int base = r * cols;
@@ -512,9 +539,11 @@ public final class CpuBackend implements Backend {
         numelIs(op, out, a.rows(), "one per row of " + a);
         int rows = a.rows(), cols = a.cols();
         float[] res = new float[rows];
-        for (int r = 0; r < rows; r++) {
-            res[r] = (float) CpuElementwise.dot(av, bv, r * cols, cols);
-        }
+        CpuParallel.forRange(rows, cols, (lo, hi) -> {
+            for (int r = lo; r < hi; r++) {
+                res[r] = (float) CpuElementwise.dot(av, bv, r * cols, cols);
+            }
+        });
         System.arraycopy(res, 0, ov, 0, rows);
         round(out, ov);
     }
@@ -591,12 +620,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void geluForward(Tensor x, Tensor out) {
-        elementwise("geluForward", x, out, CpuTransformerOps::geluForward);
+        elementwise("geluForward", x, out, GELU_WORK, CpuTransformerOps::geluForward);
     }
 
     @Override
     public void geluBackward(Tensor x, Tensor dout, Tensor dx) {
-        elementwise("geluBackward", x, dout, dx, CpuTransformerOps::geluBackward);
+        elementwise("geluBackward", x, dout, dx, GELU_WORK, CpuTransformerOps::geluBackward);
     }
 
     @Override
@@ -738,16 +767,19 @@ public final class CpuBackend implements Backend {
         float stepSize = (float) (hp.lr() / bc1);
         float bc2Sqrt = (float) Math.sqrt(bc2);
         DType pd = param.dtype(), md = m.dtype(), vd = v.dtype();
-        for (int i = 0; i < pv.length; i++) {
-            float g = gv[i];
-            float p = pv[i] * decay;
-            float mi = md.round(b1 * mv[i] + (1f - b1) * g);
-            float vi = vd.round(b2 * vv[i] + (1f - b2) * g * g);
-            float denom = (float) Math.sqrt(vi) / bc2Sqrt + hp.eps();
-            mv[i] = mi;
-            vv[i] = vi;
-            pv[i] = pd.round(p - stepSize * mi / denom);
-        }
+        float eps = hp.eps();
+        CpuParallel.forRange(pv.length, 4, (lo, hi) -> {
+            for (int i = lo; i < hi; i++) {
+                float g = gv[i];
+                float p = pv[i] * decay;
+                float mi = md.round(b1 * mv[i] + (1f - b1) * g);
+                float vi = vd.round(b2 * vv[i] + (1f - b2) * g * g);
+                float denom = (float) Math.sqrt(vi) / bc2Sqrt + eps;
+                mv[i] = mi;
+                vv[i] = vi;
+                pv[i] = pd.round(p - stepSize * mi / denom);
+            }
+        });
     }
 
     // ================================================================ AdaLoRA
@@ -761,12 +793,14 @@ public final class CpuBackend implements Backend {
         sameNumel(op, p, expAvgIpt);
         sameNumel(op, p, expAvgUnc);
         DType id = expAvgIpt.dtype(), ud = expAvgUnc.dtype();
-        for (int i = 0; i < pv.length; i++) {
-            float ipt = Math.abs(pv[i] * gv[i]);                        // I = |p ∘ g|
-            float ibar = id.round(beta1 * iv[i] + (1f - beta1) * ipt);  // Ī ← β1 Ī + (1-β1) I
-            iv[i] = ibar;
-            uv[i] = ud.round(beta2 * uv[i] + (1f - beta2) * Math.abs(ipt - ibar));  // Ū with the new Ī
-        }
+        CpuParallel.forRange(pv.length, 4, (lo, hi) -> {
+            for (int i = lo; i < hi; i++) {
+                float ipt = Math.abs(pv[i] * gv[i]);                        // I = |p ∘ g|
+                float ibar = id.round(beta1 * iv[i] + (1f - beta1) * ipt);  // Ī ← β1 Ī + (1-β1) I
+                iv[i] = ibar;
+                uv[i] = ud.round(beta2 * uv[i] + (1f - beta2) * Math.abs(ipt - ibar));  // Ū with the new Ī
+            }
+        });
     }
 
     @Override

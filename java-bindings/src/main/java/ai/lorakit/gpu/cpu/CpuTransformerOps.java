@@ -2,7 +2,6 @@ package ai.lorakit.gpu.cpu;
 
 import ai.lorakit.gpu.ShapeException;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.util.Arrays;
@@ -15,14 +14,20 @@ import java.util.function.IntConsumer;
  *
  * <p>Precision: per-row reductions (LayerNorm mean/variance, softmax sums, log-sum-exp) accumulate in double
  * (the vector path sums blocks of 512 exponentials in float lanes first); dot products over a head (hs values)
- * use several float accumulators (four scalars, or the vector lanes). Parallel work is split over rows or
- * (b, h) pairs once an op touches more than {@link #PARALLEL_WORK} elements; reductions across rows (dgamma,
- * dbeta) sum fixed-size row blocks in a fixed order, so results do not depend on the number of threads.
+ * use several float accumulators (four scalars, or one fma chain per element in {@link CpuAttention}). Parallel
+ * work is split over rows or (b, h) pairs once an op touches more than {@link #PARALLEL_WORK} elements;
+ * reductions across rows (dgamma, dbeta) sum fixed-size row blocks in a fixed order, so results do not depend on
+ * the number of threads.
  *
  * <p>Two paths (STYLE.md 12.1): the scalar reference (plain loops, double where it matters) and a Vector API
- * path ({@link Simd}: vector dot/axpy in attention, vector exp in softmax, cross-entropy and GELU). The scalar
- * path runs when {@code -Dlorakit.cpu.naive=true} (the property of {@link CpuBackend#NAIVE_PROPERTY}) or when
- * the jdk.incubator.vector module is absent; both are tested against the same double references.
+ * path ({@link CpuAttention}'s register-blocked products for attention; {@link Simd}: vector exp in softmax,
+ * cross-entropy and GELU). The scalar path runs when {@code -Dlorakit.cpu.naive=true} (the property of
+ * {@link CpuBackend#NAIVE_PROPERTY}) or when the jdk.incubator.vector module is absent; both are tested against
+ * the same double references.
+ *
+ * <p>Determinism: both paths give the same bits on every call at every JIT tier. The vector path uses
+ * {@link CpuMath}'s exp and fixed-order lane sums instead of the Vector API's EXP and reduceLanes(ADD), whose
+ * interpreted and C2-intrinsified results differ (see CpuMath); parallel splits depend only on the shape.
  */
 public final class CpuTransformerOps {
 
@@ -120,33 +125,39 @@ public final class CpuTransformerOps {
 
     /** out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GPT-2's tanh approximation); x, out [n]. */
     static void geluForward(float[] x, float[] out, int n) {
+        forChunks(n, (lo, hi) -> geluForward(x, out, lo, hi));
+    }
+
+    /** {@link #geluForward(float[], float[], int)} on [lo, hi), on the calling thread. */
+    static void geluForward(float[] x, float[] out, int lo, int hi) {
         if (!naive) {
-            forChunks(n, (lo, hi) -> Simd.geluForward(x, out, lo, hi));
+            Simd.geluForward(x, out, lo, hi);
             return;
         }
-        forChunks(n, (lo, hi) -> {
-            for (int i = lo; i < hi; i++) {
-                double v = x[i];
-                out[i] = (float) (0.5 * v * (1 + tanh(GELU_K * (v + GELU_C * v * v * v))));
-            }
-        });
+        for (int i = lo; i < hi; i++) {
+            double v = x[i];
+            out[i] = (float) (0.5 * v * (1 + tanh(GELU_K * (v + GELU_C * v * v * v))));
+        }
     }
 
     /** dx = dout * GELU'(x) (written); x, dout, dx [n]. */
     static void geluBackward(float[] x, float[] dout, float[] dx, int n) {
+        forChunks(n, (lo, hi) -> geluBackward(x, dout, dx, lo, hi));
+    }
+
+    /** {@link #geluBackward(float[], float[], float[], int)} on [lo, hi), on the calling thread. */
+    static void geluBackward(float[] x, float[] dout, float[] dx, int lo, int hi) {
         if (!naive) {
-            forChunks(n, (lo, hi) -> Simd.geluBackward(x, dout, dx, lo, hi));
+            Simd.geluBackward(x, dout, dx, lo, hi);
             return;
         }
-        forChunks(n, (lo, hi) -> {
-            for (int i = lo; i < hi; i++) {
-                double v = x[i];
-                double th = tanh(GELU_K * (v + GELU_C * v * v * v));
-                double sech2 = 1 - th * th;
-                double g = 0.5 * (1 + th) + 0.5 * v * sech2 * GELU_K * (1 + 3 * GELU_C * v * v);
-                dx[i] = (float) (g * dout[i]);
-            }
-        });
+        for (int i = lo; i < hi; i++) {
+            double v = x[i];
+            double th = tanh(GELU_K * (v + GELU_C * v * v * v));
+            double sech2 = 1 - th * th;
+            double g = 0.5 * (1 + th) + 0.5 * v * sech2 * GELU_K * (1 + 3 * GELU_C * v * v);
+            dx[i] = (float) (g * dout[i]);
+        }
     }
 
     /** tanh through exp (an intrinsic): 1 - 2 / (e^{2u} + 1); exact limits +-1 for large |u|. */
@@ -194,10 +205,13 @@ public final class CpuTransformerOps {
      * qkv [B,T,3C] (q | k | v), out [B,T,C], att [B,nHead,T,T].
      */
     static void attentionForward(float[] qkv, float[] out, float[] att, int B, int T, int C, int nHead) {
+        if (!naive) {
+            CpuAttention.forward(qkv, out, att, B, T, C, nHead);
+            return;
+        }
         int hs = C / nHead;
         float scale = (float) (1.0 / Math.sqrt(hs));
         long work = (long) B * nHead * T * T * hs;
-        boolean vec = !naive;
         forEach(B * nHead, work, bh -> {
             int b = bh / nHead;
             int h = bh % nHead;
@@ -209,12 +223,12 @@ public final class CpuTransformerOps {
             for (int t = 0; t < T; t++) {
                 int row = (bh * T + t) * T;
                 for (int t2 = 0; t2 <= t; t2++) {
-                    att[row + t2] = dot(vec, q, t * hs, k, t2 * hs, hs) * scale;
+                    att[row + t2] = dot(q, t * hs, k, t2 * hs, hs) * scale;
                 }
                 softmaxRow(att, att, row, t + 1);   // in place over the causal prefix [0, t]
                 Arrays.fill(o, 0f);
                 for (int t2 = 0; t2 <= t; t2++) {
-                    axpy(vec, att[row + t2], v, t2 * hs, o, 0, hs);
+                    axpy(att[row + t2], v, t2 * hs, o, 0, hs);
                 }
                 for (int t2 = t + 1; t2 < T; t2++) {
                     att[row + t2] = 0f;
@@ -231,10 +245,13 @@ public final class CpuTransformerOps {
      */
     static void attentionBackward(float[] dout, float[] qkv, float[] att, float[] dqkv,
                                   int B, int T, int C, int nHead) {
+        if (!naive) {
+            CpuAttention.backward(dout, qkv, att, dqkv, B, T, C, nHead);
+            return;
+        }
         int hs = C / nHead;
         float scale = (float) (1.0 / Math.sqrt(hs));
         long work = (long) B * nHead * T * T * hs;
-        boolean vec = !naive;
         forEach(B * nHead, work, bh -> {
             int b = bh / nHead;
             int h = bh % nHead;
@@ -255,16 +272,16 @@ public final class CpuTransformerOps {
                 double s = 0;
                 for (int t2 = 0; t2 <= t; t2++) {
                     float a = att[row + t2];
-                    float da = dot(vec, dO, t * hs, v, t2 * hs, hs);
+                    float da = dot(dO, t * hs, v, t2 * hs, hs);
                     dpre[t2] = da;
                     s += (double) a * da;
-                    axpy(vec, a, dO, t * hs, dv, t2 * hs, hs);
+                    axpy(a, dO, t * hs, dv, t2 * hs, hs);
                 }
                 float sf = (float) s;
                 for (int t2 = 0; t2 <= t; t2++) {
                     float g = att[row + t2] * (dpre[t2] - sf) * scale;
-                    axpy(vec, g, k, t2 * hs, dq, t * hs, hs);
-                    axpy(vec, g, q, t * hs, dk, t2 * hs, hs);
+                    axpy(g, k, t2 * hs, dq, t * hs, hs);
+                    axpy(g, q, t * hs, dk, t2 * hs, hs);
                 }
             }
             for (int t = 0; t < T; t++) {
@@ -283,20 +300,6 @@ public final class CpuTransformerOps {
             System.arraycopy(qkv, base, q, t * hs, hs);
             System.arraycopy(qkv, base + C, k, t * hs, hs);
             System.arraycopy(qkv, base + 2 * C, v, t * hs, hs);
-        }
-    }
-
-    /** sum_i a[ao+i] * b[bo+i] on the vector or the scalar path. */
-    private static float dot(boolean vec, float[] a, int ao, float[] b, int bo, int len) {
-        return vec ? Simd.dot(a, ao, b, bo, len) : dot(a, ao, b, bo, len);
-    }
-
-    /** y[yo+i] += alpha * x[xo+i] on the vector or the scalar path. */
-    private static void axpy(boolean vec, float alpha, float[] x, int xo, float[] y, int yo, int len) {
-        if (vec) {
-            Simd.axpy(alpha, x, xo, y, yo, len);
-        } else {
-            axpy(alpha, x, xo, y, yo, len);
         }
     }
 
@@ -381,23 +384,26 @@ public final class CpuTransformerOps {
 
     /**
      * dwte[ids[b,t],:] += dout[b,t,:]; dwpe[t,:] += dout[b,t,:] (repeated ids accumulate). dout [B,T,C];
-     * dwte [V,C]; dwpe [Tmax>=T,C]. Sequential over tokens in order (deterministic; O(B T C)).
+     * dwte [V,C]; dwpe [Tmax>=T,C]. Each element accumulates its tokens in order (deterministic; O(B T C));
+     * column ranges run in parallel for large inputs, which leaves every element's order unchanged.
      *
      * @throws ShapeException if an id is outside [0,V)
      */
     static void embeddingBackward(float[] dout, int[] ids, float[] dwte, float[] dwpe, int B, int T, int C) {
         int N = B * T;
         checkIndices("embeddingBackward", "ids", ids, N, dwte.length / C);
-        for (int n = 0; n < N; n++) {
-            int eo = ids[n] * C;
-            int po = (n % T) * C;
-            int oo = n * C;
-            for (int c = 0; c < C; c++) {
-                float g = dout[oo + c];
-                dwte[eo + c] += g;
-                dwpe[po + c] += g;
+        CpuParallel.forRange(C, N, (c0, c1) -> {
+            for (int n = 0; n < N; n++) {
+                int eo = ids[n] * C;
+                int po = (n % T) * C;
+                int oo = n * C;
+                for (int c = c0; c < c1; c++) {
+                    float g = dout[oo + c];
+                    dwte[eo + c] += g;
+                    dwpe[po + c] += g;
+                }
             }
-        }
+        });
     }
 
     // ---------------------------------------------------------------- helpers
@@ -412,7 +418,7 @@ public final class CpuTransformerOps {
     }
 
     /** body(i) for i in [0,n): in parallel when work > PARALLEL_WORK and more than one worker exists. */
-    private static void forEach(int n, long work, IntConsumer body) {
+    static void forEach(int n, long work, IntConsumer body) {
         int threads = CpuParallel.threads();
         if (n > 1 && work > PARALLEL_WORK && threads > 1) {
             // contiguous slices on the backend's own pool (the common pool has one worker on 2 cores)
@@ -446,11 +452,13 @@ public final class CpuTransformerOps {
     // ---------------------------------------------------------------- Vector API path
 
     /**
-     * Vector API kernels (preferred species: 16 lanes with AVX-512). Exponentials use the lanewise EXP
-     * (within 1 ulp); GELU uses 0.5 x (1 + tanh u) = x sigmoid(2u), which has no cancellation for u << 0.
+     * Vector API kernels (preferred species: 16 lanes with AVX-512). Exponentials use {@link CpuMath#exp}
+     * (within 1 ulp, bit-identical on every JIT tier; scalar tails use its scalar twin, so a value does not
+     * depend on its lane position); GELU uses 0.5 x (1 + tanh u) = x sigmoid(2u), which has no cancellation for
+     * u << 0.
      */
     static final class Simd {
-        private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+        private static final VectorSpecies<Float> S = CpuMath.S;
         /** Elements summed in float lanes before the partial sum joins a double. */
         private static final int SUM_BLOCK = 512;
         private static final float K2 = (float) (2 * GELU_K);
@@ -462,31 +470,6 @@ public final class CpuTransformerOps {
         private Simd() {
         }
 
-        static float dot(float[] a, int ao, float[] b, int bo, int len) {
-            FloatVector acc = FloatVector.zero(S);
-            int i = 0;
-            for (int up = S.loopBound(len); i < up; i += S.length()) {
-                acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
-            }
-            float s = acc.reduceLanes(VectorOperators.ADD);
-            for (; i < len; i++) {
-                s += a[ao + i] * b[bo + i];
-            }
-            return s;
-        }
-
-        static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int len) {
-            FloatVector av = FloatVector.broadcast(S, alpha);
-            int i = 0;
-            for (int up = S.loopBound(len); i < up; i += S.length()) {
-                FloatVector.fromArray(S, x, xo + i).fma(av, FloatVector.fromArray(S, y, yo + i))
-                        .intoArray(y, yo + i);
-            }
-            for (; i < len; i++) {
-                y[yo + i] += alpha * x[xo + i];
-            }
-        }
-
         /** As {@link CpuTransformerOps#softmaxRow}: out = softmax(x) on [off, off+len); returns log-sum-exp. */
         static double softmaxRow(float[] x, float[] out, int off, int len) {
             int up = S.loopBound(len);
@@ -495,7 +478,7 @@ public final class CpuTransformerOps {
             for (; i < up; i += S.length()) {
                 mv = mv.max(FloatVector.fromArray(S, x, off + i));   // lanewise max propagates NaN
             }
-            float max = mv.reduceLanes(VectorOperators.MAX);
+            float max = CpuMath.maxLanes(mv);
             for (; i < len; i++) {
                 max = Math.max(max, x[off + i]);
             }
@@ -504,14 +487,14 @@ public final class CpuTransformerOps {
             while (i < up) {
                 FloatVector acc = FloatVector.zero(S);
                 for (int end = Math.min(up, i + SUM_BLOCK); i < end; i += S.length()) {
-                    FloatVector e = FloatVector.fromArray(S, x, off + i).sub(max).lanewise(VectorOperators.EXP);
+                    FloatVector e = CpuMath.exp(FloatVector.fromArray(S, x, off + i).sub(max));
                     e.intoArray(out, off + i);
                     acc = acc.add(e);
                 }
-                sum += acc.reduceLanes(VectorOperators.ADD);
+                sum += CpuMath.sumLanes(acc);
             }
             for (; i < len; i++) {
-                float e = (float) Math.exp(x[off + i] - max);
+                float e = CpuMath.exp(x[off + i] - max);
                 out[off + i] = e;
                 sum += e;
             }
@@ -532,12 +515,13 @@ public final class CpuTransformerOps {
             for (int up = lo + S.loopBound(hi - lo); i < up; i += S.length()) {
                 FloatVector v = FloatVector.fromArray(S, x, i);
                 FloatVector u2 = v.mul(v).fma(GC, 1f).mul(v).mul(K2);
-                FloatVector e = u2.neg().lanewise(VectorOperators.EXP);
+                FloatVector e = CpuMath.exp(u2.neg());
                 v.div(e.add(1f)).intoArray(out, i);
             }
-            for (; i < hi; i++) {
+            for (; i < hi; i++) {   // the scalar twin of the vector body
                 float v = x[i];
-                out[i] = (float) (v / (1 + Math.exp(-K2 * (v + GC * v * v * v))));
+                float u2 = Math.fma(v * v, GC, 1f) * v * K2;
+                out[i] = v / (CpuMath.exp(-u2) + 1f);
             }
         }
 
@@ -551,21 +535,21 @@ public final class CpuTransformerOps {
                 FloatVector v = FloatVector.fromArray(S, x, i).max(-GELU_CLAMP).min(GELU_CLAMP);
                 FloatVector v2 = v.mul(v);
                 FloatVector u2 = v2.fma(GC, 1f).mul(v).mul(K2);
-                FloatVector e = u2.neg().lanewise(VectorOperators.EXP);
+                FloatVector e = CpuMath.exp(u2.neg());
                 FloatVector sig = FloatVector.broadcast(S, 1f).div(e.add(1f));
                 FloatVector du2 = v2.fma(GC3, 1f).mul(K2);
                 FloatVector g = e.mul(sig).mul(sig).mul(v).fma(du2, sig);   // (e σ) = 1-σ <= 1 first: no overflow
                 g.mul(FloatVector.fromArray(S, dout, i)).intoArray(dx, i);
             }
-            for (; i < hi; i++) {
-                float v = Math.max(-GELU_CLAMP, Math.min(GELU_CLAMP, x[i]));
-                if (Float.isNaN(x[i])) {
-                    v = Float.NaN;
-                }
-                double e = Math.exp(-K2 * (v + GC * v * v * v));
-                double sig = 1 / (1 + e);
-                double g = sig + v * e * sig * sig * K2 * (1 + GC3 * v * v);
-                dx[i] = (float) (g * dout[i]);
+            for (; i < hi; i++) {   // the scalar twin of the vector body (Math.max/min propagate NaN)
+                float v = Math.min(Math.max(x[i], -GELU_CLAMP), GELU_CLAMP);
+                float v2 = v * v;
+                float u2 = Math.fma(v2, GC, 1f) * v * K2;
+                float e = CpuMath.exp(-u2);
+                float sig = 1f / (e + 1f);
+                float du2 = Math.fma(v2, GC3, 1f) * K2;
+                float g = Math.fma(e * sig * sig * v, du2, sig);
+                dx[i] = g * dout[i];
             }
         }
     }

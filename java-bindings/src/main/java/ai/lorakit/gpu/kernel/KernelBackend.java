@@ -46,21 +46,7 @@ public class KernelBackend implements Backend {
      * Backend ops that have no portable kernel yet and throw on a KernelBackend. Delete a line when its kernel
      * lands: the contract tests of that op then run on every kernel backend (ContractBackends).
      */
-    public static final Set<String> PENDING_OPS = Set.of(
-            "layerNormForward",
-            "layerNormBackward",
-            "geluForward",
-            "geluBackward",
-            "softmaxRows",
-            "attentionForward",
-            "attentionBackward",
-            "crossEntropyForward",
-            "crossEntropyBackward",
-            "embeddingForward",
-            "embeddingBackward",
-            "adamw",
-            "adaloraSensitivity",
-            "maskWhereAtMost");
+    public static final Set<String> PENDING_OPS = Set.of();
 
     private final Device device;
     private final String name;
@@ -598,6 +584,43 @@ public class KernelBackend implements Backend {
     @Override
     public void maskWhereAtMost(Tensor target, Tensor scores, float threshold) {
         lora.maskWhereAtMost(target, scores, threshold);
+    }
+
+    // ================================================================ device access (CUDA backend: cuBLAS, fast tier, interop)
+
+    /**
+     * The device buffer of {@code t} after the checks every op makes (an open tensor of this open backend), for
+     * device-specific fast paths in subclasses (ai.lorakit.gpu.cuda.CudaBackend).
+     */
+    public DeviceBuffer deviceBuffer(String op, Tensor t) {
+        return buffer(op, t);
+    }
+
+    /**
+     * A tensor over an existing buffer of this backend's device, without a copy (interop: a user's device memory the
+     * device wrapped). The buffer must hold numel * dtype.bytes() bytes; closing the tensor closes the buffer.
+     */
+    public Tensor adopt(DeviceBuffer buf, DType dtype, int... shape) {
+        checkOpen("adopt");
+        if (buf == null || dtype == null || buf.device() != device || buf.isFreed()) {
+            throw new GpuException("adopt: " + buf + " is not an open buffer of " + device.name());
+        }
+        long need = bytes(dtype, Tensor.numel(shape));
+        if (buf.bytes() < need) {
+            throw new ShapeException("adopt: " + dtype + java.util.Arrays.toString(shape) + " needs " + need
+                    + " bytes, " + buf + " has " + buf.bytes());
+        }
+        Storage s = new Storage(buf);
+        Tensor t = new Tensor(this, dtype, shape, s);
+        s.reclaim = new Reclaim(t, s, unreachable);
+        reclaims.add(s.reclaim);
+        live.put(t, s);
+        return t;
+    }
+
+    /** The kernels this backend launches (on a CUDA device: the whole fatbin, fast tier included). */
+    public KernelModule module() {
+        return module;
     }
 
     /** Whether t is an open F32 tensor of this open backend (the fused fast paths' precondition). */

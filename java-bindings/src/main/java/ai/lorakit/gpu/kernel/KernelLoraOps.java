@@ -2,6 +2,7 @@ package ai.lorakit.gpu.kernel;
 
 import ai.lorakit.gpu.DeviceBuffer;
 import ai.lorakit.gpu.Dim3;
+import ai.lorakit.gpu.OpChecks;
 import ai.lorakit.gpu.Tensor;
 
 /**
@@ -10,12 +11,13 @@ import ai.lorakit.gpu.Tensor;
  * otherwise (other dtypes, or arguments the checks must reject) KernelBackend falls back to Backend's default
  * composition, which produces CpuBackend's exact messages. The other defaults (loraLinearForward,
  * doraWeightNorm, veraForward, deltaLoraUpdate, loraImportance) already run through KernelBackend's GEMM and
- * elementwise kernels; their fused kernels, and AdaLoRA's two elementwise ops below, are pending
- * (KernelBackend.PENDING_OPS).
+ * elementwise kernels (their fused kernels are future work). AdaLoRA's two elementwise ops run on adalora.kc.
  */
 final class KernelLoraOps {
     /** LORA_SHRINK_TILE / LORA_EXPAND_TILE of the kernels. */
     static final int TILE = 16;
+    /** ADALORA_BLOCK of adalora.kc. */
+    static final int BLOCK = 256;
 
     private final KernelBackend be;
 
@@ -55,11 +57,34 @@ final class KernelLoraOps {
         return true;
     }
 
+    /**
+     * AdaLoRA sensitivity smoothing (adalora_sensitivity_fwd_kernel1): I = |p ∘ g|, Ī ← β1 Ī + (1-β1) I,
+     * Ū ← β2 Ū + (1-β2) |I - Ī|; all four the same numel.
+     */
     void adaloraSensitivity(Tensor p, Tensor grad, Tensor expAvgIpt, Tensor expAvgUnc, float beta1, float beta2) {
-        throw be.pending("adaloraSensitivity");
+        String op = "adaloraSensitivity";
+        DeviceBuffer pb = be.math(op, p), gb = be.math(op, grad), ib = be.math(op, expAvgIpt),
+                ub = be.math(op, expAvgUnc);
+        OpChecks.sameNumel(op, p, grad);
+        OpChecks.sameNumel(op, p, expAvgIpt);
+        OpChecks.sameNumel(op, p, expAvgUnc);
+        long n = p.numel();
+        if (n > 0) {
+            be.launch("adalora_sensitivity_fwd_kernel1", Dim3.of(KernelBackend.strideGroups(n, BLOCK)),
+                    Dim3.of(BLOCK), pb, KernelBackend.code(p), gb, KernelBackend.code(grad), ib,
+                    KernelBackend.code(expAvgIpt), ub, KernelBackend.code(expAvgUnc), n, beta1, beta2);
+        }
     }
 
+    /** target[i] = 0 where scores[i] <= threshold (adalora_mask_fwd_kernel1); NaN scores keep the element. */
     void maskWhereAtMost(Tensor target, Tensor scores, float threshold) {
-        throw be.pending("maskWhereAtMost");
+        String op = "maskWhereAtMost";
+        DeviceBuffer tb = be.math(op, target), sb = be.math(op, scores);
+        OpChecks.sameNumel(op, target, scores);
+        long n = target.numel();
+        if (n > 0) {
+            be.launch("adalora_mask_fwd_kernel1", Dim3.of(KernelBackend.strideGroups(n, BLOCK)), Dim3.of(BLOCK),
+                    tb, KernelBackend.code(target), sb, KernelBackend.code(scores), n, threshold);
+        }
     }
 }

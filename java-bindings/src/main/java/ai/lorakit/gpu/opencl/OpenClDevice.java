@@ -102,6 +102,11 @@ public final class OpenClDevice implements Device {
         return listOrThrow().stream().map(ClPlatforms.Found::info).toList();
     }
 
+    /** The device {@code selector} picks (as {@link #open} would), without opening it; throws like open. */
+    public static OpenClDeviceInfo selected(String selector) {
+        return ClPlatforms.select(selector, listOrThrow()).info();
+    }
+
     /**
      * Why no device matching {@code selector} can be used here, or null if one can (probes through LWJGL,
      * catching a missing runtime or native library instead of failing).

@@ -2,6 +2,9 @@ package ai.lorakit.gpu.contract;
 
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.gpu.cuda.CudaBackend;
+import ai.lorakit.gpu.ffm.FfmCudaDevice;
+import ai.lorakit.gpu.jcuda.JCudaDevice;
 import ai.lorakit.gpu.kernel.KernelBackend;
 import ai.lorakit.gpu.opencl.OpenClBackend;
 import org.junit.jupiter.api.Assumptions;
@@ -28,6 +31,8 @@ import java.util.stream.Stream;
 public final class ContractBackends {
     /** System property: fail instead of skipping when the OpenCL backend cannot open. */
     public static final String REQUIRE_OPENCL = "lorakit.test.requireOpenCl";
+    /** System property: fail instead of skipping when a CUDA backend (cuda-ffm, cuda-jcuda) cannot open (GPU check). */
+    public static final String REQUIRE_CUDA = "lorakit.test.requireCuda";
 
     private ContractBackends() {
     }
@@ -45,7 +50,34 @@ public final class ContractBackends {
                 return OpenClBackend.open();
             }));
         }
+        addCuda(out, "cuda-ffm", FfmCudaDevice::unavailableReason,
+                () -> CudaBackend.open(FfmCudaDevice.open(0), "cuda-ffm"));
+        addCuda(out, "cuda-jcuda", JCudaDevice::unavailableReason,
+                () -> CudaBackend.open(JCudaDevice.open(0), "cuda-jcuda"));
         return out.stream();
+    }
+
+    /**
+     * A CUDA backend joins the contract suite when its device opens here (the GPU check), or fails every test when
+     * {@value #REQUIRE_CUDA} is true and it cannot (so a broken GPU machine does not pass silently).
+     */
+    private static void addCuda(List<Named<Supplier<Backend>>> out, String name, Supplier<String> reasonOf,
+                                Supplier<Backend> open) {
+        String reason;
+        try {
+            reason = reasonOf.get();
+        } catch (RuntimeException | LinkageError e) {
+            reason = e.toString();
+        }
+        String why = reason;
+        if (why == null || Boolean.getBoolean(REQUIRE_CUDA)) {
+            out.add(Named.<Supplier<Backend>>of(name, () -> {
+                if (why != null) {
+                    throw new AssertionError(REQUIRE_CUDA + " is set but " + name + " is unavailable: " + why);
+                }
+                return open.get();
+            }));
+        }
     }
 
     /** The ops {@code be} has no kernel for yet (empty for the CPU reference). */

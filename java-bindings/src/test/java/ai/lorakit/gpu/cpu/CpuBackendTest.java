@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.concurrent.atomic.AtomicInteger;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -19,7 +20,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * CPU-backend specifics the contract cannot see: the {@code lorakit.cpu.naive} flag, the fast GEMM against
  * the naive one (and both against a double reference) on shapes that exercise every blocking edge (k > KC,
  * n > NC, partial tiles, the swapped skinny-n path, the multithreaded row/column/batch splits), storage
- * being dropped on close, and the thread pool's error propagation.
+ * being dropped on close, the thread pool's error propagation, and the ops split across threads (elementwise,
+ * broadcasts, transpose, dropout mask, embedding backward; with sumRows beside them) matching plain scalar loops
+ * bit for bit.
  */
 class CpuBackendTest {
 
@@ -100,6 +103,90 @@ class CpuBackendTest {
         Ref.assertClose(Tolerance.BF16, "naive path, BF16 C", out[1], ref);
     }
 
+    /**
+     * Ops split across threads by {@link CpuParallel#forRange} (tensors over {@link CpuParallel#MIN_PARALLEL}
+     * elements, odd sizes so that ranges and vector tails are uneven) give exactly the scalar loops' bits.
+     */
+    @Test
+    void largeOpsSplitAcrossThreadsMatchScalarLoops() {
+        int rows = 521, cols = 257, n = rows * cols;
+        assertTrue(n > CpuParallel.MIN_PARALLEL, "large enough to split");
+        float[] a = Ref.random(31, n), b = Ref.random(32, n), rv = Ref.random(33, cols), cv = Ref.random(34, rows);
+        float[] add = new float[n], mulBf = new float[n], axpby = new float[n], addRow = new float[n],
+                mulRow = new float[n], mulCol = new float[n], tr = new float[n], scaled = new float[n];
+        double[] colSum = new double[cols];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                int i = r * cols + c;
+                add[i] = a[i] + b[i];
+                mulBf[i] = DType.BF16.round(a[i] * b[i]);
+                axpby[i] = 0.3f * a[i] + 0.7f * b[i];
+                scaled[i] = -1.5f * a[i];
+                addRow[i] = a[i] + rv[c];
+                mulRow[i] = a[i] * rv[c];
+                mulCol[i] = a[i] * cv[r];
+                tr[c * rows + r] = a[i];
+                colSum[c] += a[i];
+            }
+        }
+        float[] sumRows = new float[cols];
+        for (int c = 0; c < cols; c++) {
+            sumRows[c] = (float) (0.5f * rv[c] + colSum[c]);
+        }
+        try (Backend be = new CpuBackend(); Tensor at = be.upload(a, rows, cols); Tensor bt = be.upload(b, rows, cols);
+             Tensor rt = be.upload(rv, cols); Tensor ct = be.upload(cv, rows);
+             Tensor o = be.upload(Ref.nans(n), rows, cols); Tensor obf = be.upload(Ref.nans(n), DType.BF16, rows, cols);
+             Tensor ot = be.upload(Ref.nans(n), cols, rows); Tensor s = be.upload(rv, cols)) {
+            be.add(at, bt, o);
+            assertArrayEquals(add, be.download(o), 0f, "add");
+            be.mul(at, bt, obf);
+            assertArrayEquals(mulBf, be.download(obf), 0f, "mul into BF16");
+            be.scale(at, -1.5f, o);
+            assertArrayEquals(scaled, be.download(o), 0f, "scale");
+            be.copy(bt, o);
+            be.axpby(0.3f, at, 0.7f, o);
+            assertArrayEquals(axpby, be.download(o), 0f, "axpby");
+            be.addRowVector(at, rt, o);
+            assertArrayEquals(addRow, be.download(o), 0f, "addRowVector");
+            be.mulRowVector(at, rt, o);
+            assertArrayEquals(mulRow, be.download(o), 0f, "mulRowVector");
+            be.mulColVector(at, ct, o);
+            assertArrayEquals(mulCol, be.download(o), 0f, "mulColVector");
+            be.transpose(at, ot);
+            assertArrayEquals(tr, be.download(ot), 0f, "transpose");
+            be.sumRows(at, 0.5f, s);
+            assertArrayEquals(sumRows, be.download(s), 0f, "sumRows (each column summed in row order)");
+            be.dropoutMask(o, 0.25f, 99);
+            float[] mask = be.download(o);
+            for (int i = 0; i < n; i++) {
+                assertEquals(ai.lorakit.gpu.Dropout.maskValue(99, i, 0.25f), mask[i], 0f, "dropout mask at " + i);
+            }
+        }
+    }
+
+    /** embeddingBackward's column ranges (N*C over MIN_PARALLEL) accumulate every element's tokens in order. */
+    @Test
+    void largeEmbeddingBackwardMatchesSequentialAccumulation() {
+        int bsz = 4, t = 128, c = 260, v = 37, n = bsz * t;
+        assertTrue((long) n * c > CpuParallel.MIN_PARALLEL, "large enough to split");
+        int[] ids = new int[n];
+        for (int i = 0; i < n; i++) {
+            ids[i] = (i * 7) % v;
+        }
+        float[] dout = Ref.random(41, n * c), wte0 = Ref.random(42, v * c), wpe0 = Ref.random(43, t * c);
+        float[] wte = wte0.clone(), wpe = wpe0.clone();
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < c; j++) {
+                wte[ids[i] * c + j] += dout[i * c + j];
+                wpe[(i % t) * c + j] += dout[i * c + j];
+            }
+        }
+        float[] gotTe = wte0.clone(), gotPe = wpe0.clone();
+        CpuTransformerOps.embeddingBackward(dout, ids, gotTe, gotPe, bsz, t, c);
+        assertArrayEquals(wte, gotTe, 0f, "dwte");
+        assertArrayEquals(wpe, gotPe, 0f, "dwpe");
+    }
+
     @Test
     void closeDropsTheStorage() {
         CpuBackend be = new CpuBackend();
@@ -117,7 +204,7 @@ class CpuBackendTest {
     }
 
     @Test
-    void parallelLoopRunsEveryChunkAndRethrows() {
+    void parallelLoopsRunEveryChunkOnceAndRethrow() {
         AtomicInteger sum = new AtomicInteger();
         CpuParallel.forEachChunk(5, c -> sum.addAndGet(c + 1));
         assertEquals(15, sum.get());
@@ -128,5 +215,17 @@ class CpuBackendTest {
         }));
         assertEquals("chunk 2", e.getMessage());
         assertTrue(CpuParallel.threads() >= 1);
+        for (int n : new int[] {0, 5, 1000, CpuParallel.MIN_PARALLEL + 3, 3 * CpuParallel.MIN_PARALLEL + 17}) {
+            int[] seen = new int[n];
+            CpuParallel.forRange(n, 1, (lo, hi) -> {
+                assertTrue(lo % 16 == 0 && lo < hi, "range [" + lo + "," + hi + ")");
+                for (int i = lo; i < hi; i++) {
+                    seen[i]++;
+                }
+            });
+            for (int i = 0; i < n; i++) {
+                assertEquals(1, seen[i], "forRange(" + n + ") visits " + i + " once");
+            }
+        }
     }
 }

@@ -511,6 +511,18 @@ public class CpuTransformerOpsTest {
         checkAttentionBackward(r, bs, ts, cs, nh, sample(r, bs * ts * 3 * cs, 24));
     }
 
+    /** T and hs that are multiples of neither the 6-row blocks nor the 16-lane vectors (and GPT-2's hs = 48). */
+    @Test
+    void attentionOddShapesMatch() {
+        Random r = new Random(48);
+        checkAttentionForward(r, 1, 37, 80, 2);    // hs = 40
+        checkAttentionForward(r, 2, 20, 99, 3);    // hs = 33
+        checkAttentionForward(r, 1, 17, 96, 2);    // hs = 48
+        checkAttentionBackward(r, 1, 37, 80, 2, sample(r, 37 * 3 * 80, 30));
+        checkAttentionBackward(r, 2, 20, 99, 3, sample(r, 2 * 20 * 3 * 99, 30));
+        checkAttentionBackward(r, 1, 17, 96, 2, sample(r, 17 * 3 * 96, 30));
+    }
+
     private static void checkAttentionBackward(Random r, int bs, int ts, int cs, int nh, int[] coords) {
         float[] qkv = rand(r, bs * ts * 3 * cs, 1);
         float[] out = new float[bs * ts * cs];

@@ -37,7 +37,9 @@ import java.util.stream.Stream;
  *
  * <p>Contents: {@value #STATE} ({@link TrainerState}), {@value #PARAMS} (trainable weights and every adapter
  * tensor, fp32, by parameter name), {@value #OPTIMIZER} (AdamW moments {@code <name>.exp_avg},
- * {@code <name>.exp_avg_sq}) and, for adapter runs, {@value #ADAPTER}/ in PEFT format.
+ * {@code <name>.exp_avg_sq}), {@value #HOOKS} (the training hook's tensors: AdaLoRA's importance EMAs and masks,
+ * Delta-LoRA's snapshots and changed W; only when the hook has state) and, for adapter runs, {@value #ADAPTER}/ in
+ * PEFT format ({@code Trainer#saveAdapter}: AdaLoRA pruned by its rank_pattern, Delta-LoRA as its rank-2r export).
  */
 public final class Checkpoint {
 
@@ -48,6 +50,8 @@ public final class Checkpoint {
     public static final String PARAMS = "params.safetensors";
     public static final String OPTIMIZER = "optimizer.safetensors";
     public static final String ADAPTER = "adapter";
+    /** The training hook's state ({@code TrainingHook.state()}), when it has any. */
+    public static final String HOOKS = "hooks.safetensors";
 
     static final JsonMapper JSON = JsonMapper.builder()
             .propertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)

@@ -1,15 +1,22 @@
 package ai.lorakit.models.train;
 
 import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.AdapterConfig;
+import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.adapters.io.PeftAdapterIO;
 import ai.lorakit.adapters.io.Safetensors;
 import ai.lorakit.adapters.io.SafetensorsFile;
 import ai.lorakit.adapters.io.TensorData;
+import ai.lorakit.adapters.optim.DeltaLoraUpdater;
 import ai.lorakit.adapters.optim.LoraFaPolicy;
 import ai.lorakit.adapters.optim.Optimizer;
 import ai.lorakit.adapters.optim.OptimizerConfig;
 import ai.lorakit.adapters.optim.OptimizerPolicy;
+import ai.lorakit.adapters.schedule.LoraDrop;
+import ai.lorakit.adapters.schedule.RankAllocator;
+import ai.lorakit.adapters.schedule.TrainingHook;
+import ai.lorakit.adapters.schedule.TrainingHooks;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tensor;
@@ -23,9 +30,12 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.TreeSet;
 
 /**
@@ -33,19 +43,31 @@ import java.util.TreeSet;
  * <ol>
  *   <li>{@code gradAccum} times: a batch [B][T+1] from the {@link WindowSampler}, then
  *       {@code model.trainStep(windows, 1/gradAccum)} (gradients accumulate; the step's loss is the mean);</li>
+ *   <li>{@code reg = hook.beforeOptimizerStep(s)}: regulariser gradients added (AdaLoRA's orthogonality term);
+ *       the step's reported loss is the mean + reg;</li>
  *   <li>global gradient norm over the trainable parameters, clipped to {@code gradClip} ({@link Gradients});</li>
- *   <li>{@code optimizer.setLearningRate(schedule.at(s))}, {@code optimizer.step()}, {@code zeroGrad()}.</li>
+ *   <li>{@code optimizer.setLearningRate(schedule.at(s))}, {@code optimizer.step()};</li>
+ *   <li>{@code hook.afterOptimizerStep(s)} (AdaLoRA's rank allocation, Delta-LoRA's W update), then
+ *       {@code zeroGrad()}.</li>
  * </ol>
- * Before training (fresh runs), every {@code evalEvery} steps and after the last step it measures the validation
+ * The hook is ALWAYS built, in the constructor, by {@link TrainingHooks#forTraining}(adapted modules, optimizer)
+ * and called on every step, so no method can run without its schedule (PEFT's most reported AdaLoRA bug is a
+ * forgotten {@code update_and_allocate}); for LoRA, LoRA+, LoRA-FA, DoRA, VeRA and full fine-tuning it is
+ * {@link TrainingHook#NONE}. Parameters are taken once each by identity ({@link #distinct}): LoRA-drop's tied
+ * modules share Parameter objects, which must be optimised, norm-measured and clipped once.
+ *
+ * <p>Before training (fresh runs), every {@code evalEvery} steps and after the last step it measures the validation
  * loss ({@link Evaluator}); it writes {@code metrics.jsonl} ({@link MetricsLog}) and checkpoints atomically
  * ({@link Checkpoint}) every {@code checkpointEvery} steps and at the end.
  *
  * <p>Exact resume: a checkpoint holds every piece of state the next step reads (trainable weights and adapter
- * tensors, AdamW moments and step counts, the sampler's (seed, windows drawn), every adapted layer's dropout
- * counter, the step, which fixes the LR), so {@link #resume} followed by {@link #run} produces, on a deterministic
- * backend, bit for bit the losses and weights of an uninterrupted run. The model must be built the same way
- * (base weights, adapter config and attach seed: each layer's dropout stream follows from that seed, and
- * resume refuses a layer whose stream differs).
+ * tensors, AdamW moments and step counts, the hook's state ({@link TrainingHook#state()}: AdaLoRA's EMAs and
+ * masks, Delta-LoRA's snapshots and the changed W), the sampler's (seed, windows drawn), every adapted layer's
+ * dropout counter, the step, which fixes the LR), so {@link #resume} followed by {@link #run} produces, on a
+ * deterministic backend, bit for bit the losses and weights of an uninterrupted run. The model must be built the
+ * same way (base weights, adapter config and attach seed: each layer's dropout stream follows from that seed, and
+ * resume refuses a layer whose stream differs; a LoRA-drop model must have its selection applied again, see
+ * {@link LoraDropTraining}).
  *
  * <p>A NaN or infinite loss or gradient norm stops the run with {@link TrainingDivergedException} before the
  * update; no checkpoint is written after the last good one.
@@ -61,6 +83,10 @@ public final class Trainer implements AutoCloseable {
     private final TrainConfig cfg;
     private final Path outDir;
     private final Optimizer optimizer;
+    /** Built once by TrainingHooks.forTraining; NONE when the method has no schedule. */
+    private final TrainingHook hook;
+    /** Every parameter of the model once (by identity), model order. */
+    private final List<Parameter> params;
     private final WindowSampler sampler;
     private final SequentialBatches validation;
     private final LrSchedule schedule;
@@ -79,11 +105,12 @@ public final class Trainer implements AutoCloseable {
 
     /**
      * @param model      the model, adapters already attached (or full fine-tuning enabled)
-     * @param policy     how the trainable parameters are updated (AdamW, LoRA+, LoRA-FA)
+     * @param policy     how the trainable parameters are updated (AdamW, LoRA+, LoRA-FA, Delta-LoRA)
      * @param validation the held-out part ({@link TextDataset#split})
      * @param outDir     where metrics.jsonl and checkpoint/ go
      * @throws IllegalArgumentException T above the model's n_positions, no trainable parameter, a dataset too
-     *                                  short for one window
+     *                                  short for one window, a method the hooks refuse (Delta-LoRA with adapter
+     *                                  dropout or on non-LoRA modules, AdaLoRA mixed with other adapters)
      */
     public Trainer(LanguageModel model, OptimizerPolicy policy, TrainConfig config, TextDataset train,
                    TextDataset validation, Path outDir) {
@@ -94,7 +121,8 @@ public final class Trainer implements AutoCloseable {
             throw new IllegalArgumentException("seqLen " + config.seqLen() + " exceeds the model's n_positions "
                     + model.maxSeqLen());
         }
-        if (model.parameters().stream().noneMatch(Parameter::trainable)) {
+        this.params = distinct(model.parameters());
+        if (params.stream().noneMatch(Parameter::trainable)) {
             throw new IllegalArgumentException("nothing to train: the model has no trainable parameter (attach"
                     + " adapters or enable full fine-tuning)");
         }
@@ -102,8 +130,29 @@ public final class Trainer implements AutoCloseable {
         this.validation = validation.sequential(config.seqLen(), config.batchSize());
         this.schedule = config.lrSchedule();
         OptimizerConfig oc = new OptimizerConfig(config.lr(), 0.9f, 0.999f, 1e-8f, config.weightDecay());
-        this.optimizer = Optimizer.create(policy, oc, model.parameters(),
+        this.optimizer = Optimizer.create(policy, oc, params,
                 policy instanceof LoraFaPolicy ? Optimizer.pairsOf(model.adaptedModules()) : List.of());
+        try {
+            this.hook = TrainingHooks.forTraining(model.adaptedModules(), optimizer);
+        } catch (RuntimeException e) {
+            optimizer.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Each parameter once, by identity, in first-occurrence order ({@link LoraDrop#distinctParameters} for a whole
+     * model): a tied A or B appears in several modules' parameter lists.
+     */
+    public static List<Parameter> distinct(List<Parameter> all) {
+        Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        List<Parameter> out = new ArrayList<>(all.size());
+        for (Parameter p : all) {
+            if (seen.add(p)) {
+                out.add(p);
+            }
+        }
+        return List.copyOf(out);
     }
 
     public void setListener(TrainListener l) {
@@ -127,6 +176,28 @@ public final class Trainer implements AutoCloseable {
 
     public Optimizer optimizer() {
         return optimizer;
+    }
+
+    /**
+     * The training hook called around every step: a {@link RankAllocator} (AdaLoRA), a {@link DeltaLoraUpdater}
+     * (Delta-LoRA policy) or {@link TrainingHook#NONE}.
+     */
+    public TrainingHook hook() {
+        return hook;
+    }
+
+    /** Every parameter of the model once (by identity), as the optimizer was given them. */
+    public List<Parameter> parameters() {
+        return params;
+    }
+
+    /** Number of trainable elements (each shared tensor counted once). */
+    public long trainableParameterCount() {
+        long n = 0;
+        for (Parameter p : params) {
+            n += p.trainable() ? p.value().numel() : 0;
+        }
+        return n;
     }
 
     public TrainConfig config() {
@@ -207,7 +278,7 @@ public final class Trainer implements AutoCloseable {
         return new Result(step, before, last, lastLoss, elapsed, runTrainNanos == 0 ? 0 : runTokens / (runTrainNanos / 1e9));
     }
 
-    /** Steps 1-3 of the class comment; returns the step's mean loss. */
+    /** Steps 1-5 of the class comment; returns the step's mean loss plus the regulariser's value. */
     private double trainOneStep() {
         int s = step;
         model.setTraining(true);
@@ -222,20 +293,26 @@ public final class Trainer implements AutoCloseable {
             }
             lossSum += l;
         }
-        List<Parameter> params = model.parameters();
+        double loss = lossSum / cfg.gradAccum();
+        double reg = hook.beforeOptimizerStep(s);           // before clipping: its gradients are clipped too
+        if (!Double.isFinite(reg)) {
+            optimizer.zeroGrad();
+            throw diverged(s + 1, "the regulariser (" + hook + ") is " + reg + " (loss " + loss + ")");
+        }
         double norm = Gradients.globalNorm(params);
         if (!Double.isFinite(norm)) {
             optimizer.zeroGrad();
-            throw diverged(s + 1, "the gradient norm is " + norm + " (loss " + lossSum / cfg.gradAccum() + ")");
+            throw diverged(s + 1, "the gradient norm is " + norm + " (loss " + loss + ")");
         }
         Gradients.clip(params, norm, cfg.gradClip());
         lastLr = schedule.at(s);
         optimizer.setLearningRate(lastLr);
         optimizer.step();
+        hook.afterOptimizerStep(s);                          // gradients still hold step s's values
         optimizer.zeroGrad();
         lastNorm = norm;
         step = s + 1;
-        return lossSum / cfg.gradAccum();
+        return loss + reg;
     }
 
     private TrainingDivergedException diverged(int atStep, String what) {
@@ -263,9 +340,9 @@ public final class Trainer implements AutoCloseable {
     /** Writes a checkpoint of the current state now. */
     public Path saveCheckpoint(double elapsedS) throws IOException {
         Path dir = Checkpoint.write(outDir, tmp -> {
-            Map<String, TensorData> params = new LinkedHashMap<>();
-            checkpointParameters().forEach((name, p) -> params.put(name, f32(p.value())));
-            Safetensors.write(tmp.resolve(Checkpoint.PARAMS), params, Map.of("format", "lorakit"));
+            Map<String, TensorData> values = new LinkedHashMap<>();
+            checkpointParameters().forEach((name, p) -> values.put(name, f32(p.value())));
+            Safetensors.write(tmp.resolve(Checkpoint.PARAMS), values, Map.of("format", "lorakit"));
             Map<String, TensorData> moments = new LinkedHashMap<>();
             Map<String, Integer> momentSteps = new LinkedHashMap<>();
             optimizer.state().forEach((name, st) -> {
@@ -281,9 +358,13 @@ public final class Trainer implements AutoCloseable {
                 dropout.put(m.name(), m.dropoutStep());
                 dropoutSeeds.put(m.name(), m.dropoutSeed(0));
             }
+            Map<String, TensorData> hookState = new LinkedHashMap<>();
+            hook.state().forEach((name, t) -> hookState.put(name, f32(t)));
+            if (!hookState.isEmpty()) {
+                Safetensors.write(tmp.resolve(Checkpoint.HOOKS), hookState, Map.of("format", "lorakit"));
+            }
             if (!modules.isEmpty()) {
-                PeftAdapterIO.save(tmp.resolve(Checkpoint.ADAPTER), modules.getFirst().config(), modules,
-                        modules.getFirst().veraProjections(), baseModelName);
+                saveAdapter(tmp.resolve(Checkpoint.ADAPTER));
             }
             if (extraFiles != null) {
                 extraFiles.write(tmp);
@@ -297,6 +378,33 @@ public final class Trainer implements AutoCloseable {
         lastCheckpointStep = step;
         listener.checkpointed(step, dir);
         return dir;
+    }
+
+    /**
+     * Writes the trained adapter as a PEFT adapter folder, in the form each method exports:
+     * <ul>
+     *   <li>AdaLoRA: the allocator's config with its rank_pattern (null before the first mask), so the tensors are
+     *       pruned to the kept triplets as PEFT saves them;</li>
+     *   <li>Delta-LoRA: the rank-2r plain LoRA on the ORIGINAL base weights ({@link DeltaLoraUpdater#export}), which
+     *       reproduces the trained model (whose W changed) on the unmodified base checkpoint;</li>
+     *   <li>everything else (LoRA-drop included: tied tensors are written once per module): the modules as they are.</li>
+     * </ul>
+     *
+     * @throws IllegalStateException the model has no adapters (full fine-tuning)
+     */
+    public void saveAdapter(Path dir) throws IOException {
+        List<AdaptedLinear> modules = model.adaptedModules();
+        if (modules.isEmpty()) {
+            throw new IllegalStateException("no adapters to save: this is a full fine-tuning run");
+        }
+        AdapterConfig config = modules.getFirst().config();
+        if (hook instanceof DeltaLoraUpdater d) {
+            DeltaLoraUpdater.save(d.export((LoraConfig) config), model.backend(), dir, baseModelName);
+        } else if (hook instanceof RankAllocator ra) {
+            PeftAdapterIO.save(dir, ra.adapterConfig(), modules, null, baseModelName);
+        } else {
+            PeftAdapterIO.save(dir, config, modules, modules.getFirst().veraProjections(), baseModelName);
+        }
     }
 
     /**
@@ -340,6 +448,16 @@ public final class Trainer implements AutoCloseable {
             momentShapes.put(name + ".exp_avg_sq", p.value());
         }
         Map<String, float[]> mv = readExactly(dir.resolve(Checkpoint.OPTIMIZER), momentShapes);
+        Map<String, Tensor> hookState = hook.state();
+        Map<String, float[]> hookValues = Map.of();
+        boolean hookFile = java.nio.file.Files.isRegularFile(dir.resolve(Checkpoint.HOOKS));
+        if (!hookState.isEmpty() || hookFile) {
+            if (!hookFile) {
+                throw new IllegalArgumentException("cannot resume from " + dir + ": it has no " + Checkpoint.HOOKS
+                        + " but this run's training hook (" + hook + ") keeps state (was it made with another method?)");
+            }
+            hookValues = readExactly(dir.resolve(Checkpoint.HOOKS), hookState);
+        }
         st.momentSteps().forEach((name, t) ->
                 moments.put(name, new Optimizer.SavedMoments(mv.get(name + ".exp_avg"), mv.get(name + ".exp_avg_sq"), t)));
         for (AdaptedLinear m : model.adaptedModules()) {
@@ -361,6 +479,16 @@ public final class Trainer implements AutoCloseable {
                 be.copy(staged, t);
             }
         });
+        hookValues.forEach((name, v) -> {
+            Tensor t = hookState.get(name);
+            Backend be = t.backend();
+            try (Tensor staged = be.upload(v, DType.F32, t.shape())) {
+                be.copy(staged, t);
+            }
+        });
+        if (!hookState.isEmpty()) {
+            hook.stateRestored();
+        }
         optimizer.loadState(st.optimizerSteps(), moments);
         sampler.restore(new WindowSampler.State(st.samplerSeed(), st.samplerWindowsDrawn()));
         for (AdaptedLinear m : model.adaptedModules()) {
@@ -416,9 +544,13 @@ public final class Trainer implements AutoCloseable {
         return TensorData.f32(v, Arrays.stream(t.shape()).asLongStream().toArray());
     }
 
-    /** Releases the optimizer state (the model is the caller's). */
+    /** Releases the hook's and the optimizer's state (the model is the caller's). */
     @Override
     public void close() {
-        optimizer.close();
+        try {
+            hook.close();
+        } finally {
+            optimizer.close();
+        }
     }
 }

@@ -1,0 +1,77 @@
+package ai.lorakit.bench.variants;
+
+import ai.lorakit.models.data.BrownCorpus;
+import ai.lorakit.models.data.TextDataset;
+import ai.lorakit.models.gpt2.Gpt2Config;
+import ai.lorakit.models.tokenizer.ByteTokenizer;
+import ai.lorakit.models.tokenizer.Gpt2BpeTokenizer;
+import ai.lorakit.models.tokenizer.Tokenizer;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URL;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+
+/**
+ * What the benchmarks share with {@code lorakit train}: the base model folder (--model, or the embedded default
+ * copied out of the classpath folder {@value #DEFAULT_RESOURCE}), its tokenizer (GPT-2 BPE when the folder has
+ * vocab.json + merges.txt, else bytes, as the CLI's --tokenizer auto) and Brown fiction split by document with
+ * the CLI's defaults (--val-fraction 0.1, split seed = --seed).
+ */
+final class BenchSetup {
+
+    static final String DEFAULT_RESOURCE = "ai/lorakit/models/default/";
+    static final double VAL_FRACTION = 0.1;
+
+    private BenchSetup() {
+    }
+
+    /** {@code model} if given, else the embedded default extracted to a temporary folder. */
+    static Path modelDir(Path model) throws IOException {
+        if (model != null) {
+            return model;
+        }
+        ClassLoader cl = BenchSetup.class.getClassLoader();
+        if (cl.getResource(DEFAULT_RESOURCE + "model.safetensors") == null) {
+            throw new IOException("the embedded default model (classpath " + DEFAULT_RESOURCE + ") is not in this build;"
+                    + " pass --model <HF GPT-2 folder>");
+        }
+        Path dir = Files.createTempDirectory("lorakit-bench-model");
+        for (String f : new String[]{"config.json", "model.safetensors", "vocab.json", "merges.txt"}) {
+            URL u = cl.getResource(DEFAULT_RESOURCE + f);
+            if (u != null) {
+                try (InputStream in = u.openStream()) {
+                    Files.copy(in, dir.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+                }
+                dir.resolve(f).toFile().deleteOnExit();
+            }
+        }
+        dir.toFile().deleteOnExit();
+        return dir;
+    }
+
+    /** "the embedded default base model (GPT-2 architecture, 4 layers, n_embd 192, vocab 257, 1.88 M parameters)". */
+    static String describe(Path model, Path modelDir) throws IOException {
+        Gpt2Config c = Gpt2Config.read(modelDir);
+        return String.format(java.util.Locale.ROOT, "%s (GPT-2 architecture, %d layers, n_embd %d, %d heads, vocab %d%s,"
+                        + " %.2f M parameters)", model == null ? "the embedded default base model, pretrained by lorakit"
+                        + " on Brown non-fiction" : "the base model " + model, c.nLayer(), c.nEmbd(), c.nHead(),
+                c.vocabSize(), c.vocabSize() <= 257 ? " (byte-level)" : "", c.parameterCount() / 1e6);
+    }
+
+    static Tokenizer tokenizer(Path modelDir) throws IOException {
+        if (Files.isRegularFile(modelDir.resolve("vocab.json")) && Files.isRegularFile(modelDir.resolve("merges.txt"))) {
+            return Gpt2BpeTokenizer.loadDirectory(modelDir);
+        }
+        int v = Gpt2Config.read(modelDir).vocabSize();
+        return v == 256 ? ByteTokenizer.withoutEndOfText() : new ByteTokenizer();
+    }
+
+    /** Brown fiction (categories k-r), split as {@code lorakit train --data brown:fiction --seed seed}. */
+    static TextDataset.Split brownFiction(Tokenizer tok, long seed) throws IOException {
+        TextDataset ds = TextDataset.of("brown:fiction", BrownCorpus.load().documents(BrownCorpus.Group.FICTION), tok);
+        return ds.split(VAL_FRACTION, seed);
+    }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# ci/jre.sh [DEST]: a jlinked JDK 25 runtime for the GPU machine, which has no Java (TOOLCHAIN.md, "Carrying Java
+# to the GPU machine"). Default DEST: build/jre (ci/gpu-bundle.sh packs it into build/gpu-bundle/jre.tar.gz:
+# unpacked, runtime + jars + working tree would not fit the 64 MiB that travel).
+#   modules  java.base java.logging java.management java.xml jdk.unsupported jdk.zipfs jdk.incubator.vector
+#            (enough for lorakit, JUnit's console launcher, JMH, JCuda and LWJGL)
+#   flags    --compress=zip-9 --strip-debug --no-header-files --no-man-pages, then strip --strip-unneeded libjvm.so
+# About 44 MiB on disk (25 MiB as tar.gz), ~20-40 s on 2 cores. Cached: nothing is done when DEST/lorakit-jre.stamp
+# names the same JDK build and module list. Works with JDKs without jmods/ (JDK 24+ links from its own runtime).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dest="${1:-build/jre}"
+modules="java.base,java.logging,java.management,java.xml,jdk.unsupported,jdk.zipfs,jdk.incubator.vector"
+
+. ci/jdk.sh
+jdk_release="$(sed -n 's/^JAVA_RUNTIME_VERSION="\(.*\)"/\1/p' "$JAVA_HOME/release")"
+stamp="jdk=${jdk_release:-unknown} home=$JAVA_HOME modules=$modules"
+if [[ -x "$dest/bin/java" && -f "$dest/lorakit-jre.stamp" && "$(cat "$dest/lorakit-jre.stamp")" == "$stamp" ]]; then
+  echo "ci/jre.sh: $dest is up to date ($(du -sh "$dest" | cut -f1), JDK ${jdk_release})"
+  exit 0
+fi
+
+start=$SECONDS
+rm -rf "$dest" "$dest.tmp"
+mkdir -p "$(dirname "$dest")"
+"$JAVA_HOME/bin/jlink" --add-modules "$modules" --compress=zip-9 --strip-debug --no-header-files --no-man-pages \
+  --output "$dest.tmp" 2>&1 | grep -v "WARNING: Using incubator modules" || true
+if [[ ! -x "$dest.tmp/bin/java" ]]; then
+  echo "ci/jre.sh: jlink failed (JDK $JAVA_HOME)" >&2
+  exit 1
+fi
+if command -v strip >/dev/null 2>&1; then
+  strip --strip-unneeded "$dest.tmp/lib/server/libjvm.so"
+else
+  echo "ci/jre.sh: no strip on PATH; libjvm.so keeps its symbols (about 5 MiB more)" >&2
+fi
+"$dest.tmp/bin/java" --add-modules jdk.incubator.vector -version >/dev/null 2>&1 \
+  || { echo "ci/jre.sh: the linked runtime does not start" >&2; exit 1; }
+echo "$stamp" > "$dest.tmp/lorakit-jre.stamp"
+mv "$dest.tmp" "$dest"
+echo "ci/jre.sh: linked $dest ($(du -sh "$dest" | cut -f1), JDK ${jdk_release}, $((SECONDS - start)) s)"

@@ -1,0 +1,249 @@
+package ai.lorakit.gpu.cuda.fast;
+
+import ai.lorakit.gpu.AdamW;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.cuda.CudaBackend;
+import ai.lorakit.gpu.cuda.FastTier;
+
+import static ai.lorakit.gpu.cuda.fast.FastGeometry.MAX_GRID;
+import static ai.lorakit.gpu.cuda.fast.FastGeometry.SHRINK_ROWS;
+import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
+
+/**
+ * The Backend ops cuda-kernels/cuda/*.cu accelerate (cuda-kernels/cuda/README.md maps them). Each override checks the
+ * kernel's documented requirements (dtypes: bf16 base and activations, fp32 adapters and optimizer state; shapes;
+ * pitches and {@code in} multiples of 8; DoRA r <= 64; grid limits; tensors open and of this backend) and returns
+ * false when any fails, so the portable kernels run and report errors with the standard messages. Tensors are dense
+ * and row-major (Tensor's contract), so every pitch is the row length and cudaMalloc'd bases are 16-byte aligned.
+ *
+ * <p>Wired: {@code adamw} (adamw_fwd_kernel2), {@code deltaLoraUpdate} (delta_lora_update_fwd_kernel1, no master nor
+ * compensation buffer: W = bf16(W + cΔ) as the portable op does), {@code doraWeightNorm} (dora_gram_fwd_kernel1 +
+ * dora_norm_fwd_kernel2 on a bf16 copy of A), {@code loraLinearForward} (u = x A^T by lora_shrink_fwd_kernel2; the
+ * base GEMM and the expand go through the backend, i.e. cuBLAS), {@code veraForward} (u by vera_shrink_fwd_kernel1).
+ * The K-concat margin buffers of lora_fused.cu / vera.cu are the layer's to own, so a bare Backend call cannot use
+ * them; the margin kernels are not called from here.
+ */
+final class FusedKernelsTier implements FastTier {
+    static final String ADAMW = "adamw_fwd_kernel2";
+    static final String DELTA_LORA = "delta_lora_update_fwd_kernel1";
+    static final String DORA_GRAM = "dora_gram_fwd_kernel1";
+    static final String DORA_NORM = "dora_norm_fwd_kernel2";
+    static final String LORA_SHRINK = "lora_shrink_fwd_kernel2";
+    static final String VERA_SHRINK = "vera_shrink_fwd_kernel1";
+    /** dora_norm_fwd_kernel2's limit on r (larger r writes NaN). */
+    static final int DORA_MAX_R = 64;
+    /** delta_lora_update_fwd_kernel1's limit on W's rows (grid.y = ceil(rows/64) <= 65535). */
+    static final int DELTA_LORA_MAX_ROWS = 4194240;
+
+    private final CudaBackend be;
+
+    FusedKernelsTier(CudaBackend backend) {
+        this.be = backend;
+    }
+
+    // ------------------------------------------------------------------------------------------ checks
+
+    /** Open, of this backend, of {@code dtype}, with exactly {@code dims}. */
+    private boolean is(Tensor t, DType dtype, int... dims) {
+        if (t == null || t.isClosed() || t.backend() != be || t.dtype() != dtype || t.rank() != dims.length) {
+            return false;
+        }
+        for (int i = 0; i < dims.length; i++) {
+            if (t.dim(i) != dims[i] || dims[i] <= 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static boolean rank2(Tensor t) {
+        return t != null && t.rank() == 2;
+    }
+
+    private static boolean distinct(Tensor... ts) {
+        for (int i = 0; i < ts.length; i++) {
+            for (int j = i + 1; j < ts.length; j++) {
+                if (ts[i] == ts[j]) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    private long addr(String op, Tensor t) {
+        return be.address(op, t);
+    }
+
+    // ------------------------------------------------------------------------------------------ optimizer
+
+    /** adamw.cu adamw_fwd_kernel2(param, grad, m, v, n, beta1, beta2, eps, decay, step_size, bc2_sqrt): all F32. */
+    @Override
+    public boolean adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp) {
+        if (hp == null || hp.step() < 1 || param == null) {
+            return false;
+        }
+        int[] shape = param.shape();
+        if (!is(param, DType.F32, shape) || !is(grad, DType.F32, shape) || !is(m, DType.F32, shape)
+                || !is(v, DType.F32, shape) || !distinct(param, grad, m, v)) {
+            return false;
+        }
+        long n = param.numel();
+        // the host-folded scalars of KernelOptimizer / CpuBackend (adamw.cu header), in double where they are
+        float decay = 1f - hp.lr() * hp.weightDecay();
+        double bc1 = 1.0 - Math.pow(hp.beta1(), hp.step());
+        double bc2 = 1.0 - Math.pow(hp.beta2(), hp.step());
+        float stepSize = (float) (hp.lr() / bc1);
+        float bc2Sqrt = (float) Math.sqrt(bc2);
+        be.launchKernel(ADAMW, FastGeometry.adamw(n), block(), addr("adamw", param), addr("adamw", grad),
+                addr("adamw", m), addr("adamw", v), n, hp.beta1(), hp.beta2(), hp.eps(), decay, stepSize, bc2Sqrt);
+        return true;
+    }
+
+    // ------------------------------------------------------------------------------------------ Delta-LoRA
+
+    /**
+     * delta_lora.cu delta_lora_update_fwd_kernel1(W, ldw, master, ldm, comp, ldc, fanInFanOut, c, aNew, aOld, bNew,
+     * bOld, out, in, r): W bf16 [out,in] (or [in,out]), A', A fp32 [r,in], B', B fp32 [out,r].
+     */
+    @Override
+    public boolean deltaLoraUpdate(Tensor w, boolean fanInFanOut, float c, Tensor bNew, Tensor aNew, Tensor bOld,
+                                   Tensor aOld) {
+        if (!rank2(aNew) || !rank2(bNew)) {
+            return false;
+        }
+        int r = aNew.rows();
+        int in = aNew.cols();
+        int out = bNew.rows();
+        int rows = fanInFanOut ? in : out;
+        int cols = fanInFanOut ? out : in;
+        if (!is(w, DType.BF16, rows, cols) || !is(aNew, DType.F32, r, in) || !is(aOld, DType.F32, r, in)
+                || !is(bNew, DType.F32, out, r) || !is(bOld, DType.F32, out, r) || rows > DELTA_LORA_MAX_ROWS
+                || !Float.isFinite(c)) {
+            return false;
+        }
+        String op = "deltaLoraUpdate";
+        be.launchKernel(DELTA_LORA, FastGeometry.deltaLora(rows, cols), block(), addr(op, w), cols, 0L, 0, 0L, 0,
+                fanInFanOut ? 1 : 0, c, addr(op, aNew), addr(op, aOld), addr(op, bNew), addr(op, bOld), out, in, r);
+        return true;
+    }
+
+    // ------------------------------------------------------------------------------------------ DoRA
+
+    /**
+     * dora.cu: G = A A^T by dora_gram_fwd_kernel1(A, lda, in, r, G), then dora_norm_fwd_kernel2(W, ldw, A_bf16, lda, B,
+     * G, s, m, n, g, out, in, r) with m = g = null. W bf16 [out,in] (not fanInFanOut: the kernel reads rows of W),
+     * A fp32 [r,in], B fp32 [out,r], n fp32 [out]; r <= 64, in % 8 == 0.
+     */
+    @Override
+    public boolean doraWeightNorm(Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s, Tensor n) {
+        if (fanInFanOut || !rank2(a) || !rank2(b) || n == null || n.rank() != 1) {
+            return false;
+        }
+        int r = a.rows();
+        int in = a.cols();
+        int out = b.rows();
+        if (r > DORA_MAX_R || in % 8 != 0 || !is(w, DType.BF16, out, in) || !is(a, DType.F32, r, in)
+                || !is(b, DType.F32, out, r) || !is(n, DType.F32, out) || FastGeometry.doraNorm(out).y() > MAX_GRID) {
+            return false;
+        }
+        String op = "doraWeightNorm";
+        try (Tensor g = be.zeros(DType.F32, r, r); Tensor abf = be.zeros(DType.BF16, r, in)) {
+            be.copy(a, abf);
+            be.launchKernel(DORA_GRAM, FastGeometry.doraGram(r), block(), addr(op, a), in, in, r, addr(op, g));
+            be.launchKernel(DORA_NORM, FastGeometry.doraNorm(out), block(), addr(op, w), in, addr(op, abf), in,
+                    addr(op, b), addr(op, g), s, 0L, addr(op, n), 0L, out, in, r);
+        }
+        return true;
+    }
+
+    // ------------------------------------------------------------------------------------------ LoRA
+
+    /**
+     * y = x op(W) + bias (the backend's GEMM: cuBLAS), u = x A^T by lora_shrink_fwd_kernel2(X, ldx, A, lda, u, S, lds,
+     * N, in, r) on a bf16 copy of A (S = null), then y += s u B^T (the backend's loraExpand). x bf16 [N,in] with
+     * in % 8 == 0, W bf16, A fp32 [r,in], B fp32 [out,r], u fp32 [N,r], y [N,out] bf16 or fp32, bias fp32 [out].
+     */
+    @Override
+    public boolean loraLinearForward(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
+                                     float s, Tensor u, Tensor y) {
+        if (!rank2(x) || !rank2(a) || !rank2(b)) {
+            return false;
+        }
+        int nRows = x.rows();
+        int in = x.cols();
+        int r = a.rows();
+        int out = b.rows();
+        if (in % 8 != 0 || !shrinkFits(nRows) || !is(x, DType.BF16, nRows, in)
+                || !is(w, DType.BF16, fanInFanOut ? in : out, fanInFanOut ? out : in) || !is(a, DType.F32, r, in)
+                || !is(b, DType.F32, out, r) || !is(u, DType.F32, nRows, r) || !activation(y, nRows, out)
+                || (bias != null && !is(bias, DType.F32, out)) || !distinct(x, y, u)) {
+            return false;
+        }
+        String op = "loraLinearForward";
+        be.matmul(x, false, w, !fanInFanOut, y, 1f, 0f);
+        if (bias != null) {
+            be.addRowVector(y, bias, y);
+        }
+        try (Tensor abf = be.zeros(DType.BF16, r, in)) {
+            be.copy(a, abf);
+            be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), addr(op, x), in, addr(op, abf), in,
+                    addr(op, u), 0L, 0, nRows, in, r);
+        }
+        be.loraExpand(u, b, s, y);
+        return true;
+    }
+
+    // ------------------------------------------------------------------------------------------ VeRA
+
+    /**
+     * u = x A_l^T by vera_shrink_fwd_kernel1(X, ldx, A, lda, λd, u, V, ldv, N, in, r) on a bf16 copy of the shared A
+     * (lda = in_max, V = null), then v = λd ∘ u and y += λb ∘ (v B_l^T) through the backend as the default does.
+     * x bf16 [N,in], in and in_max multiples of 8; shared A fp32 [r,in_max], shared B fp32 [out_max,r], λd fp32 [r],
+     * λb fp32 [out], u, v fp32 [N,r], y [N,out] bf16 or fp32.
+     */
+    @Override
+    public boolean veraForward(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB, Tensor u,
+                               Tensor v, Tensor y) {
+        if (!rank2(x) || !rank2(sharedA) || !rank2(sharedB) || !rank2(y)) {
+            return false;
+        }
+        int nRows = x.rows();
+        int in = x.cols();
+        int r = sharedA.rows();
+        int inMax = sharedA.cols();
+        int outMax = sharedB.rows();
+        int out = y.cols();
+        if (in % 8 != 0 || inMax % 8 != 0 || in > inMax || out > outMax || !shrinkFits(nRows)
+                || !is(x, DType.BF16, nRows, in) || !is(sharedA, DType.F32, r, inMax)
+                || !is(sharedB, DType.F32, outMax, r) || !is(lambdaD, DType.F32, r) || !is(lambdaB, DType.F32, out)
+                || !is(u, DType.F32, nRows, r) || !is(v, DType.F32, nRows, r) || !activation(y, nRows, out)
+                || !distinct(u, v, y)) {
+            return false;
+        }
+        String op = "veraForward";
+        try (Tensor abf = be.zeros(DType.BF16, r, inMax)) {
+            be.copy(sharedA, abf);
+            be.launchKernel(VERA_SHRINK, FastGeometry.shrink(nRows, r), block(), addr(op, x), in, addr(op, abf), inMax,
+                    addr(op, lambdaD), addr(op, u), 0L, 0, nRows, in, r);
+        }
+        be.mulRowVector(u, lambdaD, v);
+        try (Tensor z = be.zeros(DType.F32, nRows, out)) {
+            be.gemm(false, true, nRows, out, r, 1f, v, 0, r, sharedB, 0, r, 0f, z, 0, out);
+            be.mulRowVector(z, lambdaB, z);
+            be.axpby(1f, z, 1f, y);
+        }
+        return true;
+    }
+
+    /** The shrink kernels' grid.y = ceil(N/128) must fit CUDA's 65535. */
+    private static boolean shrinkFits(int nRows) {
+        return (nRows + (long) SHRINK_ROWS - 1) / SHRINK_ROWS <= MAX_GRID;
+    }
+
+    /** y: the layer output, bf16 (the activations) or fp32, [N,out]. */
+    private boolean activation(Tensor y, int nRows, int out) {
+        return is(y, DType.BF16, nRows, out) || is(y, DType.F32, nRows, out);
+    }
+}

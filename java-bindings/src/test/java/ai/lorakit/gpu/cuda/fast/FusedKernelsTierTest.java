@@ -1,0 +1,299 @@
+package ai.lorakit.gpu.cuda.fast;
+
+import ai.lorakit.gpu.AdamW;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.KernelSources;
+import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.cuda.CudaBackend;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Proves, on the in-memory CUDA driver (no GPU), that each wired Backend op of {@link FusedKernelsTier} launches its
+ * cuda-kernels/cuda kernel by extern "C" name with the grid, block and argument list its .cu header documents
+ * (expected values written here from those headers), and declines to the portable kernels when a requirement fails
+ * (dtype, multiple of 8, DoRA r <= 64, fanInFanOut for the norm).
+ */
+class FusedKernelsTierTest {
+    private static final int[] BLOCK = {256, 1, 1};
+    private FakeCuda fake;
+    private CudaBackend be;
+
+    @BeforeEach
+    void open() {
+        assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
+        fake = new FakeCuda(List.of(new FusedKernelsProvider()));
+        be = fake.backend;
+    }
+
+    @AfterEach
+    void close() {
+        if (be != null) {
+            be.close();
+        }
+    }
+
+    private FakeCuda.Launch only(int from, String kernel) {
+        List<FakeCuda.Launch> ls = fake.launches().subList(from, fake.launches().size()).stream()
+                .filter(l -> l.kernel().equals(kernel)).toList();
+        assertEquals(1, ls.size(), kernel + " launches among " + fake.kernelsSince(from));
+        return ls.get(0);
+    }
+
+    private long addr(Tensor t) {
+        return be.address("test", t);
+    }
+
+    private static void assertNone(List<String> launched, String... kernels) {
+        for (String k : kernels) {
+            assertFalse(launched.contains(k), k + " must not run: " + launched);
+        }
+    }
+
+    @Test
+    void descriptionNamesTheTier() {
+        assertTrue(be.description().contains("fast tier: " + FusedKernelsProvider.NAME), be.description());
+    }
+
+    // ---------------------------------------------------------------------------------------------- adamw
+
+    @Test
+    void adamwLaunchesKernel2WithHostFoldedScalars() {
+        Tensor p = be.zeros(DType.F32, 3, 5);
+        Tensor g = be.zeros(DType.F32, 3, 5);
+        Tensor m = be.zeros(DType.F32, 3, 5);
+        Tensor v = be.zeros(DType.F32, 3, 5);
+        AdamW hp = new AdamW(1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 3);
+        int from = fake.launches().size();
+        be.adamw(p, g, m, v, hp);
+        assertEquals(List.of("adamw_fwd_kernel2"), fake.kernelsSince(from));
+        FakeCuda.Launch l = only(from, "adamw_fwd_kernel2");
+        assertArrayEquals(new int[] {1, 1, 1}, l.grid());       // min(ceil(15/1024), 65535)
+        assertArrayEquals(BLOCK, l.block());
+        // (param, grad, m, v, n, beta1, beta2, eps, decay, step_size, bc2_sqrt)
+        assertEquals(11, l.slots().length);
+        assertArrayEquals(new long[] {addr(p), addr(g), addr(m), addr(v), 15L},
+                java.util.Arrays.copyOf(l.slots(), 5));
+        assertEquals(0.9f, l.slotFloat(5));
+        assertEquals(0.999f, l.slotFloat(6));
+        assertEquals(1e-8f, l.slotFloat(7));
+        assertEquals(1f - 1e-3f * 0.01f, l.slotFloat(8));
+        assertEquals((float) (1e-3f / (1.0 - Math.pow(0.9f, 3))), l.slotFloat(9));
+        assertEquals((float) Math.sqrt(1.0 - Math.pow(0.999f, 3)), l.slotFloat(10));
+    }
+
+    @Test
+    void adamwDeclinesNonF32AndAliasedState() {
+        Tensor p = be.zeros(DType.BF16, 8);
+        Tensor g = be.zeros(DType.F32, 8);
+        Tensor m = be.zeros(DType.F32, 8);
+        Tensor v = be.zeros(DType.F32, 8);
+        AdamW hp = new AdamW(1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1);
+        int from = fake.launches().size();
+        be.adamw(p, g, m, v, hp);
+        assertEquals(List.of("adamw_fwd_kernel1"), fake.kernelsSince(from), "BF16 param: portable");
+        Tensor pf = be.zeros(DType.F32, 8);
+        from = fake.launches().size();
+        be.adamw(pf, g, m, m, hp);
+        assertEquals(List.of("adamw_fwd_kernel1"), fake.kernelsSince(from), "m aliases v: portable");
+    }
+
+    // ---------------------------------------------------------------------------------------------- Delta-LoRA
+
+    @Test
+    void deltaLoraLaunchesOneTiledPassInBothOrientations() {
+        int out = 200;
+        int in = 300;
+        int r = 4;
+        Tensor aNew = be.zeros(DType.F32, r, in);
+        Tensor aOld = be.zeros(DType.F32, r, in);
+        Tensor bNew = be.zeros(DType.F32, out, r);
+        Tensor bOld = be.zeros(DType.F32, out, r);
+        for (boolean fif : new boolean[] {false, true}) {
+            Tensor w = fif ? be.zeros(DType.BF16, in, out) : be.zeros(DType.BF16, out, in);
+            int from = fake.launches().size();
+            be.deltaLoraUpdate(w, fif, 0.25f, bNew, aNew, bOld, aOld);
+            assertEquals(List.of("delta_lora_update_fwd_kernel1"), fake.kernelsSince(from));
+            FakeCuda.Launch l = only(from, "delta_lora_update_fwd_kernel1");
+            // grid (ceil(cols/128), ceil(rows/64), 1) for W [rows, cols]
+            assertArrayEquals(fif ? new int[] {2, 5, 1} : new int[] {3, 4, 1}, l.grid());
+            assertArrayEquals(BLOCK, l.block());
+            // (W, ldw, master, ldm, comp, ldc, fanInFanOut, c, aNew, aOld, bNew, bOld, out, in, r)
+            assertEquals(15, l.slots().length);
+            assertEquals(addr(w), l.slots()[0]);
+            assertEquals(fif ? out : in, l.slotInt(1));
+            assertEquals(0L, l.slots()[2]);
+            assertEquals(0L, l.slots()[4]);
+            assertEquals(fif ? 1 : 0, l.slotInt(6));
+            assertEquals(0.25f, l.slotFloat(7));
+            assertEquals(List.of(addr(aNew), addr(aOld), addr(bNew), addr(bOld)),
+                    List.of(l.slots()[8], l.slots()[9], l.slots()[10], l.slots()[11]));
+            assertEquals(List.of(out, in, r), List.of(l.slotInt(12), l.slotInt(13), l.slotInt(14)));
+        }
+    }
+
+    @Test
+    void deltaLoraDeclinesAnF32BaseWeight() {
+        Tensor w = be.zeros(DType.F32, 16, 24);
+        int from = fake.launches().size();
+        be.deltaLoraUpdate(w, false, 1f, be.zeros(DType.F32, 16, 2), be.zeros(DType.F32, 2, 24),
+                be.zeros(DType.F32, 16, 2), be.zeros(DType.F32, 2, 24));
+        List<String> launched = fake.kernelsSince(from);
+        assertNone(launched, "delta_lora_update_fwd_kernel1");
+        assertFalse(launched.isEmpty(), "the portable path ran");
+    }
+
+    // ---------------------------------------------------------------------------------------------- DoRA
+
+    @Test
+    void doraNormLaunchesGramThenFactoredNorm() {
+        int out = 300;
+        int in = 32;
+        int r = 8;
+        Tensor w = be.zeros(DType.BF16, out, in);
+        Tensor a = be.zeros(DType.F32, r, in);
+        Tensor b = be.zeros(DType.F32, out, r);
+        Tensor n = be.zeros(DType.F32, out);
+        int from = fake.launches().size();
+        be.doraWeightNorm(w, false, a, b, 2f, n);
+        List<String> launched = fake.kernelsSince(from);
+        assertTrue(launched.indexOf("dora_gram_fwd_kernel1") < launched.indexOf("dora_norm_fwd_kernel2"), launched.toString());
+        FakeCuda.Launch gram = only(from, "dora_gram_fwd_kernel1");
+        assertArrayEquals(new int[] {r, r, 1}, gram.grid());                 // grid (r, r, 1)
+        assertArrayEquals(BLOCK, gram.block());
+        // (A, lda, in, r, G)
+        assertEquals(5, gram.slots().length);
+        assertEquals(addr(a), gram.slots()[0]);
+        assertEquals(List.of(in, in, r), List.of(gram.slotInt(1), gram.slotInt(2), gram.slotInt(3)));
+        long gAddr = gram.slots()[4];
+        FakeCuda.Launch norm = only(from, "dora_norm_fwd_kernel2");
+        assertArrayEquals(new int[] {1, 3, 1}, norm.grid());                 // grid (1, ceil(300/128), 1)
+        assertArrayEquals(BLOCK, norm.block());
+        // (W, ldw, A_bf16, lda, B, G, s, m, n, g, out, in, r)
+        assertEquals(13, norm.slots().length);
+        assertEquals(addr(w), norm.slots()[0]);
+        assertEquals(in, norm.slotInt(1));
+        assertNotEquals(0L, norm.slots()[2]);
+        assertNotEquals(addr(a), norm.slots()[2], "the norm kernel reads a bf16 copy of A");
+        assertEquals(in, norm.slotInt(3));
+        assertEquals(addr(b), norm.slots()[4]);
+        assertEquals(gAddr, norm.slots()[5], "G from the gram kernel");
+        assertEquals(2f, norm.slotFloat(6));
+        assertEquals(0L, norm.slots()[7]);
+        assertEquals(addr(n), norm.slots()[8]);
+        assertEquals(0L, norm.slots()[9]);
+        assertEquals(List.of(out, in, r), List.of(norm.slotInt(10), norm.slotInt(11), norm.slotInt(12)));
+    }
+
+    @Test
+    void doraNormDeclinesLargeRankUnalignedInAndFanInFanOut() {
+        int from = fake.launches().size();
+        be.doraWeightNorm(be.zeros(DType.BF16, 16, 32), false, be.zeros(DType.F32, 65, 32),
+                be.zeros(DType.F32, 16, 65), 1f, be.zeros(DType.F32, 16));                    // r = 65 > 64
+        be.doraWeightNorm(be.zeros(DType.BF16, 16, 12), false, be.zeros(DType.F32, 4, 12),
+                be.zeros(DType.F32, 16, 4), 1f, be.zeros(DType.F32, 16));                     // in = 12
+        be.doraWeightNorm(be.zeros(DType.BF16, 32, 16), true, be.zeros(DType.F32, 4, 32),
+                be.zeros(DType.F32, 16, 4), 1f, be.zeros(DType.F32, 16));                     // fanInFanOut
+        assertNone(fake.kernelsSince(from), "dora_gram_fwd_kernel1", "dora_norm_fwd_kernel2");
+        assertTrue(fake.kernelsSince(from).contains("gemm_fwd_kernel1"), "the portable composition ran");
+    }
+
+    // ---------------------------------------------------------------------------------------------- LoRA
+
+    @Test
+    void loraForwardUsesTheWmmaShrink() {
+        int nRows = 300;
+        int in = 16;
+        int out = 24;
+        int r = 72;
+        Tensor x = be.zeros(DType.BF16, nRows, in);
+        Tensor w = be.zeros(DType.BF16, out, in);
+        Tensor a = be.zeros(DType.F32, r, in);
+        Tensor b = be.zeros(DType.F32, out, r);
+        Tensor u = be.zeros(DType.F32, nRows, r);
+        Tensor y = be.zeros(DType.BF16, nRows, out);
+        int from = fake.launches().size();
+        be.loraLinearForward(x, w, false, be.zeros(DType.F32, out), a, b, 0.5f, u, y);
+        FakeCuda.Launch l = only(from, "lora_shrink_fwd_kernel2");
+        assertArrayEquals(new int[] {2, 3, 1}, l.grid());                    // (ceil(72/64), ceil(300/128), 1)
+        assertArrayEquals(BLOCK, l.block());
+        // (X, ldx, A, lda, u, S, lds, N, in, r)
+        assertEquals(10, l.slots().length);
+        assertEquals(addr(x), l.slots()[0]);
+        assertEquals(in, l.slotInt(1));
+        assertNotEquals(addr(a), l.slots()[2], "a bf16 copy of A");
+        assertEquals(in, l.slotInt(3));
+        assertEquals(addr(u), l.slots()[4]);
+        assertEquals(0L, l.slots()[5]);
+        assertEquals(List.of(nRows, in, r), List.of(l.slotInt(7), l.slotInt(8), l.slotInt(9)));
+    }
+
+    @Test
+    void loraForwardDeclinesUnalignedInAndFp32Activations() {
+        int from = fake.launches().size();
+        be.loraLinearForward(be.zeros(DType.BF16, 4, 12), be.zeros(DType.BF16, 8, 12), false, null,
+                be.zeros(DType.F32, 2, 12), be.zeros(DType.F32, 8, 2), 1f, be.zeros(DType.F32, 4, 2),
+                be.zeros(DType.BF16, 4, 8));                                              // in = 12
+        be.loraLinearForward(be.zeros(DType.F32, 4, 16), be.zeros(DType.F32, 8, 16), false, null,
+                be.zeros(DType.F32, 2, 16), be.zeros(DType.F32, 8, 2), 1f, be.zeros(DType.F32, 4, 2),
+                be.zeros(DType.F32, 4, 8));                                               // fp32 x
+        List<String> launched = fake.kernelsSince(from);
+        assertNone(launched, "lora_shrink_fwd_kernel2");
+        assertTrue(launched.contains("gemm_fwd_kernel1"), "the portable composition ran: " + launched);
+    }
+
+    // ---------------------------------------------------------------------------------------------- VeRA
+
+    @Test
+    void veraForwardUsesTheScaledShrink() {
+        int nRows = 130;
+        int in = 16;
+        int inMax = 32;
+        int out = 8;
+        int r = 256;
+        Tensor x = be.zeros(DType.BF16, nRows, in);
+        Tensor sa = be.zeros(DType.F32, r, inMax);
+        Tensor sb = be.zeros(DType.F32, 12, r);
+        Tensor ld = be.zeros(DType.F32, r);
+        Tensor lb = be.zeros(DType.F32, out);
+        Tensor u = be.zeros(DType.F32, nRows, r);
+        Tensor v = be.zeros(DType.F32, nRows, r);
+        Tensor y = be.zeros(DType.F32, nRows, out);
+        int from = fake.launches().size();
+        be.veraForward(x, sa, sb, ld, lb, u, v, y);
+        FakeCuda.Launch l = only(from, "vera_shrink_fwd_kernel1");
+        assertArrayEquals(new int[] {4, 2, 1}, l.grid());                    // (ceil(256/64), ceil(130/128), 1)
+        assertArrayEquals(BLOCK, l.block());
+        // (X, ldx, A, lda, lambdaD, u, V, ldv, N, in, r)
+        assertEquals(11, l.slots().length);
+        assertEquals(addr(x), l.slots()[0]);
+        assertEquals(in, l.slotInt(1));
+        assertNotEquals(addr(sa), l.slots()[2], "a bf16 copy of the shared A");
+        assertEquals(inMax, l.slotInt(3));
+        assertEquals(addr(ld), l.slots()[4]);
+        assertEquals(addr(u), l.slots()[5]);
+        assertEquals(0L, l.slots()[6]);
+        assertEquals(List.of(nRows, in, r), List.of(l.slotInt(8), l.slotInt(9), l.slotInt(10)));
+    }
+
+    @Test
+    void veraForwardDeclinesAnUnalignedSharedA() {
+        int from = fake.launches().size();
+        be.veraForward(be.zeros(DType.BF16, 4, 8), be.zeros(DType.F32, 4, 12), be.zeros(DType.F32, 8, 4),
+                be.zeros(DType.F32, 4), be.zeros(DType.F32, 8), be.zeros(DType.F32, 4, 4), be.zeros(DType.F32, 4, 4),
+                be.zeros(DType.F32, 4, 8));                                               // in_max = 12
+        List<String> launched = fake.kernelsSince(from);
+        assertNone(launched, "vera_shrink_fwd_kernel1");
+        assertTrue(launched.contains("gemm_fwd_kernel1"), "the portable composition ran: " + launched);
+    }
+}
