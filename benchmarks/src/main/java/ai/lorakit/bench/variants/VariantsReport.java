@@ -42,9 +42,12 @@ final class VariantsReport {
             "lora-plus", "B's learning rate is 16 x the LoRA rate here (1.6e-2): the authors' reference code advises"
                     + " pairing a large ratio with a ~2x smaller base rate than plain LoRA's, which this table does not"
                     + " tune (every method uses the CLI default).",
-            "adalora", "Its ΔW = B diag(E) A · alpha/init_r starts from E = 0 with A, B ~ N(0, 0.02²), so under"
-                    + " Adam ΔW grows roughly cubically in the step count, while LoRA's B·A (A ~ U(±1/√in)) grows"
-                    + " linearly; the orthogonality term also pulls on A and B. A short run favours LoRA.",
+            "adalora", "ΔW = P Λ Q · alpha/init_r starts from Λ = 0 and Adam moves each λ by at most about the"
+                    + " learning rate per step, so ΔW's singular values (alpha/init_r)·|λ| stay small in a short run"
+                    + " (the largest |Λ| is in the per-method facts above), while the orthogonality term makes P and"
+                    + " Q orthonormal early, in directions the loss did not choose; LoRA's B moves at the same rate"
+                    + " against a random A whose rows already have a useful size. At the CLI's LoRA learning rate a"
+                    + " few hundred steps favour LoRA; the paper trains for thousands.",
             "vera", "Only the scaling vectors train (frozen shared random A [256, in_max], B [out_max, 256]); the"
                     + " saved adapter includes those projections, hence its size.",
             "delta-lora", "W moves by λ·s·(B'A' − BA) after each step past K, i.e. the effective update of the merged"
@@ -60,6 +63,22 @@ final class VariantsReport {
             "full", "Full fine-tuning updates every weight, including the embeddings, at 3e-4.");
 
     private VariantsReport() {
+    }
+
+    /** What {@link #readJson} recovers from a variants-brown.json. */
+    record Saved(String command, String started, double totalS, Map<String, Object> machine, List<RunRecord> runs) {
+    }
+
+    /** Reads a variants-brown.json back (to re-render the report without training again). */
+    @SuppressWarnings("unchecked")
+    static Saved readJson(Path file) throws IOException {
+        com.fasterxml.jackson.databind.JsonNode root = JSON.readTree(file.toFile());
+        List<RunRecord> runs = new ArrayList<>();
+        for (com.fasterxml.jackson.databind.JsonNode n : root.get("runs")) {
+            runs.add(JSON.treeToValue(n, RunRecord.class));
+        }
+        return new Saved(root.get("command").asText(), root.get("started").asText(), root.get("total_s").asDouble(),
+                JSON.convertValue(root.get("machine"), LinkedHashMap.class), runs);
     }
 
     static void writeJson(Path file, String command, Map<String, Object> machine, String started,
@@ -171,8 +190,9 @@ final class VariantsReport {
             }
         }
         md.append("\n## Against the papers\n\n");
-        md.append(String.format(Locale.ROOT, "Tie band τ = %.3f nats (max of 0.01 and twice the seed standard deviation"
-                + " of LoRA's loss): smaller differences are not called a win or a loss. The papers fine-tune 100 M -"
+        md.append(String.format(Locale.ROOT, "Tie band τ = %.3f nats (max of 0.01 and twice the standard deviation of"
+                + " LoRA's loss over the seeds, which share the data split): smaller differences are not called a win"
+                + " or a loss. The papers fine-tune 100 M -"
                 + " 7 B parameter models on GLUE, E2E, commonsense or instruction data for thousands of steps and report"
                 + " task metrics; this is a %.1f M parameter model, %d steps, one small corpus and one"
                 + " metric (validation loss), so where the verdict below says \"differs\" that is the small-scale"
@@ -195,8 +215,9 @@ final class VariantsReport {
         }
         md.append("\n## Matched settings\n\n");
         md.append(String.format(Locale.ROOT, "- Data: `--data brown:fiction` (Brown categories k-r), split by document"
-                + " with the CLI's defaults (10 %% of the documents for validation, split seed = run seed); training"
-                + " windows drawn by the Trainer's sampler from the run seed, so every method sees the same windows.%n"
+                + " with the CLI's defaults (10 %% of the documents for validation, split seed %d for every run);"
+                + " training windows drawn by the Trainer's sampler from the run seed, so every method of a seed sees"
+                + " the same windows; the seed also draws the adapter inits.%n"
                 + "- Schedule: %d steps, batch %d x %d tokens, linear warm-up %d steps then cosine to 10 %% of the peak,"
                 + " AdamW (β 0.9/0.999, eps 1e-8, no weight decay), gradient-norm clip 1.0, no dropout.%n"
                 + "- Adapters as `lorakit train` configures them (Method.Settings.defaults): r 8, alpha 16 on"
@@ -205,11 +226,13 @@ final class VariantsReport {
                 + " VeRA r 256, d_initial 0.1. AdaLoRA init_r 12 -> target_r 8 (the same final average rank as"
                 + " LoRA), tinit %d, tfinal %d, deltaT 10, orth_reg 0.5 (PEFT's form). Delta-LoRA λ 2, K = steps/4 ="
                 + " %d. LoRA-drop α 0.1 (stage 1 on 10 %% of the training documents for %d steps), T 0.9, ranked PER"
-                + " MODULE (the CLI's default is per block; with 4 blocks of near-equal importance T 0.9 can drop no"
-                + " block, and the paper ranks LoRA modules individually), stage 2 restarts from fresh adapters; its stage-2 run is the table's row and its wall time"
-                + " includes stage 1 and the importance pass.%n"
+                + " MODULE (the CLI's default is per block, but in a trial run the least important of the 4 blocks"
+                + " held 18 %% of the importance, more than 1 − T, so nothing could be dropped; the paper ranks LoRA"
+                + " modules individually), stage 2 restarts from fresh adapters; its stage-2 run is the table's row"
+                + " and its wall time includes stage 1 and the importance pass.%n"
                 + "- Evaluation: every %d steps on the first %d validation batches (the curves), after training on the"
-                + " first %d (the table).%n%n", o.steps(), o.batch(), o.seqLen(), Math.min(100, o.steps() / 10),
+                + " first %d (the table).%n%n", VariantsTable.SPLIT_SEED, o.steps(), o.batch(), o.seqLen(),
+                Math.min(100, o.steps() / 10),
                 o.steps() / 10, o.steps() / 5, Math.min(500, o.steps() / 4),
                 Math.min(o.steps(), Math.max(10, (int) Math.ceil(0.1 * o.steps()))), o.evalEvery(), o.evalBatches(),
                 o.finalEvalBatches()));
@@ -219,7 +242,9 @@ final class VariantsReport {
                 + "     -cp benchmarks/target/benchmarks.jar ai.lorakit.bench.variants.VariantsTable")
                 .append(command.substring(command.indexOf("VariantsTable") + "VariantsTable".length()))
                 .append("\n```\n\n");
-        md.append(String.format(Locale.ROOT, "Total wall time %.0f s (%.1f min).%n%n", totalS, totalS / 60));
+        md.append(String.format(Locale.ROOT, "Total wall time %.0f s (%.1f min).%s%n%n", totalS, totalS / 60,
+                o.reportOnly() ? " This report and the PNG were re-rendered from that run's variants-brown.json with"
+                        + " the same command plus `--report-only true` (no training)." : ""));
         md.append("## Machine and date\n\n");
         md.append("- Started ").append(started).append('\n');
         machine.forEach((k, v) -> md.append("- ").append(k.replace('_', ' ')).append(": ").append(v).append('\n'));
@@ -244,30 +269,36 @@ final class VariantsReport {
                         : "differs: full fine-tuning is better by " + fmt(dl) + " at this scale"};
             }
             case "lora-plus" -> {
+                double last = lora.curve().getLast()[0];
                 int reach = stepsToReach(r.curve(), lora.curve().getLast()[1]);
-                String m = String.format(Locale.ROOT, "%s; reaches LoRA's final curve loss %.4f %s", vsLora,
+                int behind = lastStepBehind(r.curve(), lora.curve());
+                String m = String.format(Locale.ROOT, "%s; reaches LoRA's final curve loss %.4f %s; %s", vsLora,
                         lora.curve().getLast()[1], reach < 0 ? "never within the run"
-                                : String.format(Locale.ROOT, "at step %d of %d", reach, (int) lora.curve().getLast()[0]));
-                boolean faster = reach >= 0 && reach < lora.curve().getLast()[0];
-                yield new String[]{m, faster && d <= tau ? "holds: converges faster" + (d < -tau ? " and ends better" : "")
-                        : faster ? "partly: faster early, but ends worse than LoRA by " + fmt(d)
-                        : "differs: no faster convergence at this scale"};
+                                : String.format(Locale.ROOT, "at step %d of %d (%.2fx fewer steps)", reach, (int) last,
+                                last / reach), behind < 0 ? "never behind LoRA's curve"
+                                : "behind LoRA's curve up to step " + behind);
+                boolean faster = reach >= 0 && reach < last;
+                yield new String[]{m, !faster ? "differs: no faster convergence at this scale"
+                        : behind < 0 ? "holds: converges faster" + (d < -tau ? " and ends better" : "")
+                        : String.format(Locale.ROOT, "partly: slower than LoRA up to step %d, faster after it (fewer"
+                                + " steps to LoRA's final loss)%s", behind, d > tau ? ", but ends worse" : "")};
             }
             case "vera", "lora-fa", "lora-drop" -> {
                 double ratio = (double) lora.trainable() / r.trainable();
                 String m = params + "; " + vsLora;
                 String want = switch (r.method()) {
-                    case "vera" -> ratio >= 5 ? "holds: " + String.format(Locale.ROOT, "%.0fx", ratio)
-                            + " fewer parameters" : "differs: only " + String.format(Locale.ROOT, "%.1fx", ratio) + " fewer";
-                    case "lora-fa" -> String.format(Locale.ROOT, "%s: %.0f%% of LoRA's parameters",
-                            Math.abs(1 / ratio - 0.5) < 0.15 ? "holds" : "differs", 100 / ratio);
-                    default -> String.format(Locale.ROOT, "%s: %.0f%% of LoRA's parameters",
-                            1 / ratio <= 0.7 ? "holds" : "differs (the selection kept most modules)", 100 / ratio);
+                    case "vera" -> String.format(Locale.ROOT, "parameters %s (%.0fx fewer)", ratio >= 5 ? "hold"
+                            : "differ", ratio);
+                    case "lora-fa" -> String.format(Locale.ROOT, "parameters %s (%.0f%% of LoRA's)",
+                            Math.abs(1 / ratio - 0.5) < 0.15 ? "hold" : "differ", 100 / ratio);
+                    default -> String.format(Locale.ROOT, "parameters %s (%.0f%% of LoRA's)",
+                            1 / ratio <= 0.7 ? "hold" : "differ: the selection kept most modules", 100 / ratio);
                 };
                 String quality = r.method().equals("vera")
-                        ? (d > tau ? "; worse than LoRA by " + fmt(d) + " (the paper: slightly worse)"
-                        : "; as good as LoRA")
-                        : (d > tau ? "; but worse than LoRA by " + fmt(d) : "; at LoRA's loss" + (d < -tau ? " or better" : ""));
+                        ? (d > tau ? "; quality holds: slightly worse than LoRA (" + fmt(d) + "), as the paper reports"
+                        : "; quality: as good as LoRA (the paper: slightly worse)")
+                        : (d > tau ? "; quality differs: worse than LoRA by " + fmt(d)
+                        : "; quality holds: at LoRA's loss" + (d < -tau ? " or better" : ""));
                 yield new String[]{m, want + quality};
             }
             default -> {                                  // dora, adalora, delta-lora: >= LoRA
@@ -288,6 +319,17 @@ final class VariantsReport {
 
     private static String fmt(double nats) {
         return String.format(Locale.ROOT, "%.4f nats", nats);
+    }
+
+    /** The last evaluated step (> 0) where {@code curve} is above {@code ref} at the same step, or -1. */
+    static int lastStepBehind(List<double[]> curve, List<double[]> ref) {
+        int last = -1;
+        for (int i = 0; i < Math.min(curve.size(), ref.size()); i++) {
+            if (curve.get(i)[0] > 0 && curve.get(i)[1] > ref.get(i)[1]) {
+                last = (int) curve.get(i)[0];
+            }
+        }
+        return last;
     }
 
     /** First evaluated step whose loss is <= target, or -1. */

@@ -1,6 +1,7 @@
 package ai.lorakit.bench.variants;
 
 import ai.lorakit.adapters.AdapterConfig;
+import ai.lorakit.adapters.Parameter;
 import ai.lorakit.adapters.io.SafetensorsFile;
 import ai.lorakit.adapters.io.TensorInfo;
 import ai.lorakit.adapters.optim.DeltaLoraUpdater;
@@ -38,11 +39,12 @@ import java.util.Map;
  * each method ({@link Method.Settings#defaults}: r 8, alpha 16, targets c_attn,c_proj,c_fc, no dropout; per-method
  * LR = the CLI's --lr default: 1e-3, VeRA 1e-2, full 3e-4; AdaLoRA init_r 12 -> target_r 8, tinit steps/10,
  * tfinal steps/5, deltaT 10; Delta-LoRA λ 2, K = steps/4; LoRA-drop α 0.1, T 0.9, restart, stage 1 =
- * ⌈α·steps⌉ but >= 10 steps, ranked PER MODULE: the CLI's default is per block, but with the default model's 4 blocks
- * of near-equal importance T 0.9 can drop no block, and the paper ranks LoRA modules individually). A short
+ * ⌈α·steps⌉ but >= 10 steps, ranked PER MODULE: the CLI's default is per block, but the default model's least
+ * important block holds more than 1 − T of the importance, so nothing would be dropped, and the paper ranks LoRA
+ * modules individually). A short
  * discarded LoRA run first warms up the JIT, so the first method is not penalised. Shared by every run: steps, B, T, warm-up steps/10, cosine to 10 %, clip 1.0, no
- * weight decay, the document split (10 % validation, split seed = run seed), the training windows (sampler seed =
- * run seed) and the evaluation sets: every --eval-every steps the first --eval-batches validation batches (the
+ * weight decay, the document split (10 % validation, split seed {@value #SPLIT_SEED} for every run, so every seed is
+ * evaluated on the same documents), the training windows (sampler seed = run seed) and the evaluation sets: every --eval-every steps the first --eval-batches validation batches (the
  * curve), after training the first --final-eval-batches (the table).
  *
  * <p>Writes {@code <out>/variants-brown.json} (after every run, so a crash keeps what ran), then
@@ -54,15 +56,21 @@ import java.util.Map;
  *      [--steps 150] [--batch 8] [--seq-len 128] [--seeds 1] [--methods full,lora,...] [--eval-every 25]
  *      [--eval-batches 8] [--final-eval-batches 32] [--model DIR] [--backend cpu] [--out benchmarks/results]
  * </pre>
+ * {@code --report-only true} (with the same settings) re-renders the Markdown and the PNG from the JSON without
+ * training again.
  */
 public final class VariantsTable {
+
+    /** The document split of every run (the CLI's default --seed): seeds vary windows and inits, not the data. */
+    static final long SPLIT_SEED = 42;
 
     static final List<String> ALL = List.of("full", "lora", "lora-plus", "lora-fa", "dora", "vera", "adalora",
             "delta-lora", "lora-drop");
 
     /** Command-line settings. */
     record Options(int steps, int batch, int seqLen, List<Long> seeds, List<String> methods, int evalEvery,
-                   int evalBatches, int finalEvalBatches, Path model, String backend, Path out, Path work) {
+                   int evalBatches, int finalEvalBatches, Path model, String backend, Path out, Path work,
+                   boolean reportOnly) {
     }
 
     private VariantsTable() {
@@ -72,6 +80,15 @@ public final class VariantsTable {
         System.setProperty("java.awt.headless", "true");
         Options o = parse(args);
         Files.createDirectories(o.out());
+        if (o.reportOnly()) {                          // re-render md + png from the JSON of an earlier run
+            VariantsReport.Saved saved = VariantsReport.readJson(o.out().resolve("variants-brown.json"));
+            VariantsReport.writeMarkdown(o.out().resolve("variants-brown.md"), saved.command(), saved.machine(),
+                    saved.started(), o, saved.runs(), saved.totalS(), BenchSetup.describe(o.model(),
+                            BenchSetup.modelDir(o.model())));
+            LossPlot.write(o.out().resolve("variants-brown.png"), saved.runs(), o);
+            System.out.println("re-rendered " + o.out() + "/variants-brown.{md,png} from variants-brown.json");
+            return;
+        }
         Path modelDir = BenchSetup.modelDir(o.model());
         Tokenizer tok = BenchSetup.tokenizer(modelDir);
         String command = "java -cp benchmarks.jar ai.lorakit.bench.variants.VariantsTable " + String.join(" ", args);
@@ -81,11 +98,10 @@ public final class VariantsTable {
         List<RunRecord> runs = new ArrayList<>();
         try (Backend be = BackendRegistry.open(o.backend())) {
             Options warm = new Options(Math.min(20, o.steps()), o.batch(), o.seqLen(), o.seeds(), List.of("lora"), 0, 1, 1,
-                    o.model(), o.backend(), o.out(), o.work().resolve("jit-warm-up"));
-            runOne(Method.LORA, o.seeds().getFirst(), warm, modelDir, BenchSetup.brownFiction(tok, o.seeds().getFirst()),
-                    be);
+                    o.model(), o.backend(), o.out(), o.work().resolve("jit-warm-up"), false);
+            TextDataset.Split split = BenchSetup.brownFiction(tok, SPLIT_SEED);
+            runOne(Method.LORA, o.seeds().getFirst(), warm, modelDir, split, be);
             for (long seed : o.seeds()) {
-                TextDataset.Split split = BenchSetup.brownFiction(tok, seed);
                 for (String name : o.methods()) {
                     RunRecord r = runOne(Method.parse(name), seed, o, modelDir, split, be);
                     runs.add(r);
@@ -99,7 +115,7 @@ public final class VariantsTable {
         }
         double total = (System.nanoTime() - t0) / 1e9;
         VariantsReport.writeJson(o.out().resolve("variants-brown.json"), command, machine, started, o,
-                BenchSetup.brownFiction(tok, o.seeds().getFirst()), runs, total);
+                BenchSetup.brownFiction(tok, SPLIT_SEED), runs, total);
         machine.put("load_average_end", Machine.loadAverage());
         VariantsReport.writeMarkdown(o.out().resolve("variants-brown.md"), command, machine, started, o, runs, total,
                 BenchSetup.describe(o.model(), modelDir));
@@ -193,8 +209,9 @@ public final class VariantsTable {
                     saved = savedElements(runDir.resolve("adapter"));
                     notes = switch (t.hook()) {
                         case RankAllocator ra -> String.format(Locale.ROOT, "budget %d -> %d triplets (tinit %d, tfinal"
-                                        + " %d, deltaT %d); final ranks %s", ra.initBudget(), ra.targetBudget(),
-                                s.adaloraTinit(), s.adaloraTfinal(), s.adaloraDeltaT(), ranks(ra));
+                                        + " %d, deltaT %d); final ranks %s; largest |Λ| after training %.3f",
+                                ra.initBudget(), ra.targetBudget(), s.adaloraTinit(), s.adaloraTfinal(),
+                                s.adaloraDeltaT(), ranks(ra), maxAbs(gm, Parameter.Role.LORA_E));
                         case DeltaLoraUpdater d -> String.format(Locale.ROOT, "W += %.0f*s*(B'A' - BA) after step K = %d;"
                                 + " exported as a rank-%d LoRA on the original W", d.policy().lambda(),
                                 d.policy().startStep(), 2 * s.r());
@@ -216,6 +233,20 @@ public final class VariantsTable {
         return new RunRecord(m.cliName(), seed, tc.lr(), tc.steps(), trainable, total, saved, fin.loss(),
                 fin.perplexity(), fin.tokens(), res.tokensPerS() / tc.tokensPerStep(), res.tokensPerS(), wall,
                 mem.peakHeapMiB(), mem.peakRssMiB(), stage1, List.copyOf(val), List.copyOf(train), notes);
+    }
+
+    /** The largest |value| over the adapter parameters of one role (e.g. AdaLoRA's Λ). */
+    private static double maxAbs(Gpt2Model gm, Parameter.Role role) {
+        double m = 0;
+        for (var a : gm.adaptedModules()) {
+            Parameter p = a.parameter(role);
+            if (p != null) {
+                for (float v : p.value().backend().download(p.value())) {
+                    m = Math.max(m, Math.abs(v));
+                }
+            }
+        }
+        return m;
     }
 
     /** "12,9,8,..." kept triplets per layer, in model order. */
@@ -270,7 +301,8 @@ public final class VariantsTable {
                 Integer.parseInt(kv.getOrDefault("eval-batches", "8")),
                 Integer.parseInt(kv.getOrDefault("final-eval-batches", "32")),
                 kv.containsKey("model") ? Path.of(kv.get("model")) : null, kv.getOrDefault("backend", "cpu"),
-                Path.of(kv.getOrDefault("out", "benchmarks/results")), work);
+                Path.of(kv.getOrDefault("out", "benchmarks/results")), work,
+                Boolean.parseBoolean(kv.getOrDefault("report-only", "false")));
         for (String k : kv.keySet()) {
             if (!KNOWN.contains(k)) {
                 throw new IllegalArgumentException("unknown option --" + k + "; known: " + KNOWN);
@@ -280,5 +312,6 @@ public final class VariantsTable {
     }
 
     private static final java.util.Set<String> KNOWN = java.util.Set.of("steps", "batch", "seq-len", "seeds",
-            "methods", "eval-every", "eval-batches", "final-eval-batches", "model", "backend", "out", "work");
+            "methods", "eval-every", "eval-batches", "final-eval-batches", "model", "backend", "out", "work",
+            "report-only");
 }
