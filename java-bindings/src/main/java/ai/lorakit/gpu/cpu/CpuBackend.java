@@ -5,6 +5,7 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Dropout;
 import ai.lorakit.gpu.GpuException;
+import ai.lorakit.gpu.OpChecks;
 import ai.lorakit.gpu.ShapeException;
 import ai.lorakit.gpu.Tensor;
 
@@ -70,24 +71,9 @@ public final class CpuBackend implements Backend {
 
     // ================================================================ validation helpers
 
-    private void checkBackendOpen(String op) {
-        if (closed) {
-            throw new GpuException(op + ": backend cpu is closed");
-        }
-    }
-
     private CpuStorage storage(String op, Tensor t) {
-        checkBackendOpen(op);
-        if (t == null) {
-            throw new ShapeException(op + ": tensor argument is null");
-        }
-        if (t.backend() != this) {
-            throw new ShapeException(op + ": " + t + " belongs to another backend instance (" + t.backend()
-                    + "), not to this " + this);
-        }
-        if (t.isClosed()) {
-            throw new GpuException(op + ": use of closed tensor " + t);
-        }
+        OpChecks.backendOpen(op, this, closed);
+        OpChecks.tensor(op, this, t);
         CpuStorage s = (CpuStorage) t.handle();
         if (s.f == null && s.i == null) {
             throw new GpuException(op + ": use of released tensor " + t);
@@ -98,33 +84,15 @@ public final class CpuBackend implements Backend {
     /** The values of a math (F32/BF16/F16) tensor. */
     private float[] f(String op, Tensor t) {
         CpuStorage s = storage(op, t);
-        if (t.dtype() == DType.I32) {
-            throw new ShapeException(op + ": " + t + " must be F32, BF16 or F16, not I32");
-        }
+        OpChecks.math(op, t);
         return s.f;
     }
 
     /** The values of an I32 tensor. */
     private int[] ints(String op, Tensor t) {
         CpuStorage s = storage(op, t);
-        if (t.dtype() != DType.I32) {
-            throw new ShapeException(op + ": " + t + " must be I32, not " + t.dtype());
-        }
+        OpChecks.ints(op, t);
         return s.i;
-    }
-
-    private static void sameNumel(String op, Tensor a, Tensor b) {
-        if (a.numel() != b.numel()) {
-            throw new ShapeException(op + ": " + a + " and " + b + " must have the same number of elements ("
-                    + a.numel() + " vs " + b.numel() + ")");
-        }
-    }
-
-    private static void numelIs(String op, Tensor t, long want, String what) {
-        if (t.numel() != want) {
-            throw new ShapeException(op + ": " + t + " must have " + want + " elements (" + what + "), has "
-                    + t.numel());
-        }
     }
 
     private static int checkedSize(long numel, int... shape) {
@@ -171,8 +139,8 @@ public final class CpuBackend implements Backend {
      */
     private void elementwise(String op, Tensor a, Tensor b, Tensor out, int unitWork, Map2 k) {
         float[] av = f(op, a), bv = f(op, b), ov = f(op, out);
-        sameNumel(op, a, b);
-        sameNumel(op, a, out);
+        OpChecks.sameNumel(op, a, b);
+        OpChecks.sameNumel(op, a, out);
         DType dt = out.dtype();
         CpuParallel.forRange(av.length, unitWork, (lo, hi) -> {
             k.apply(av, bv, ov, lo, hi);
@@ -183,7 +151,7 @@ public final class CpuBackend implements Backend {
     /** As the two-input elementwise: out = k(x), x and out with the same numel. */
     private void elementwise(String op, Tensor x, Tensor out, int unitWork, Map1 k) {
         float[] xv = f(op, x), ov = f(op, out);
-        sameNumel(op, x, out);
+        OpChecks.sameNumel(op, x, out);
         DType dt = out.dtype();
         CpuParallel.forRange(xv.length, unitWork, (lo, hi) -> {
             k.apply(xv, ov, lo, hi);
@@ -197,9 +165,9 @@ public final class CpuBackend implements Backend {
      */
     private void broadcast(String op, Tensor a, Tensor v, Tensor out, boolean perColumn, boolean multiply) {
         float[] av = f(op, a), vv = f(op, v), ov = f(op, out);
-        sameNumel(op, a, out);
+        OpChecks.sameNumel(op, a, out);
         int rows = a.rows(), cols = a.cols();
-        numelIs(op, v, perColumn ? cols : rows, (perColumn ? "one per column of " : "one per row of ") + a);
+        OpChecks.numelIs(op, v, perColumn ? cols : rows, (perColumn ? "one per column of " : "one per row of ") + a);
         // out may alias v (a [1,C] row): read v from a snapshot
         float[] vs = vv == ov ? vv.clone() : vv;
         DType dt = out.dtype();
@@ -213,7 +181,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor zeros(DType dtype, int... shape) {
-        checkBackendOpen("zeros");
+        OpChecks.backendOpen("zeros", this, closed);
         if (dtype == null) {
             throw new ShapeException("zeros: dtype is null");
         }
@@ -224,15 +192,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor upload(float[] data, DType dtype, int... shape) {
-        checkBackendOpen("upload");
+        OpChecks.backendOpen("upload", this, closed);
         if (dtype == null || data == null) {
             throw new ShapeException("upload: data and dtype must not be null");
         }
         int n = checkedSize(Tensor.numel(shape), shape);
-        if (data.length != n) {
-            throw new ShapeException("upload: " + data.length + " values for shape " + Arrays.toString(shape)
-                    + " (" + n + " elements)");
-        }
+        OpChecks.dataLength("upload", data.length, n, shape);
         CpuStorage s;
         if (dtype == DType.I32) {
             int[] v = new int[n];
@@ -250,15 +215,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor uploadInts(int[] data, int... shape) {
-        checkBackendOpen("uploadInts");
+        OpChecks.backendOpen("uploadInts", this, closed);
         if (data == null) {
             throw new ShapeException("uploadInts: data must not be null");
         }
         int n = checkedSize(Tensor.numel(shape), shape);
-        if (data.length != n) {
-            throw new ShapeException("uploadInts: " + data.length + " values for shape " + Arrays.toString(shape)
-                    + " (" + n + " elements)");
-        }
+        OpChecks.dataLength("uploadInts", data.length, n, shape);
         return register(DType.I32, shape, new CpuStorage(null, data.clone()));
     }
 
@@ -284,7 +246,7 @@ public final class CpuBackend implements Backend {
     public void copy(Tensor src, Tensor dst) {
         CpuStorage s = storage("copy", src);
         CpuStorage d = storage("copy", dst);
-        sameNumel("copy", src, dst);
+        OpChecks.sameNumel("copy", src, dst);
         int n = (int) src.numel();
         if (d.i != null) {
             if (s.i != null) {
@@ -362,13 +324,10 @@ public final class CpuBackend implements Backend {
         float[] av = f(op, a);
         float[] bv = f(op, b);
         float[] cv = f(op, c);
-        if (batch < 0 || m < 0 || n < 0 || k < 0) {
-            throw new ShapeException(op + ": negative size batch=" + batch + " m=" + m + " n=" + n + " k=" + k
-                    + " for " + a + " x " + b + " -> " + c);
-        }
-        checkOperand(op, "A", a, transA, m, k, offA, lda, strideA, batch);
-        checkOperand(op, "B", b, transB, k, n, offB, ldb, strideB, batch);
-        checkOperand(op, "C", c, false, m, n, offC, ldc, strideC, batch);
+        OpChecks.gemmSizes(op, batch, m, n, k, a, b, c);
+        OpChecks.gemmOperand(op, "A", a, transA, m, k, offA, lda, strideA, batch);
+        OpChecks.gemmOperand(op, "B", b, transB, k, n, offB, ldb, strideB, batch);
+        OpChecks.gemmOperand(op, "C", c, false, m, n, offC, ldc, strideC, batch);
         if (batch == 0 || m == 0 || n == 0) {
             return;
         }
@@ -393,32 +352,6 @@ public final class CpuBackend implements Backend {
                     round(c.dtype(), cv, row, row + n);
                 }
             }
-        }
-    }
-
-    /**
-     * Checks that every element op(X_i) touches lies inside x: X_i stored [rows,cols] (or [cols,rows] with
-     * trans) with row pitch ld >= stored cols, starting at off + i*stride.
-     */
-    private static void checkOperand(String op, String which, Tensor x, boolean trans, int rows, int cols,
-                                     long off, int ld, long stride, int batch) {
-        long sr = trans ? cols : rows;
-        long sc = trans ? rows : cols;
-        String what = op + ": " + which + "=" + x + (trans ? " (transposed)" : "") + " as op(" + which + ")["
-                + rows + "," + cols + "]";
-        if (off < 0 || stride < 0) {
-            throw new ShapeException(what + ": negative offset " + off + " or stride " + stride);
-        }
-        if (ld < Math.max(1, sc)) {
-            throw new ShapeException(what + ": leading dimension " + ld + " < stored row length " + sc);
-        }
-        if (batch == 0 || sr == 0 || sc == 0) {
-            return;
-        }
-        long last = off + (batch - 1L) * stride + (sr - 1) * ld + sc - 1;
-        if (last >= x.numel() || last < 0) {
-            throw new ShapeException(what + " with offset " + off + ", ld " + ld + ", stride " + stride + ", batch "
-                    + batch + " reaches element " + last + " but the tensor has " + x.numel());
         }
     }
 
@@ -463,11 +396,8 @@ public final class CpuBackend implements Backend {
     public void transpose(Tensor a, Tensor out) {
         String op = "transpose";
         float[] av = f(op, a), ov = f(op, out);
+        OpChecks.transposeShape(op, a, out);
         int rows = a.rows(), cols = a.cols();
-        if (out.rows() != cols || out.cols() != rows) {
-            throw new ShapeException(op + ": " + a + " seen as [" + rows + "," + cols + "] needs an output ["
-                    + cols + "," + rows + "], got " + out);
-        }
         if (av == ov) {
             av = av.clone();
         }
@@ -493,9 +423,7 @@ public final class CpuBackend implements Backend {
     public void dropoutMask(Tensor mask, float p, long seed) {
         String op = "dropoutMask";
         float[] mv = f(op, mask);
-        if (!(p >= 0f && p <= 1f)) {
-            throw new IllegalArgumentException(op + ": p must be in [0,1], got " + p);
-        }
+        OpChecks.probability(op, p);
         DType dt = mask.dtype();
         CpuParallel.forRange(mv.length, 1, (lo, hi) -> {
             for (int i = lo; i < hi; i++) {
@@ -511,7 +439,7 @@ public final class CpuBackend implements Backend {
     public void sumRows(Tensor a, float beta, Tensor out) {
         String op = "sumRows";
         float[] av = f(op, a), ov = f(op, out);
-        numelIs(op, out, a.cols(), "one per column of " + a);
+        OpChecks.numelIs(op, out, a.cols(), "one per column of " + a);
         int rows = a.rows(), cols = a.cols();
         // one sequential pass (rows in order, C2 vectorises the column loop): splitting columns across threads
         // measured slower (strided partial rows), splitting rows would change the summation order
@@ -532,11 +460,8 @@ public final class CpuBackend implements Backend {
     public void rowDot(Tensor a, Tensor b, Tensor out) {
         String op = "rowDot";
         float[] av = f(op, a), bv = f(op, b), ov = f(op, out);
-        sameNumel(op, a, b);
-        if (a.cols() != b.cols()) {
-            throw new ShapeException(op + ": " + a + " and " + b + " must have the same row length");
-        }
-        numelIs(op, out, a.rows(), "one per row of " + a);
+        OpChecks.sameRows(op, a, b);
+        OpChecks.numelIs(op, out, a.rows(), "one per row of " + a);
         int rows = a.rows(), cols = a.cols();
         float[] res = new float[rows];
         CpuParallel.forRange(rows, cols, (lo, hi) -> {
@@ -562,7 +487,7 @@ public final class CpuBackend implements Backend {
     public double dot(Tensor a, Tensor b) {
         String op = "dot";
         float[] av = f(op, a), bv = f(op, b);
-        sameNumel(op, a, b);
+        OpChecks.sameNumel(op, a, b);
         return CpuElementwise.dot(av, bv, 0, av.length);
     }
 
@@ -587,11 +512,11 @@ public final class CpuBackend implements Backend {
         float[] xv = f(op, x), gv = f(op, gamma), bv = f(op, beta), ov = f(op, out), mv = f(op, mean),
                 rv = f(op, rstd);
         int rows = x.rows(), cols = x.cols();
-        numelIs(op, gamma, cols, "C of " + x);
-        numelIs(op, beta, cols, "C of " + x);
-        sameNumel(op, x, out);
-        numelIs(op, mean, rows, "N of " + x);
-        numelIs(op, rstd, rows, "N of " + x);
+        OpChecks.numelIs(op, gamma, cols, "C of " + x);
+        OpChecks.numelIs(op, beta, cols, "C of " + x);
+        OpChecks.sameNumel(op, x, out);
+        OpChecks.numelIs(op, mean, rows, "N of " + x);
+        OpChecks.numelIs(op, rstd, rows, "N of " + x);
         CpuTransformerOps.layerNormForward(xv, gv, bv, eps, ov, mv, rv, rows, cols);
         round(out, ov);
         round(mean, mv);
@@ -605,13 +530,13 @@ public final class CpuBackend implements Backend {
         float[] dov = f(op, dout), xv = f(op, x), gv = f(op, gamma), mv = f(op, mean), rv = f(op, rstd),
                 dxv = f(op, dx), dgv = f(op, dgamma), dbv = f(op, dbeta);
         int rows = x.rows(), cols = x.cols();
-        sameNumel(op, x, dout);
-        sameNumel(op, x, dx);
-        numelIs(op, gamma, cols, "C of " + x);
-        numelIs(op, dgamma, cols, "C of " + x);
-        numelIs(op, dbeta, cols, "C of " + x);
-        numelIs(op, mean, rows, "N of " + x);
-        numelIs(op, rstd, rows, "N of " + x);
+        OpChecks.sameNumel(op, x, dout);
+        OpChecks.sameNumel(op, x, dx);
+        OpChecks.numelIs(op, gamma, cols, "C of " + x);
+        OpChecks.numelIs(op, dgamma, cols, "C of " + x);
+        OpChecks.numelIs(op, dbeta, cols, "C of " + x);
+        OpChecks.numelIs(op, mean, rows, "N of " + x);
+        OpChecks.numelIs(op, rstd, rows, "N of " + x);
         CpuTransformerOps.layerNormBackward(dov, xv, gv, mv, rv, dxv, dgv, dbv, rows, cols);
         round(dx, dxv);
         round(dgamma, dgv);
@@ -632,7 +557,7 @@ public final class CpuBackend implements Backend {
     public void softmaxRows(Tensor x, Tensor out) {
         String op = "softmaxRows";
         float[] xv = f(op, x), ov = f(op, out);
-        sameNumel(op, x, out);
+        OpChecks.sameNumel(op, x, out);
         if (x.cols() != out.cols()) {
             throw new ShapeException(op + ": " + x + " and " + out + " must have the same last dimension");
         }
@@ -649,8 +574,8 @@ public final class CpuBackend implements Backend {
         if (nHead <= 0 || c % nHead != 0) {
             throw new ShapeException(op + ": nHead " + nHead + " must be > 0 and divide C=" + c + " of " + qkv);
         }
-        numelIs(op, btc, (long) b * t * c, "[B,T,C] of " + qkv);
-        numelIs(op, att, (long) b * nHead * t * t, "[B,nHead,T,T] of " + qkv);
+        OpChecks.numelIs(op, btc, (long) b * t * c, "[B,T,C] of " + qkv);
+        OpChecks.numelIs(op, att, (long) b * nHead * t * t, "[B,nHead,T,T] of " + qkv);
         return new int[] {b, t, c};
     }
 
@@ -669,18 +594,9 @@ public final class CpuBackend implements Backend {
         String op = "attentionBackward";
         float[] dov = f(op, dout), qv = f(op, qkv), av = f(op, att), dqv = f(op, dqkv);
         int[] d = attentionDims(op, qkv, nHead, dout, att);
-        sameNumel(op, qkv, dqkv);
+        OpChecks.sameNumel(op, qkv, dqkv);
         CpuTransformerOps.attentionBackward(dov, qv, av, dqv, d[0], d[1], d[2], nHead);
         round(dqkv, dqv);
-    }
-
-    private static void checkIndices(String op, Tensor t, int[] ids, int limit, String what) {
-        for (int i = 0; i < ids.length; i++) {
-            if (ids[i] < 0 || ids[i] >= limit) {
-                throw new ShapeException(op + ": " + t + "[" + i + "] = " + ids[i] + " is outside [0," + limit
-                        + ") (" + what + ")");
-            }
-        }
     }
 
     @Override
@@ -689,10 +605,10 @@ public final class CpuBackend implements Backend {
         float[] lv = f(op, logits), pv = f(op, probs), lossv = f(op, losses);
         int[] tv = ints(op, targets);
         int rows = logits.rows(), v = logits.cols();
-        sameNumel(op, logits, probs);
-        numelIs(op, targets, rows, "N of " + logits);
-        numelIs(op, losses, rows, "N of " + logits);
-        checkIndices(op, targets, tv, v, "vocabulary size V of " + logits);
+        OpChecks.sameNumel(op, logits, probs);
+        OpChecks.numelIs(op, targets, rows, "N of " + logits);
+        OpChecks.numelIs(op, losses, rows, "N of " + logits);
+        OpChecks.indices(op, targets, tv, v, "vocabulary size V of " + logits);
         CpuTransformerOps.crossEntropyForward(lv, tv, pv, lossv, rows, v);
         round(probs, pv);
         round(losses, lossv);
@@ -704,9 +620,9 @@ public final class CpuBackend implements Backend {
         float[] pv = f(op, probs), dv = f(op, dlogits);
         int[] tv = ints(op, targets);
         int rows = probs.rows(), v = probs.cols();
-        sameNumel(op, probs, dlogits);
-        numelIs(op, targets, rows, "N of " + probs);
-        checkIndices(op, targets, tv, v, "vocabulary size V of " + probs);
+        OpChecks.sameNumel(op, probs, dlogits);
+        OpChecks.numelIs(op, targets, rows, "N of " + probs);
+        OpChecks.indices(op, targets, tv, v, "vocabulary size V of " + probs);
         CpuTransformerOps.crossEntropyBackward(pv, tv, scale, dv, rows, v);
         round(dlogits, dv);
     }
@@ -721,8 +637,8 @@ public final class CpuBackend implements Backend {
             throw new ShapeException(op + ": " + wpe + " has " + wpe.rows() + " positions, fewer than T=" + t
                     + " of " + ids);
         }
-        numelIs(op, x, (long) b * t * c, "[B,T,C] of " + ids + " and " + wte);
-        checkIndices(op, ids, idv, wte.rows(), "vocabulary size V of " + wte);
+        OpChecks.numelIs(op, x, (long) b * t * c, "[B,T,C] of " + ids + " and " + wte);
+        OpChecks.indices(op, ids, idv, wte.rows(), "vocabulary size V of " + wte);
         return new int[] {b, t, c};
     }
 
@@ -756,9 +672,9 @@ public final class CpuBackend implements Backend {
         if (hp == null) {
             throw new IllegalArgumentException(op + ": hyper-parameters are null");
         }
-        sameNumel(op, param, grad);
-        sameNumel(op, param, m);
-        sameNumel(op, param, v);
+        OpChecks.sameNumel(op, param, grad);
+        OpChecks.sameNumel(op, param, m);
+        OpChecks.sameNumel(op, param, v);
         // torch.optim.AdamW (single-tensor path): decoupled decay, then bias-corrected Adam.
         float decay = 1f - hp.lr() * hp.weightDecay();
         float b1 = hp.beta1(), b2 = hp.beta2();
@@ -789,9 +705,9 @@ public final class CpuBackend implements Backend {
                                    float beta2) {
         String op = "adaloraSensitivity";
         float[] pv = f(op, p), gv = f(op, grad), iv = f(op, expAvgIpt), uv = f(op, expAvgUnc);
-        sameNumel(op, p, grad);
-        sameNumel(op, p, expAvgIpt);
-        sameNumel(op, p, expAvgUnc);
+        OpChecks.sameNumel(op, p, grad);
+        OpChecks.sameNumel(op, p, expAvgIpt);
+        OpChecks.sameNumel(op, p, expAvgUnc);
         DType id = expAvgIpt.dtype(), ud = expAvgUnc.dtype();
         CpuParallel.forRange(pv.length, 4, (lo, hi) -> {
             for (int i = lo; i < hi; i++) {
@@ -807,7 +723,7 @@ public final class CpuBackend implements Backend {
     public void maskWhereAtMost(Tensor target, Tensor scores, float threshold) {
         String op = "maskWhereAtMost";
         float[] tv = f(op, target), sv = f(op, scores);
-        sameNumel(op, target, scores);
+        OpChecks.sameNumel(op, target, scores);
         for (int i = 0; i < tv.length; i++) {
             if (sv[i] <= threshold) {
                 tv[i] = 0f;
