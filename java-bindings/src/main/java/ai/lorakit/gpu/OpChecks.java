@@ -61,6 +61,24 @@ public final class OpChecks {
         }
     }
 
+    /**
+     * LayerNorm's shapes, shared by forward and backward: x and every [N,C] tensor in {@code rowsLikeX} have x's
+     * numel, every tensor in {@code perColumn} has C elements, mean and rstd have N.
+     */
+    public static void layerNormShapes(String op, Tensor x, Tensor mean, Tensor rstd, Tensor[] rowsLikeX,
+                                       Tensor... perColumn) {
+        int rows = x.rows();
+        int cols = x.cols();
+        for (Tensor t : perColumn) {
+            numelIs(op, t, cols, "C of " + x);
+        }
+        for (Tensor t : rowsLikeX) {
+            sameNumel(op, x, t);
+        }
+        numelIs(op, mean, rows, "N of " + x);
+        numelIs(op, rstd, rows, "N of " + x);
+    }
+
     /** Host data of {@code length} values for a tensor of {@code shape}. */
     public static void dataLength(String op, int length, long numel, int[] shape) {
         if (length != numel) {

@@ -512,11 +512,7 @@ public final class CpuBackend implements Backend {
         float[] xv = f(op, x), gv = f(op, gamma), bv = f(op, beta), ov = f(op, out), mv = f(op, mean),
                 rv = f(op, rstd);
         int rows = x.rows(), cols = x.cols();
-        OpChecks.numelIs(op, gamma, cols, "C of " + x);
-        OpChecks.numelIs(op, beta, cols, "C of " + x);
-        OpChecks.sameNumel(op, x, out);
-        OpChecks.numelIs(op, mean, rows, "N of " + x);
-        OpChecks.numelIs(op, rstd, rows, "N of " + x);
+        OpChecks.layerNormShapes(op, x, mean, rstd, new Tensor[]{out}, gamma, beta);
         CpuTransformerOps.layerNormForward(xv, gv, bv, eps, ov, mv, rv, rows, cols);
         round(out, ov);
         round(mean, mv);
@@ -530,13 +526,7 @@ public final class CpuBackend implements Backend {
         float[] dov = f(op, dout), xv = f(op, x), gv = f(op, gamma), mv = f(op, mean), rv = f(op, rstd),
                 dxv = f(op, dx), dgv = f(op, dgamma), dbv = f(op, dbeta);
         int rows = x.rows(), cols = x.cols();
-        OpChecks.sameNumel(op, x, dout);
-        OpChecks.sameNumel(op, x, dx);
-        OpChecks.numelIs(op, gamma, cols, "C of " + x);
-        OpChecks.numelIs(op, dgamma, cols, "C of " + x);
-        OpChecks.numelIs(op, dbeta, cols, "C of " + x);
-        OpChecks.numelIs(op, mean, rows, "N of " + x);
-        OpChecks.numelIs(op, rstd, rows, "N of " + x);
+        OpChecks.layerNormShapes(op, x, mean, rstd, new Tensor[]{dout, dx}, gamma, dgamma, dbeta);
         CpuTransformerOps.layerNormBackward(dov, xv, gv, mv, rv, dxv, dgv, dbv, rows, cols);
         round(dx, dxv);
         round(dgamma, dgv);

@@ -47,11 +47,7 @@ final class KernelTransformerOps {
         DeviceBuffer xb = be.math(op, x), gb = be.math(op, gamma), bb = be.math(op, beta), ob = be.math(op, out),
                 mb = be.math(op, mean), rb = be.math(op, rstd);
         int rows = x.rows(), cols = x.cols();
-        OpChecks.numelIs(op, gamma, cols, "C of " + x);
-        OpChecks.numelIs(op, beta, cols, "C of " + x);
-        OpChecks.sameNumel(op, x, out);
-        OpChecks.numelIs(op, mean, rows, "N of " + x);
-        OpChecks.numelIs(op, rstd, rows, "N of " + x);
+        OpChecks.layerNormShapes(op, x, mean, rstd, new Tensor[]{out}, gamma, beta);
         if (rows == 0) {
             return;
         }
@@ -65,13 +61,7 @@ final class KernelTransformerOps {
         DeviceBuffer db = be.math(op, dout), xb = be.math(op, x), gb = be.math(op, gamma), mb = be.math(op, mean),
                 rb = be.math(op, rstd), dxb = be.math(op, dx), dgb = be.math(op, dgamma), dbb = be.math(op, dbeta);
         int rows = x.rows(), cols = x.cols();
-        OpChecks.sameNumel(op, x, dout);
-        OpChecks.sameNumel(op, x, dx);
-        OpChecks.numelIs(op, gamma, cols, "C of " + x);
-        OpChecks.numelIs(op, dgamma, cols, "C of " + x);
-        OpChecks.numelIs(op, dbeta, cols, "C of " + x);
-        OpChecks.numelIs(op, mean, rows, "N of " + x);
-        OpChecks.numelIs(op, rstd, rows, "N of " + x);
+        OpChecks.layerNormShapes(op, x, mean, rstd, new Tensor[]{dout, dx}, gamma, dgamma, dbeta);
         if (rows == 0 || cols == 0) {
             return;
         }
