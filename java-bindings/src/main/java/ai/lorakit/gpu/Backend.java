@@ -182,11 +182,49 @@ public interface Backend extends AutoCloseable {
     /** dlogits = scale * (probs - onehot(targets)) (written); scale is typically 1/N. */
     void crossEntropyBackward(Tensor probs, Tensor targets, float scale, Tensor dlogits);
 
-    /** out[n,:] = wte[ids[n],:] + wpe[n % T,:]; ids [B,T] I32, wte [V,C], wpe [Tmax,C], out [B,T,C]. */
+    /**
+     * out[n,:] = wte[ids[n],:] + wpe[n % T,:]; ids [B,T] I32, wte [V,C], wpe [Tmax,C], out [B,T,C]. wpe may be
+     * null (no learned positions, e.g. Llama with RoPE): then out[n,:] = wte[ids[n],:].
+     */
     void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out);
 
-    /** dwte[ids[n],:] += dout[n,:]; dwpe[n % T,:] += dout[n,:] (both accumulated). */
+    /** dwte[ids[n],:] += dout[n,:]; dwpe[n % T,:] += dout[n,:] (both accumulated); dwpe may be null (no positions). */
     void embeddingBackward(Tensor dout, Tensor ids, Tensor dwte, Tensor dwpe);
+
+    // ---------------------------------------------------------------- transformer ops (Llama family)
+
+    /** RMSNorm: out = x * rstd * gamma, rstd[n] = 1/sqrt(mean_c x[n,c]^2 + eps); x,out [N,C], gamma [C], rstd [N] written. */
+    void rmsNormForward(Tensor x, Tensor gamma, float eps, Tensor out, Tensor rstd);
+
+    /** dx written, dgamma accumulated (+=). */
+    void rmsNormBackward(Tensor dout, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dgamma);
+
+    /**
+     * Rotary embedding, HF rotate_half layout per head of size D: for i < D/2, with c = cos[t,i], s = sin[t,i]:
+     * out[..,i] = x[..,i]*c - x[..,i+D/2]*s; out[..,i+D/2] = x[..,i+D/2]*c + x[..,i]*s; x,out [B,T,nHead*D],
+     * t = position within the window; cos,sin [T,D/2] ({@link RopeTables} computes them). out may be x (in place).
+     */
+    void ropeForward(Tensor x, int nHead, Tensor cos, Tensor sin, Tensor out);
+
+    /** dx = R^T dout (written; dx may be dout). */
+    void ropeBackward(Tensor dout, int nHead, Tensor cos, Tensor sin, Tensor dx);
+
+    /** out = silu(gate) * up; gate, up, out [N,F]. */
+    void swigluForward(Tensor gate, Tensor up, Tensor out);
+
+    /** dgate, dup written. */
+    void swigluBackward(Tensor dout, Tensor gate, Tensor up, Tensor dgate, Tensor dup);
+
+    /**
+     * Causal grouped-query attention: q [B,T,nHead*D], k,v [B,T,nKvHead*D], nHead % nKvHead == 0, query head h
+     * reads kv head h/(nHead/nKvHead) (HF repeat_kv); scale 1/sqrt(D); out [B,T,nHead*D]; att [B,nHead,T,T]
+     * softmax probs (zero above the diagonal). MHA: nKvHead == nHead; MQA: nKvHead == 1.
+     */
+    void gqaAttentionForward(Tensor q, Tensor k, Tensor v, int nHead, int nKvHead, Tensor out, Tensor att);
+
+    /** dq, dk, dv written (dk, dv sum over the query heads of their group). No float atomics in kernels. */
+    void gqaAttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor att, int nHead, int nKvHead,
+                              Tensor dq, Tensor dk, Tensor dv);
 
     // ---------------------------------------------------------------- optimizer
 

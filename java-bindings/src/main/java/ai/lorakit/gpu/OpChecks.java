@@ -79,6 +79,100 @@ public final class OpChecks {
         numelIs(op, rstd, rows, "N of " + x);
     }
 
+    /**
+     * RMSNorm's shapes, shared by forward and backward: every [N,C] tensor in {@code rowsLikeX} has x's numel,
+     * every tensor in {@code perColumn} has C elements, rstd has N.
+     */
+    public static void rmsNormShapes(String op, Tensor x, Tensor rstd, Tensor[] rowsLikeX, Tensor... perColumn) {
+        for (Tensor t : perColumn) {
+            numelIs(op, t, x.cols(), "C of " + x);
+        }
+        for (Tensor t : rowsLikeX) {
+            sameNumel(op, x, t);
+        }
+        numelIs(op, rstd, x.rows(), "N of " + x);
+    }
+
+    /**
+     * {B, T, D} of a RoPE call, after checking x [B,T,nHead*D] with D even, out (or dx) with x's numel, and
+     * cos, sin [Tmax >= T, D/2] (a table for more positions than the window is read from its first T rows).
+     */
+    public static int[] ropeDims(String op, Tensor x, int nHead, Tensor cos, Tensor sin, Tensor out) {
+        if (x.rank() != 3) {
+            throw new ShapeException(op + ": " + x + " must be [B,T,nHead*D]");
+        }
+        int b = x.dim(0), t = x.dim(1), width = x.dim(2);
+        if (nHead <= 0 || width % nHead != 0) {
+            throw new ShapeException(op + ": nHead " + nHead + " must be > 0 and divide the last dim " + width
+                    + " of " + x);
+        }
+        int d = width / nHead;
+        if (d % 2 != 0) {
+            throw new ShapeException(op + ": head size D=" + d + " of " + x + " with nHead " + nHead
+                    + " must be even (rotate_half pairs i with i+D/2)");
+        }
+        for (Tensor table : new Tensor[] {cos, sin}) {
+            if (table.cols() != d / 2 || table.rows() < t) {
+                throw new ShapeException(op + ": " + table + " must be [Tmax>=" + t + "," + d / 2
+                        + "] (positions x D/2 of " + x + "); compute it with RopeTables");
+            }
+        }
+        sameNumel(op, x, out);
+        return new int[] {b, t, d};
+    }
+
+    /**
+     * {B, T, D} of a grouped-query attention call, after checking q [B,T,nHead*D], k and v [B,T,nKvHead*D],
+     * nHead % nKvHead == 0, every tensor in {@code likeQ} (out, dout, dq) with q's numel, every tensor in
+     * {@code likeKv} (dk, dv) with k's, and att [B,nHead,T,T].
+     */
+    public static int[] gqaDims(String op, Tensor q, Tensor k, Tensor v, int nHead, int nKvHead, Tensor att,
+                                Tensor[] likeQ, Tensor... likeKv) {
+        if (q.rank() != 3) {
+            throw new ShapeException(op + ": q " + q + " must be [B,T,nHead*D]");
+        }
+        int b = q.dim(0), t = q.dim(1), width = q.dim(2);
+        if (nHead <= 0 || nKvHead <= 0 || nHead % nKvHead != 0) {
+            throw new ShapeException(op + ": nHead " + nHead + " must be a positive multiple of nKvHead " + nKvHead);
+        }
+        if (width % nHead != 0) {
+            throw new ShapeException(op + ": nHead " + nHead + " must divide the last dim " + width + " of q " + q);
+        }
+        int d = width / nHead;
+        for (Tensor kv : new Tensor[] {k, v}) {
+            if (kv.rank() != 3 || kv.dim(0) != b || kv.dim(1) != t || kv.dim(2) != nKvHead * d) {
+                throw new ShapeException(op + ": " + kv + " must be [B,T,nKvHead*D] = [" + b + "," + t + ","
+                        + (long) nKvHead * d + "] (nKvHead " + nKvHead + ", D " + d + " from q " + q + ")");
+            }
+        }
+        for (Tensor x : likeQ) {
+            sameNumel(op, q, x);
+        }
+        for (Tensor x : likeKv) {
+            sameNumel(op, k, x);
+        }
+        numelIs(op, att, (long) b * nHead * t * t, "[B,nHead,T,T] of q " + q);
+        return new int[] {b, t, d};
+    }
+
+    /**
+     * {B, T, C} of an embedding call, after checking ids [B,T], wte [V,C], wpe [Tmax>=T,C] (or null: no learned
+     * positions), x [B,T,C] and every id (the host copy {@code idv}) against V.
+     */
+    public static int[] embeddingDims(String op, Tensor ids, int[] idv, Tensor wte, Tensor wpe, Tensor x) {
+        int b = ids.rows(), t = ids.cols(), c = wte.cols();
+        if (wpe != null && wpe.cols() != c) {
+            throw new ShapeException(op + ": " + wpe + " and " + wte + " must have the same C");
+        }
+        if (wpe != null && wpe.rows() < t) {
+            throw new ShapeException(op + ": " + wpe + " has " + wpe.rows() + " positions, fewer than T=" + t
+                    + " of " + ids);
+        }
+        numelIs(op, x, (long) b * t * c, "[B,T,C] of " + ids + " and " + wte);
+        indices(op, ids, idv, wte.rows(), "vocabulary size V of " + wte);
+        return new int[] {b, t, c};
+    }
+
     /** Host data of {@code length} values for a tensor of {@code shape}. */
     public static void dataLength(String op, int length, long numel, int[] shape) {
         if (length != numel) {

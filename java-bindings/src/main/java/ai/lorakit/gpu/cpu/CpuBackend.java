@@ -617,27 +617,12 @@ public final class CpuBackend implements Backend {
         round(dlogits, dv);
     }
 
-    /** {B, T, C} of an embedding call, after checking ids [B,T], wte [V,C], wpe [Tmax>=T,C], x [B,T,C]. */
-    private static int[] embeddingDims(String op, Tensor ids, int[] idv, Tensor wte, Tensor wpe, Tensor x) {
-        int b = ids.rows(), t = ids.cols(), c = wte.cols();
-        if (wpe.cols() != c) {
-            throw new ShapeException(op + ": " + wpe + " and " + wte + " must have the same C");
-        }
-        if (wpe.rows() < t) {
-            throw new ShapeException(op + ": " + wpe + " has " + wpe.rows() + " positions, fewer than T=" + t
-                    + " of " + ids);
-        }
-        OpChecks.numelIs(op, x, (long) b * t * c, "[B,T,C] of " + ids + " and " + wte);
-        OpChecks.indices(op, ids, idv, wte.rows(), "vocabulary size V of " + wte);
-        return new int[] {b, t, c};
-    }
-
     @Override
     public void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out) {
         String op = "embeddingForward";
         int[] iv = ints(op, ids);
-        float[] tev = f(op, wte), pev = f(op, wpe), ov = f(op, out);
-        int[] d = embeddingDims(op, ids, iv, wte, wpe, out);
+        float[] tev = f(op, wte), pev = wpe == null ? null : f(op, wpe), ov = f(op, out);
+        int[] d = OpChecks.embeddingDims(op, ids, iv, wte, wpe, out);
         CpuTransformerOps.embeddingForward(iv, tev, pev, ov, d[0], d[1], d[2]);
         round(out, ov);
     }
@@ -646,11 +631,97 @@ public final class CpuBackend implements Backend {
     public void embeddingBackward(Tensor dout, Tensor ids, Tensor dwte, Tensor dwpe) {
         String op = "embeddingBackward";
         int[] iv = ints(op, ids);
-        float[] dov = f(op, dout), tev = f(op, dwte), pev = f(op, dwpe);
-        int[] d = embeddingDims(op, ids, iv, dwte, dwpe, dout);
+        float[] dov = f(op, dout), tev = f(op, dwte), pev = dwpe == null ? null : f(op, dwpe);
+        int[] d = OpChecks.embeddingDims(op, ids, iv, dwte, dwpe, dout);
         CpuTransformerOps.embeddingBackward(dov, iv, tev, pev, d[0], d[1], d[2]);
         round(dwte, tev);
-        round(dwpe, pev);
+        if (dwpe != null) {
+            round(dwpe, pev);
+        }
+    }
+
+    // ================================================================ transformer ops (Llama family)
+
+    @Override
+    public void rmsNormForward(Tensor x, Tensor gamma, float eps, Tensor out, Tensor rstd) {
+        String op = "rmsNormForward";
+        float[] xv = f(op, x), gv = f(op, gamma), ov = f(op, out), rv = f(op, rstd);
+        OpChecks.rmsNormShapes(op, x, rstd, new Tensor[]{out}, gamma);
+        CpuLlamaOps.rmsNormForward(xv, gv, eps, ov, rv, x.rows(), x.cols());
+        round(out, ov);
+        round(rstd, rv);
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor dout, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dgamma) {
+        String op = "rmsNormBackward";
+        float[] dov = f(op, dout), xv = f(op, x), gv = f(op, gamma), rv = f(op, rstd), dxv = f(op, dx),
+                dgv = f(op, dgamma);
+        OpChecks.rmsNormShapes(op, x, rstd, new Tensor[]{dout, dx}, gamma, dgamma);
+        CpuLlamaOps.rmsNormBackward(dov, xv, gv, rv, dxv, dgv, x.rows(), x.cols());
+        round(dx, dxv);
+        round(dgamma, dgv);
+    }
+
+    @Override
+    public void ropeForward(Tensor x, int nHead, Tensor cos, Tensor sin, Tensor out) {
+        rope("ropeForward", x, nHead, cos, sin, out, 1f);
+    }
+
+    @Override
+    public void ropeBackward(Tensor dout, int nHead, Tensor cos, Tensor sin, Tensor dx) {
+        rope("ropeBackward", dout, nHead, cos, sin, dx, -1f);
+    }
+
+    /** out = R x (sign +1) or R^T x (sign -1); see {@link CpuLlamaOps#rope}. */
+    private void rope(String op, Tensor x, int nHead, Tensor cos, Tensor sin, Tensor out, float sign) {
+        float[] xv = f(op, x), cv = f(op, cos), sv = f(op, sin), ov = f(op, out);
+        int[] d = OpChecks.ropeDims(op, x, nHead, cos, sin, out);
+        CpuLlamaOps.rope(xv, cv, sv, ov, sign, d[0] * d[1], d[1], nHead, d[2]);
+        round(out, ov);
+    }
+
+    @Override
+    public void swigluForward(Tensor gate, Tensor up, Tensor out) {
+        elementwise("swigluForward", gate, up, out, GELU_WORK, CpuLlamaOps::swigluForward);
+    }
+
+    @Override
+    public void swigluBackward(Tensor dout, Tensor gate, Tensor up, Tensor dgate, Tensor dup) {
+        String op = "swigluBackward";
+        float[] dov = f(op, dout), gv = f(op, gate), uv = f(op, up), dgv = f(op, dgate), duv = f(op, dup);
+        for (Tensor t : new Tensor[] {gate, up, dgate, dup}) {
+            OpChecks.sameNumel(op, dout, t);
+        }
+        DType dgt = dgate.dtype(), dut = dup.dtype();
+        CpuParallel.forRange(dov.length, GELU_WORK, (lo, hi) -> {
+            CpuLlamaOps.swigluBackward(dov, gv, uv, dgv, duv, lo, hi);
+            round(dgt, dgv, lo, hi);
+            round(dut, duv, lo, hi);
+        });
+    }
+
+    @Override
+    public void gqaAttentionForward(Tensor q, Tensor k, Tensor v, int nHead, int nKvHead, Tensor out, Tensor att) {
+        String op = "gqaAttentionForward";
+        float[] qv = f(op, q), kv = f(op, k), vv = f(op, v), ov = f(op, out), av = f(op, att);
+        int[] d = OpChecks.gqaDims(op, q, k, v, nHead, nKvHead, att, new Tensor[]{out});
+        CpuLlamaOps.gqaForward(qv, kv, vv, ov, av, d[0], d[1], d[2], nHead, nKvHead);
+        round(out, ov);
+        round(att, av);
+    }
+
+    @Override
+    public void gqaAttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor att, int nHead, int nKvHead,
+                                     Tensor dq, Tensor dk, Tensor dv) {
+        String op = "gqaAttentionBackward";
+        float[] dov = f(op, dout), qv = f(op, q), kv = f(op, k), vv = f(op, v), av = f(op, att), dqv = f(op, dq),
+                dkv = f(op, dk), dvv = f(op, dv);
+        int[] d = OpChecks.gqaDims(op, q, k, v, nHead, nKvHead, att, new Tensor[]{dout, dq}, dk, dv);
+        CpuLlamaOps.gqaBackward(dov, qv, kv, vv, av, dqv, dkv, dvv, d[0], d[1], d[2], nHead, nKvHead);
+        round(dq, dqv);
+        round(dk, dkv);
+        round(dv, dvv);
     }
 
     // ================================================================ optimizer

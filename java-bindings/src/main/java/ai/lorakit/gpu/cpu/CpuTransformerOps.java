@@ -176,7 +176,7 @@ public final class CpuTransformerOps {
      * Softmax of x[off, off+len) into out[off, ...) (x == out allowed: each element is read before it is
      * written); returns log(sum exp(x - max)) + max (log-sum-exp).
      */
-    private static double softmaxRow(float[] x, float[] out, int off, int len) {
+    static double softmaxRow(float[] x, float[] out, int off, int len) {
         if (!naive) {
             return Simd.softmaxRow(x, out, off, len);
         }
@@ -304,7 +304,7 @@ public final class CpuTransformerOps {
     }
 
     /** sum_i a[ao+i] * b[bo+i], four independent accumulators. */
-    private static float dot(float[] a, int ao, float[] b, int bo, int len) {
+    static float dot(float[] a, int ao, float[] b, int bo, int len) {
         float s0 = 0;
         float s1 = 0;
         float s2 = 0;
@@ -323,7 +323,7 @@ public final class CpuTransformerOps {
     }
 
     /** y[yo+i] += alpha * x[xo+i]. */
-    private static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int len) {
+    static void axpy(float alpha, float[] x, int xo, float[] y, int yo, int len) {
         for (int i = 0; i < len; i++) {
             y[yo + i] += alpha * x[xo + i];
         }
@@ -364,8 +364,8 @@ public final class CpuTransformerOps {
     // ---------------------------------------------------------------- embeddings
 
     /**
-     * out[b,t,:] = wte[ids[b,t],:] + wpe[t,:]. ids [B,T]; wte [V,C] (V = wte.length / C); wpe [Tmax>=T,C];
-     * out [B,T,C].
+     * out[b,t,:] = wte[ids[b,t],:] + wpe[t,:]. ids [B,T]; wte [V,C] (V = wte.length / C); wpe [Tmax>=T,C] or
+     * null (no positions: out[b,t,:] = wte[ids[b,t],:]); out [B,T,C].
      *
      * @throws ShapeException if an id is outside [0,V)
      */
@@ -376,6 +376,10 @@ public final class CpuTransformerOps {
             int eo = ids[n] * C;
             int po = (n % T) * C;
             int oo = n * C;
+            if (wpe == null) {
+                System.arraycopy(wte, eo, out, oo, C);
+                return;
+            }
             for (int c = 0; c < C; c++) {
                 out[oo + c] = wte[eo + c] + wpe[po + c];
             }
@@ -384,7 +388,7 @@ public final class CpuTransformerOps {
 
     /**
      * dwte[ids[b,t],:] += dout[b,t,:]; dwpe[t,:] += dout[b,t,:] (repeated ids accumulate). dout [B,T,C];
-     * dwte [V,C]; dwpe [Tmax>=T,C]. Each element accumulates its tokens in order (deterministic; O(B T C));
+     * dwte [V,C]; dwpe [Tmax>=T,C] or null (no positions). Each element accumulates its tokens in order (deterministic; O(B T C));
      * column ranges run in parallel for large inputs, which leaves every element's order unchanged.
      *
      * @throws ShapeException if an id is outside [0,V)
@@ -398,9 +402,12 @@ public final class CpuTransformerOps {
                 int po = (n % T) * C;
                 int oo = n * C;
                 for (int c = c0; c < c1; c++) {
-                    float g = dout[oo + c];
-                    dwte[eo + c] += g;
-                    dwpe[po + c] += g;
+                    dwte[eo + c] += dout[oo + c];
+                }
+                if (dwpe != null) {
+                    for (int c = c0; c < c1; c++) {
+                        dwpe[po + c] += dout[oo + c];
+                    }
                 }
             }
         });

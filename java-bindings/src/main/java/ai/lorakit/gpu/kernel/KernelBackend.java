@@ -30,7 +30,8 @@ import java.util.WeakHashMap;
  *
  * <p>This class holds memory and dispatch; each op group lives in its own small class so that kernels for
  * another group are added without touching this file's neighbours: {@link KernelGemm},
- * {@link KernelElementwise}, {@link KernelReductions}, {@link KernelTransformerOps}, {@link KernelLoraOps},
+ * {@link KernelElementwise}, {@link KernelReductions}, {@link KernelTransformerOps}, {@link KernelLlamaOps},
+ * {@link KernelLoraOps},
  * {@link KernelOptimizer}. Ops without a portable kernel yet throw {@link GpuException}
  * "{@code <op>: not yet implemented on <device> (portable kernel pending)}" and are listed in
  * {@link #PENDING_OPS}; implementing one means deleting its line there (the contract suite then runs it).
@@ -62,6 +63,7 @@ public class KernelBackend implements Backend {
     final KernelElementwise elementwise;
     final KernelReductions reductions;
     final KernelTransformerOps transformer;
+    final KernelLlamaOps llama;
     final KernelLoraOps lora;
     final KernelOptimizer optimizer;
 
@@ -79,6 +81,7 @@ public class KernelBackend implements Backend {
         this.elementwise = new KernelElementwise(this);
         this.reductions = new KernelReductions(this);
         this.transformer = new KernelTransformerOps(this);
+        this.llama = new KernelLlamaOps(this);
         this.lora = new KernelLoraOps(this);
         this.optimizer = new KernelOptimizer(this);
     }
@@ -551,6 +554,49 @@ public class KernelBackend implements Backend {
     @Override
     public void embeddingBackward(Tensor dout, Tensor ids, Tensor dwte, Tensor dwpe) {
         transformer.embeddingBackward(dout, ids, dwte, dwpe);
+    }
+
+    // ================================================================ transformer ops (Llama family)
+
+    @Override
+    public void rmsNormForward(Tensor x, Tensor gamma, float eps, Tensor out, Tensor rstd) {
+        llama.rmsNormForward(x, gamma, eps, out, rstd);
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor dout, Tensor x, Tensor gamma, Tensor rstd, Tensor dx, Tensor dgamma) {
+        llama.rmsNormBackward(dout, x, gamma, rstd, dx, dgamma);
+    }
+
+    @Override
+    public void ropeForward(Tensor x, int nHead, Tensor cos, Tensor sin, Tensor out) {
+        llama.ropeForward(x, nHead, cos, sin, out);
+    }
+
+    @Override
+    public void ropeBackward(Tensor dout, int nHead, Tensor cos, Tensor sin, Tensor dx) {
+        llama.ropeBackward(dout, nHead, cos, sin, dx);
+    }
+
+    @Override
+    public void swigluForward(Tensor gate, Tensor up, Tensor out) {
+        llama.swigluForward(gate, up, out);
+    }
+
+    @Override
+    public void swigluBackward(Tensor dout, Tensor gate, Tensor up, Tensor dgate, Tensor dup) {
+        llama.swigluBackward(dout, gate, up, dgate, dup);
+    }
+
+    @Override
+    public void gqaAttentionForward(Tensor q, Tensor k, Tensor v, int nHead, int nKvHead, Tensor out, Tensor att) {
+        llama.gqaAttentionForward(q, k, v, nHead, nKvHead, out, att);
+    }
+
+    @Override
+    public void gqaAttentionBackward(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor att, int nHead, int nKvHead,
+                                     Tensor dq, Tensor dk, Tensor dv) {
+        llama.gqaAttentionBackward(dout, q, k, v, att, nHead, nKvHead, dq, dk, dv);
     }
 
     // ================================================================ optimizer

@@ -215,39 +215,22 @@ final class KernelTransformerOps {
 
     // ---------------------------------------------------------------- embeddings
 
-    /**
-     * {B, T, C} of an embedding call, after checking ids [B,T], wte [V,C], wpe [Tmax>=T,C], x [B,T,C] and every
-     * id against V (CpuBackend's checks and messages).
-     */
-    private static int[] embeddingDims(String op, Tensor ids, int[] idv, Tensor wte, Tensor wpe, Tensor x) {
-        int b = ids.rows(), t = ids.cols(), c = wte.cols();
-        if (wpe.cols() != c) {
-            throw new ShapeException(op + ": " + wpe + " and " + wte + " must have the same C");
-        }
-        if (wpe.rows() < t) {
-            throw new ShapeException(op + ": " + wpe + " has " + wpe.rows() + " positions, fewer than T=" + t
-                    + " of " + ids);
-        }
-        OpChecks.numelIs(op, x, (long) b * t * c, "[B,T,C] of " + ids + " and " + wte);
-        OpChecks.indices(op, ids, idv, wte.rows(), "vocabulary size V of " + wte);
-        return new int[] {b, t, c};
-    }
-
     void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out) {
         String op = "embeddingForward";
         DeviceBuffer ib = be.ints(op, ids);
-        DeviceBuffer teb = be.math(op, wte), peb = be.math(op, wpe), ob = be.math(op, out);
-        int[] d = embeddingDims(op, ids, hostInts(op, ids, ib), wte, wpe, out);
+        DeviceBuffer teb = be.math(op, wte), ob = be.math(op, out);
+        DeviceBuffer peb = wpe == null ? teb : be.math(op, wpe);   // no positions: any valid buffer, never read
+        int[] d = OpChecks.embeddingDims(op, ids, hostInts(op, ids, ib), wte, wpe, out);
         long n = out.numel();
         if (n == 0) {
             return;
         }
-        be.launch("embedding_fwd_kernel1", strided(n), Dim3.of(BLOCK), ib, teb, code(wte), peb, code(wpe), ob,
-                code(out), n, d[1], d[2]);
+        be.launch("embedding_fwd_kernel1", strided(n), Dim3.of(BLOCK), ib, teb, code(wte), peb,
+                code(wpe == null ? wte : wpe), wpe == null ? 0 : 1, ob, code(out), n, d[1], d[2]);
     }
 
     /**
-     * dwte[ids[n], :] += dout[n, :], dwpe[t, :] += dout[b, t, :]. The tokens are grouped by id on the host
+     * dwte[ids[n], :] += dout[n, :], dwpe[t, :] += dout[b, t, :] (dwpe null: no positions, no wpe launch). The tokens are grouped by id on the host
      * (counting sort, O(N + V)) into one I32 buffer [starts (U+1) | distinct ids (U) | token order (N)], so
      * embedding_bwd_wte_kernel1 gives each (id, channel) one thread that adds its tokens in token order (the
      * CPU's order); only the U distinct rows of dwte are touched. Cost per call: the ids read back (N ints), the
@@ -256,9 +239,10 @@ final class KernelTransformerOps {
     void embeddingBackward(Tensor dout, Tensor ids, Tensor dwte, Tensor dwpe) {
         String op = "embeddingBackward";
         DeviceBuffer ib = be.ints(op, ids);
-        DeviceBuffer db = be.math(op, dout), teb = be.math(op, dwte), peb = be.math(op, dwpe);
+        DeviceBuffer db = be.math(op, dout), teb = be.math(op, dwte);
+        DeviceBuffer peb = dwpe == null ? null : be.math(op, dwpe);
         int[] idv = hostInts(op, ids, ib);
-        int[] d = embeddingDims(op, ids, idv, dwte, dwpe, dout);
+        int[] d = OpChecks.embeddingDims(op, ids, idv, dwte, dwpe, dout);
         int b = d[0], t = d[1], c = d[2];
         if (dout.numel() == 0) {
             return;
@@ -269,8 +253,10 @@ final class KernelTransformerOps {
         be.device().write(ix, 0, index);
         be.launch("embedding_bwd_wte_kernel1", strided((long) u * c), Dim3.of(BLOCK), db, code(dout), ix, u, teb,
                 code(dwte), c);
-        be.launch("embedding_bwd_wpe_kernel1", strided((long) t * c), Dim3.of(BLOCK), db, code(dout), peb,
-                code(dwpe), b, t, c);
+        if (dwpe != null) {
+            be.launch("embedding_bwd_wpe_kernel1", strided((long) t * c), Dim3.of(BLOCK), db, code(dout), peb,
+                    code(dwpe), b, t, c);
+        }
     }
 
     /**
