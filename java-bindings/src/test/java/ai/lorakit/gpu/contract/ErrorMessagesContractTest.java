@@ -50,6 +50,11 @@ class ErrorMessagesContractTest {
         c.add(new Bad("gemm lda", e -> e.be().gemm(false, false, 2, 3, 3, 1f, e.a(), 0, 2, e.sq(), 0, 3, 0f, e.a(), 0, 3)));
         c.add(new Bad("gemm past end", e -> e.be().gemm(false, false, 2, 3, 3, 1f, e.a(), 1, 3, e.sq(), 0, 3, 0f, e.a(), 0, 3)));
         c.add(new Bad("gemm negative", e -> e.be().gemm(false, false, -2, 3, 3, 1f, e.a(), 0, 3, e.sq(), 0, 3, 0f, e.a(), 0, 3)));
+        c.add(new Bad("rmsNorm gamma", e -> e.be().rmsNormForward(e.a(), e.b(), 1e-5f, e.a(), e.b())));
+        c.add(new Bad("rope rank", e -> e.be().ropeForward(e.a(), 1, e.sq(), e.sq(), e.a())));
+        c.add(new Bad("swiglu numel", e -> e.be().swigluForward(e.a(), e.b(), e.a())));
+        c.add(new Bad("gqa rank", e -> e.be().gqaAttentionForward(e.a(), e.a(), e.a(), 1, 1, e.a(), e.sq())));
+        c.add(new Bad("embedding ids", e -> e.be().embeddingForward(e.ids(), e.sq(), null, e.a())));
         c.add(new Bad("matmul inner", e -> e.be().matmul(e.a(), false, e.a(), false, e.sq(), 1f, 0f)));
         c.add(new Bad("closed tensor", e -> {
             Tensor t = e.be().upload(new float[3], 3).named("t");
