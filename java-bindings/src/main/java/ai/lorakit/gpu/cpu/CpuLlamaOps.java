@@ -11,8 +11,13 @@ import java.util.Arrays;
  * <p>Precision and determinism as {@link CpuTransformerOps}: per-row sums in double; parallel work is split over
  * rows, (b, h) or (b, kv head) pairs by {@link CpuTransformerOps#forEach}, whose slices depend only on the shape;
  * dgamma sums fixed blocks of rows in a fixed order. Attention's softmax reuses CpuTransformerOps' row softmax
- * (its vector path unless {@code -Dlorakit.cpu.naive=true}); the products are scalar loops (a register-blocked
- * path like {@link CpuAttention} is future work; measured cost is O(B nHead T^2 D)).
+ * (its vector path unless {@code -Dlorakit.cpu.naive=true}).
+ *
+ * <p>Attention has two paths (STYLE.md 12.1), switched by {@link CpuTransformerOps#naive}: the scalar reference
+ * here (per (b, h) loops, GQA addressing) and the Vector API path, which packs q and the group-repeated k, v into
+ * GPT-2's fused layout [B,T,3C] (HF's repeat_kv, O(B T C) copies) and runs {@link CpuAttention}'s register-blocked
+ * kernels; its backward sums the repeated heads' dk, dv over each group in head order. Both are held to the same
+ * double references (LlamaOpsContractTest, CpuLlamaOpsPathsTest).
  */
 final class CpuLlamaOps {
     /** Rows per partial-gradient block of dgamma (thread-count independent). */
@@ -134,6 +139,10 @@ final class CpuLlamaOps {
      */
     static void gqaForward(float[] q, float[] k, float[] v, float[] out, float[] att,
                            int B, int T, int D, int nHead, int nKvHead) {
+        if (!CpuTransformerOps.naive) {
+            CpuAttention.forward(packQkv(q, k, v, B, T, D, nHead, nKvHead), out, att, B, T, nHead * D, nHead);
+            return;
+        }
         int group = nHead / nKvHead;
         float scale = (float) (1.0 / Math.sqrt(D));
         CpuTransformerOps.forEach(B * nHead, (long) B * nHead * T * T * D, bh -> {
@@ -167,6 +176,13 @@ final class CpuLlamaOps {
      */
     static void gqaBackward(float[] dout, float[] q, float[] k, float[] v, float[] att, float[] dq, float[] dk,
                             float[] dv, int B, int T, int D, int nHead, int nKvHead) {
+        if (!CpuTransformerOps.naive) {
+            int C = nHead * D;
+            float[] dqkv = new float[B * T * 3 * C];   // [B,T,3C] with the repeated heads' dk, dv
+            CpuAttention.backward(dout, packQkv(q, k, v, B, T, D, nHead, nKvHead), att, dqkv, B, T, C, nHead);
+            unpackGrads(dqkv, dq, dk, dv, B, T, D, nHead, nKvHead);
+            return;
+        }
         int group = nHead / nKvHead;
         float scale = (float) (1.0 / Math.sqrt(D));
         CpuTransformerOps.forEach(B * nKvHead, (long) B * nHead * T * T * D, bkh -> {
@@ -204,6 +220,46 @@ final class CpuLlamaOps {
             scatter(dkk, dk, b, kh, T, nKvHead, D);
             scatter(dvv, dv, b, kh, T, nKvHead, D);
         });
+    }
+
+    /** qkv [B,T,3C], C = nHead*D: q | k | v with kv head h / G repeated for every query head h (HF repeat_kv). */
+    private static float[] packQkv(float[] q, float[] k, float[] v, int B, int T, int D, int nHead, int nKvHead) {
+        int C = nHead * D;
+        int kw = nKvHead * D;
+        int group = nHead / nKvHead;
+        float[] qkv = new float[B * T * 3 * C];
+        for (int n = 0; n < B * T; n++) {
+            System.arraycopy(q, n * C, qkv, n * 3 * C, C);
+            for (int h = 0; h < nHead; h++) {
+                int src = n * kw + (h / group) * D;
+                System.arraycopy(k, src, qkv, n * 3 * C + C + h * D, D);
+                System.arraycopy(v, src, qkv, n * 3 * C + 2 * C + h * D, D);
+            }
+        }
+        return qkv;
+    }
+
+    /** dq = dqkv's q part; dk, dv [B,T,nKvHead*D] = the sums, in head order, of the group's repeated heads. */
+    private static void unpackGrads(float[] dqkv, float[] dq, float[] dk, float[] dv, int B, int T, int D, int nHead,
+                                    int nKvHead) {
+        int C = nHead * D;
+        int kw = nKvHead * D;
+        int group = nHead / nKvHead;
+        for (int n = 0; n < B * T; n++) {
+            int base = n * 3 * C;
+            System.arraycopy(dqkv, base, dq, n * C, C);
+            for (int kh = 0; kh < nKvHead; kh++) {
+                int dst = n * kw + kh * D;
+                System.arraycopy(dqkv, base + C + kh * group * D, dk, dst, D);
+                System.arraycopy(dqkv, base + 2 * C + kh * group * D, dv, dst, D);
+                for (int h = kh * group + 1; h < (kh + 1) * group; h++) {
+                    for (int i = 0; i < D; i++) {
+                        dk[dst + i] += dqkv[base + C + h * D + i];
+                        dv[dst + i] += dqkv[base + 2 * C + h * D + i];
+                    }
+                }
+            }
+        }
     }
 
     /** Head h of batch b of x [B,T,nH*D] as a new [T,D] array. */

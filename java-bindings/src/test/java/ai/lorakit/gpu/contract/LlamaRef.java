@@ -5,7 +5,7 @@ package ai.lorakit.gpu.contract;
  * the backends (HF's LlamaRMSNorm, rotate_half RoPE, SiLU-gated SwiGLU, causal attention with repeat_kv). The
  * contract tests compare every backend's forward with these and every backward with finite differences of them.
  */
-final class LlamaRef {
+public final class LlamaRef {
     private LlamaRef() {
     }
 
@@ -64,7 +64,7 @@ final class LlamaRef {
      * Causal GQA: out [b,t,nh*d] from q [b,t,nh*d], k, v [b,t,nkv*d], query head h reading kv head
      * h / (nh / nkv); att [b,nh,t,t] filled (0 above the diagonal) when non-null.
      */
-    static double[] gqa(double[] q, double[] k, double[] v, int bs, int ts, int nh, int nkv, int d, double[] att) {
+    public static double[] gqa(double[] q, double[] k, double[] v, int bs, int ts, int nh, int nkv, int d, double[] att) {
         double[] out = new double[bs * ts * nh * d];
         int group = nh / nkv;
         for (int b = 0; b < bs; b++) {
