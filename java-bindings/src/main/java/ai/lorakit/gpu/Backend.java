@@ -193,7 +193,10 @@ public interface Backend extends AutoCloseable {
 
     // ---------------------------------------------------------------- transformer ops (Llama family)
 
-    /** RMSNorm: out = x * rstd * gamma, rstd[n] = 1/sqrt(mean_c x[n,c]^2 + eps); x,out [N,C], gamma [C], rstd [N] written. */
+    /**
+     * RMSNorm: out = x * rstd * gamma, rstd[n] = 1/sqrt(mean_c x[n,c]^2 + eps); x,out [N,C], gamma [C], rstd [N]
+     * written.
+     */
     void rmsNormForward(Tensor x, Tensor gamma, float eps, Tensor out, Tensor rstd);
 
     /** dx written, dgamma accumulated (+=). */
@@ -202,7 +205,8 @@ public interface Backend extends AutoCloseable {
     /**
      * Rotary embedding, HF rotate_half layout per head of size D: for i < D/2, with c = cos[t,i], s = sin[t,i]:
      * out[..,i] = x[..,i]*c - x[..,i+D/2]*s; out[..,i+D/2] = x[..,i+D/2]*c + x[..,i]*s; x,out [B,T,nHead*D],
-     * t = position within the window; cos,sin [T,D/2] ({@link RopeTables} computes them). out may be x (in place).
+     * t = position within the window; cos,sin [T,D/2] ({@link RopeTables} computes them; a table with more rows
+     * is read from its first T). out may be x (in place).
      */
     void ropeForward(Tensor x, int nHead, Tensor cos, Tensor sin, Tensor out);
 

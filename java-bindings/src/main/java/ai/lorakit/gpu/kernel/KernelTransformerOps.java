@@ -230,11 +230,11 @@ final class KernelTransformerOps {
     }
 
     /**
-     * dwte[ids[n], :] += dout[n, :], dwpe[t, :] += dout[b, t, :] (dwpe null: no positions, no wpe launch). The tokens are grouped by id on the host
-     * (counting sort, O(N + V)) into one I32 buffer [starts (U+1) | distinct ids (U) | token order (N)], so
-     * embedding_bwd_wte_kernel1 gives each (id, channel) one thread that adds its tokens in token order (the
-     * CPU's order); only the U distinct rows of dwte are touched. Cost per call: the ids read back (N ints), the
-     * index written (2U+1+N ints), O(N C) device reads for dwte and O(B T C) for dwpe.
+     * dwte[ids[n], :] += dout[n, :], dwpe[t, :] += dout[b, t, :] (dwpe null: no positions, no wpe launch). The
+     * tokens are grouped by id on the host (counting sort, O(N + V)) into one I32 buffer [starts (U+1) | distinct
+     * ids (U) | token order (N)], so embedding_bwd_wte_kernel1 gives each (id, channel) one thread that adds its
+     * tokens in token order (the CPU's order); only the U distinct rows of dwte are touched. Cost per call: the ids
+     * read back (N ints), the index written (2U+1+N ints), O(N C) device reads for dwte and O(B T C) for dwpe.
      */
     void embeddingBackward(Tensor dout, Tensor ids, Tensor dwte, Tensor dwpe) {
         String op = "embeddingBackward";

@@ -107,7 +107,8 @@ class LlamaOpsContractTest {
             double[] ref = LlamaRef.rope(d(x), cd, sd, b * t, t, nh, hd);
             checked("rope out", be.download(out), ref);
             be.ropeBackward(dot, nh, cos, sin, dx);
-            checked("rope dx", be.download(dx), fd(d(x), d(dout), xx -> LlamaRef.rope(xx, cd, sd, b * t, t, nh, hd), null));
+            checked("rope dx", be.download(dx),
+                    fd(d(x), d(dout), xx -> LlamaRef.rope(xx, cd, sd, b * t, t, nh, hd), null));
             // in place: out == x, dx == dout
             be.ropeForward(xt, nh, cos, sin, xt);
             checked("rope out in place", be.download(xt), ref);

@@ -101,7 +101,8 @@ class LlamaOpsReferenceTest {
 
     /** actual agrees with the dump's tensor {@code name}; the max error is logged for the record. */
     private static void matches(Backend be, RefDump f, String what, Tensor actual, String name) {
-        Tolerance.Result res = Tolerance.F32.compare(be.name() + " vs torch: " + what, be.download(actual), f.get(name));
+        Tolerance.Result res = Tolerance.F32.compare(be.name() + " vs torch: " + what, be.download(actual),
+                f.get(name));
         assertTrue(res.ok(), res.describe());
         System.out.printf("llama-ops reference: %-10s %-8s max |x - ref| = %.3g%n", be.name(), what, res.maxAbsDiff());
     }
