@@ -32,7 +32,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * double references of {@link LlamaRef}, each backward matches central finite differences of them (the gradient
  * check of the new ops), every output is fully written (outputs are poisoned with NaN first), {@code +=}
  * gradients accumulate, in-place RoPE works, GQA covers MHA, GQA and MQA and T beyond one kernel tile (T = 260),
- * attention is causal, and bad shapes throw {@link ShapeException} naming the problem.
+ * attention is causal, BF16 activations with FP32 statistics work, and bad shapes throw {@link ShapeException}
+ * naming the problem.
  */
 class LlamaOpsContractTest {
 
@@ -264,6 +265,81 @@ class LlamaOpsContractTest {
             be.embeddingBackward(dot, it, dte, null);
             checked("embedding dwte (+=, no wpe)", be.download(dte),
                     plus(dwte0, fd(d(wte), d(dout), w -> refEmbedding(ids, w, zeroPos, b, t, c), null)));
+        }
+    }
+
+    // ================================================================ bf16 storage
+
+    /** Rounds to bf16 in place and returns the array (the values the backends will hold). */
+    private static float[] bf16(float[] a) {
+        for (int i = 0; i < a.length; i++) {
+            a[i] = DType.BF16.round(a[i]);
+        }
+        return a;
+    }
+
+    private static Tensor upBf16(Backend be, float[] a, int... shape) {
+        return be.upload(a, DType.BF16, shape);
+    }
+
+    private static Tensor poisonedBf16(Backend be, int... shape) {
+        Tensor t = be.zeros(DType.BF16, shape);
+        be.fill(t, Float.NaN);
+        return t;
+    }
+
+    private static void closeBf16(String what, float[] actual, double[] ref) {
+        for (int i = 0; i < actual.length; i++) {
+            assertFalse(Float.isNaN(actual[i]), what + "[" + i + "] not written (still NaN)");
+        }
+        Tolerance.Result res = Tolerance.BF16.compare(what + " (bf16)", actual, ref);
+        assertTrue(res.ok(), res.describe());
+    }
+
+    /**
+     * The precision policy's bf16 activations (ARCHITECTURE.md): activations and their gradients stored as BF16,
+     * statistics (rstd, att), gamma and dgamma FP32; fp32 math inside, rounded on the store. Each op agrees with
+     * the double reference of the bf16-rounded inputs to Tolerance.BF16 (mixed dtypes in one call included).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void opsOnBf16Activations(Backend be) {
+        int b = 2, t = 5, nh = 4, nkv = 2, hd = 6, c = nh * hd, n = b * t;
+        Random r = new Random(1700);
+        float[] x = bf16(rand(r, n * c, 1)), g = rand(r, c, 1), dout = bf16(rand(r, n * c, 1));
+        float[] k = bf16(rand(r, n * nkv * hd, 1)), v = bf16(rand(r, n * nkv * hd, 1));
+        RopeTables tab = RopeTables.forWindow(t, hd, 10000.0, null);
+        double[] xd = d(x), gd = d(g), G = d(dout), kd = d(k), vd = d(v), cd = d(tab.cos()), sd = d(tab.sin());
+        try (Tensor xt = upBf16(be, x, b, t, c); Tensor gt = be.upload(g, c); Tensor dot = upBf16(be, dout, b, t, c);
+             Tensor kt = upBf16(be, k, b, t, nkv * hd); Tensor vt = upBf16(be, v, b, t, nkv * hd);
+             Tensor cos = be.upload(tab.cos(), t, hd / 2); Tensor sin = be.upload(tab.sin(), t, hd / 2);
+             Tensor out = poisonedBf16(be, b, t, c); Tensor dx = poisonedBf16(be, b, t, c);
+             Tensor dx2 = poisonedBf16(be, b, t, c); Tensor rstd = poisoned(be, b, t);
+             Tensor dg = be.zeros(DType.F32, c); Tensor att = poisoned(be, b, nh, t, t);
+             Tensor dk = poisonedBf16(be, b, t, nkv * hd); Tensor dv = poisonedBf16(be, b, t, nkv * hd)) {
+            be.rmsNormForward(xt, gt, EPS, out, rstd);
+            closeBf16("rmsNorm out", be.download(out), LlamaRef.rmsNorm(xd, gd, EPS, n, c, null));
+            be.rmsNormBackward(dot, xt, gt, rstd, dx, dg);
+            closeBf16("rmsNorm dx", be.download(dx), fd(xd, G, xx -> LlamaRef.rmsNorm(xx, gd, EPS, n, c, null), null));
+            closeBf16("rmsNorm dgamma", be.download(dg), fd(gd, G, gg -> LlamaRef.rmsNorm(xd, gg, EPS, n, c, null), null));
+
+            be.ropeForward(xt, nh, cos, sin, out);
+            closeBf16("rope out", be.download(out), LlamaRef.rope(xd, cd, sd, n, t, nh, hd));
+            be.ropeBackward(dot, nh, cos, sin, dx);
+            closeBf16("rope dx", be.download(dx), fd(xd, G, xx -> LlamaRef.rope(xx, cd, sd, n, t, nh, hd), null));
+
+            be.swigluForward(xt, dot, out);   // gate = x, up = dout (any bf16 pair)
+            closeBf16("swiglu out", be.download(out), LlamaRef.swiglu(xd, G));
+            be.swigluBackward(dot, xt, dot, dx, dx2);
+            closeBf16("swiglu dgate", be.download(dx), fd(xd, G, gg -> LlamaRef.swiglu(gg, G), null));
+            closeBf16("swiglu dup", be.download(dx2), fd(G.clone(), G, uu -> LlamaRef.swiglu(xd, uu), null));
+
+            be.gqaAttentionForward(xt, kt, vt, nh, nkv, out, att);
+            closeBf16("gqa out", be.download(out), LlamaRef.gqa(xd, kd, vd, b, t, nh, nkv, hd, null));
+            be.gqaAttentionBackward(dot, xt, kt, vt, att, nh, nkv, dx, dk, dv);
+            closeBf16("gqa dq", be.download(dx), fd(xd, G, qq -> LlamaRef.gqa(qq, kd, vd, b, t, nh, nkv, hd, null), null));
+            closeBf16("gqa dk", be.download(dk), fd(kd, G, kk -> LlamaRef.gqa(xd, kk, vd, b, t, nh, nkv, hd, null), null));
+            closeBf16("gqa dv", be.download(dv), fd(vd, G, vv -> LlamaRef.gqa(xd, kd, vv, b, t, nh, nkv, hd, null), null));
         }
     }
 
