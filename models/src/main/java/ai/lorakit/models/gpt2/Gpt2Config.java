@@ -1,8 +1,11 @@
 package ai.lorakit.models.gpt2;
 
 import ai.lorakit.adapters.io.AtomicFiles;
+import ai.lorakit.models.decoder.CheckpointFormatException;
+import ai.lorakit.models.decoder.Families;
+import ai.lorakit.models.decoder.Family;
+import ai.lorakit.models.decoder.ModelConfig;
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
@@ -10,7 +13,6 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -37,15 +39,15 @@ import java.util.TreeMap;
  * @param nHead            H, attention heads (C % H == 0)
  * @param layerNormEpsilon eps of every LayerNorm
  */
-public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, int nHead, float layerNormEpsilon) {
+public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, int nHead, float layerNormEpsilon)
+        implements ModelConfig {
 
-    public static final String CONFIG_FILE = "config.json";
+    public static final String CONFIG_FILE = Families.CONFIG_FILE;
 
     /** The activation functions accepted on read: both are 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
     private static final Set<String> TANH_GELU = Set.of("gelu_new", "gelu_pytorch_tanh");
 
     private static final JsonMapper JSON = JsonMapper.builder()
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
             .enable(SerializationFeature.INDENT_OUTPUT)
             .build();
 
@@ -80,6 +82,37 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
         return of(50257, 1024, 768, 12, 12);
     }
 
+    @Override
+    public Family<Gpt2Config> family() {
+        return Gpt2Family.INSTANCE;
+    }
+
+    @Override
+    public int maxSeqLen() {
+        return nPositions;
+    }
+
+    @Override
+    public String maxSeqLenKey() {
+        return "n_positions";
+    }
+
+    @Override
+    public int hiddenSize() {
+        return nEmbd;
+    }
+
+    @Override
+    public int numLayers() {
+        return nLayer;
+    }
+
+    @Override
+    public String describe() {
+        return "GPT-2 " + nLayer + " layers, n_embd " + nEmbd + ", " + nHead + " heads, vocab " + vocabSize
+                + ", n_positions " + nPositions;
+    }
+
     /** Head size C / H. */
     public int headSize() {
         return nEmbd / nHead;
@@ -102,23 +135,8 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
 
     /** Reads {@code dir/config.json} (or {@code file} itself when it is not a directory). */
     public static Gpt2Config read(Path dirOrFile) throws IOException {
-        Path file = Files.isDirectory(dirOrFile) ? dirOrFile.resolve(CONFIG_FILE) : dirOrFile;
-        byte[] bytes;
-        try {
-            bytes = Files.readAllBytes(file);
-        } catch (NoSuchFileException e) {
-            throw new CheckpointFormatException(file + ": missing (a GPT-2 checkpoint directory has " + CONFIG_FILE
-                    + " and " + Gpt2Checkpoint.WEIGHTS_FILE + ")", e);
-        }
-        JsonNode root;
-        try {
-            root = JSON.readTree(bytes);
-        } catch (JsonProcessingException e) {
-            throw new CheckpointFormatException(file + ": invalid JSON: " + e.getOriginalMessage(), e);
-        }
-        if (root == null || !root.isObject()) {
-            throw new CheckpointFormatException(file + ": must contain a JSON object");
-        }
+        Path file = Families.configFile(dirOrFile);
+        JsonNode root = Families.readJson(file);
         try {
             return fromJson(root);
         } catch (IllegalArgumentException e) {
@@ -127,7 +145,7 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
     }
 
     /** The config in a parsed config.json object; IllegalArgumentException names the key and value. */
-    static Gpt2Config fromJson(JsonNode root) {
+    public static Gpt2Config fromJson(JsonNode root) {
         String type = text(root, "model_type");
         if (type != null && !type.equals("gpt2")) {
             throw new IllegalArgumentException("model_type \"" + type + "\" is not supported (only \"gpt2\")");
@@ -168,11 +186,12 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
     }
 
     /** HF's config.json for GPT2LMHeadModel (keys sorted); {@code torchDtype} e.g. "float32", "bfloat16". */
-    String toJson(String torchDtype) {
+    @Override
+    public String toJson(String torchDtype) {
         Map<String, Object> m = new TreeMap<>();
         m.put("activation_function", "gelu_new");
         m.put("architectures", List.of("GPT2LMHeadModel"));
-        // HF's defaults; lorakit's model has no dropout (Gpt2Model), HF applies these in train mode only.
+        // HF's defaults; lorakit's model has no dropout (DecoderModel), HF applies these in train mode only.
         m.put("attn_pdrop", 0.1);
         m.put("embd_pdrop", 0.1);
         m.put("resid_pdrop", 0.1);
