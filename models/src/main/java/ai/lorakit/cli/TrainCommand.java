@@ -366,6 +366,7 @@ final class TrainCommand implements Callable<Integer> {
         }
     }
 
+    /** --config-json: any registered family (by model_type); the size flags describe a GPT-2, the default family. */
     private ModelConfig randomConfig(Tokenizer tok) throws IOException {
         if (configJson != null) {
             if (nLayer != null || nEmbd != null || nHead != null || nPositions != null || vocab != null) {
@@ -640,7 +641,7 @@ final class TrainCommand implements Callable<Integer> {
         if (!(valFraction > 0 && valFraction < 1)) {
             throw new UsageException("--val-fraction must be in (0, 1), got " + valFraction);
         }
-        if (target.isEmpty() || target.stream().anyMatch(String::isBlank)) {
+        if (target != null && (target.isEmpty() || target.stream().anyMatch(String::isBlank))) {
             throw new UsageException("--target must name modules, got '" + String.join(",", target) + "'");
         }
     }
