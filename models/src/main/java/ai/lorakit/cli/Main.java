@@ -4,8 +4,8 @@ import ai.lorakit.adapters.io.AdapterFormatException;
 import ai.lorakit.adapters.io.SafetensorsException;
 import ai.lorakit.models.decoder.CheckpointFormatException;
 import ai.lorakit.models.train.TrainingDivergedException;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine;
 
 import java.io.FileNotFoundException;
 import java.io.IOException;

@@ -1,8 +1,8 @@
 package ai.lorakit.cli;
 
 import ai.lorakit.gpu.cpu.CpuBackend;
-import ai.lorakit.models.gpt2.Gpt2Config;
 import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.gpt2.Gpt2Config;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
 import org.junit.jupiter.api.Test;
 

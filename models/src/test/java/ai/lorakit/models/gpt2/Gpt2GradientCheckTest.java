@@ -1,6 +1,5 @@
 package ai.lorakit.models.gpt2;
 
-import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.adapters.AdapterConfig;
 import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.Parameter;
@@ -9,6 +8,7 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.models.decoder.DecoderModel;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;

@@ -1,7 +1,5 @@
 package ai.lorakit.models.gpt2;
 
-import ai.lorakit.models.decoder.CheckpointFormatException;
-import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.adapters.AdaLoraConfig;
 import ai.lorakit.adapters.AdaptedLinear;
 import ai.lorakit.adapters.LoraConfig;
@@ -18,6 +16,8 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.models.decoder.CheckpointFormatException;
+import ai.lorakit.models.decoder.DecoderModel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;

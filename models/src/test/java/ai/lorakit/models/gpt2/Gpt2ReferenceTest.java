@@ -1,12 +1,12 @@
 package ai.lorakit.models.gpt2;
 
-import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.adapters.io.SafetensorsFile;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.models.decoder.DecoderModel;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;

@@ -3,8 +3,8 @@ package ai.lorakit.models.train;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.models.data.Document;
-import ai.lorakit.models.gpt2.Gpt2Config;
 import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.gpt2.Gpt2Config;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
