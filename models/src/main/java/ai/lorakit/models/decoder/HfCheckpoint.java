@@ -1,6 +1,5 @@
 package ai.lorakit.models.decoder;
 
-import ai.lorakit.adapters.io.AtomicFiles;
 import ai.lorakit.adapters.io.SafeDType;
 import ai.lorakit.adapters.io.Safetensors;
 import ai.lorakit.adapters.io.SafetensorsFile;
@@ -9,7 +8,6 @@ import ai.lorakit.adapters.io.TensorInfo;
 import ai.lorakit.gpu.DType;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -119,8 +117,7 @@ public final class HfCheckpoint {
         }
         Files.createDirectories(dir);
         Safetensors.write(dir.resolve(WEIGHTS_FILE), data, Map.of("format", "pt"));
-        String json = cfg.toJson(storage == DType.F32 ? "float32" : "bfloat16");
-        AtomicFiles.write(dir.resolve(Families.CONFIG_FILE), json.getBytes(StandardCharsets.UTF_8));
+        ConfigJson.write(dir, cfg, storage == DType.F32 ? "float32" : "bfloat16");
     }
 
     private static String abbreviate(List<String> names) {

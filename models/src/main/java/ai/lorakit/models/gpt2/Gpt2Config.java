@@ -1,23 +1,24 @@
 package ai.lorakit.models.gpt2;
 
-import ai.lorakit.adapters.io.AtomicFiles;
 import ai.lorakit.models.decoder.CheckpointFormatException;
-import ai.lorakit.models.decoder.Families;
+import ai.lorakit.models.decoder.ConfigJson;
 import ai.lorakit.models.decoder.Family;
 import ai.lorakit.models.decoder.ModelConfig;
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+
+import static ai.lorakit.models.decoder.ConfigJson.floatOr;
+import static ai.lorakit.models.decoder.ConfigJson.optionalInt;
+import static ai.lorakit.models.decoder.ConfigJson.positive;
+import static ai.lorakit.models.decoder.ConfigJson.refuse;
+import static ai.lorakit.models.decoder.ConfigJson.requiredInt;
+import static ai.lorakit.models.decoder.ConfigJson.text;
 
 /**
  * The shape of a GPT-2 model (Hugging Face's GPT2Config, the fields lorakit uses). V = vocabSize, P = nPositions,
@@ -42,14 +43,10 @@ import java.util.TreeMap;
 public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, int nHead, float layerNormEpsilon)
         implements ModelConfig {
 
-    public static final String CONFIG_FILE = Families.CONFIG_FILE;
+    public static final String CONFIG_FILE = ConfigJson.CONFIG_FILE;
 
     /** The activation functions accepted on read: both are 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
     private static final Set<String> TANH_GELU = Set.of("gelu_new", "gelu_pytorch_tanh");
-
-    private static final JsonMapper JSON = JsonMapper.builder()
-            .enable(SerializationFeature.INDENT_OUTPUT)
-            .build();
 
     public Gpt2Config {
         positive("vocab_size", vocabSize);
@@ -125,18 +122,12 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
         return (long) vocabSize * c + (long) nPositions * c + nLayer * perLayer + 2 * c;
     }
 
-    private static void positive(String field, int v) {
-        if (v <= 0) {
-            throw new IllegalArgumentException(field + " must be > 0, got " + v);
-        }
-    }
-
     // ---------------------------------------------------------------- config.json
 
     /** Reads {@code dir/config.json} (or {@code file} itself when it is not a directory). */
     public static Gpt2Config read(Path dirOrFile) throws IOException {
-        Path file = Families.configFile(dirOrFile);
-        JsonNode root = Families.readJson(file);
+        Path file = ConfigJson.file(dirOrFile);
+        JsonNode root = ConfigJson.read(file);
         try {
             return fromJson(root);
         } catch (IllegalArgumentException e) {
@@ -174,15 +165,7 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
             throw new IllegalArgumentException("n_inner " + inner + " is not supported (only null or 4*n_embd = "
                     + 4 * embd + ")");
         }
-        float eps = 1e-5f;
-        JsonNode e = root.get("layer_norm_epsilon");
-        if (e != null && !e.isNull()) {
-            if (!e.isNumber()) {
-                throw new IllegalArgumentException("layer_norm_epsilon must be a number, got " + e);
-            }
-            eps = e.floatValue();
-        }
-        return new Gpt2Config(vocab, positions, embd, layers, heads, eps);
+        return new Gpt2Config(vocab, positions, embd, layers, heads, floatOr(root, "layer_norm_epsilon", 1e-5f));
     }
 
     /** HF's config.json for GPT2LMHeadModel (keys sorted); {@code torchDtype} e.g. "float32", "bfloat16". */
@@ -211,61 +194,11 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
         m.put("torch_dtype", torchDtype);
         m.put("use_cache", true);
         m.put("vocab_size", vocabSize);
-        try {
-            return JSON.writeValueAsString(m) + "\n";
-        } catch (JsonProcessingException ex) {
-            throw new IllegalStateException("config.json serialisation failed", ex);
-        }
+        return ConfigJson.dumps(m);
     }
 
     /** Writes {@code dir/config.json} atomically (dir is created if missing), declaring float32 weights. */
     public void write(Path dir) throws IOException {
-        write(dir, "float32");
-    }
-
-    void write(Path dir, String torchDtype) throws IOException {
-        Files.createDirectories(dir);
-        AtomicFiles.write(dir.resolve(CONFIG_FILE), toJson(torchDtype).getBytes(StandardCharsets.UTF_8));
-    }
-
-    // ---------------------------------------------------------------- JSON helpers
-
-    private static String text(JsonNode root, String key) {
-        JsonNode n = root.get(key);
-        if (n == null || n.isNull()) {
-            return null;
-        }
-        if (!n.isTextual()) {
-            throw new IllegalArgumentException(key + " must be a string, got " + n);
-        }
-        return n.textValue();
-    }
-
-    private static int requiredInt(JsonNode root, String key) {
-        int v = optionalInt(root, key);
-        if (v == Integer.MIN_VALUE) {
-            throw new IllegalArgumentException("missing required key \"" + key + "\"");
-        }
-        return v;
-    }
-
-    /** The integer value of key, or Integer.MIN_VALUE when absent/null. */
-    private static int optionalInt(JsonNode root, String key) {
-        JsonNode n = root.get(key);
-        if (n == null || n.isNull()) {
-            return Integer.MIN_VALUE;
-        }
-        if (!n.isIntegralNumber() || !n.canConvertToInt()) {
-            throw new IllegalArgumentException(key + " must be an integer, got " + n);
-        }
-        return n.intValue();
-    }
-
-    /** Throws when the boolean key is present with the value {@code bad}. */
-    private static void refuse(JsonNode root, String key, boolean bad, String why) {
-        JsonNode n = root.get(key);
-        if (n != null && n.isBoolean() && n.booleanValue() == bad) {
-            throw new IllegalArgumentException(key + "=" + bad + " is not supported (" + why + ")");
-        }
+        ConfigJson.write(dir, this, "float32");
     }
 }
