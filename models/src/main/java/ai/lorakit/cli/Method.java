@@ -79,7 +79,8 @@ public enum Method {
 
         /**
          * The train command's defaults for a run of {@code steps} steps: r 8, alpha 16, no dropout, the family's
-         * default {@code targets} (Family#defaultTargets), LoRA+ ratio 16, VeRA r 256, AdaLoRA init_r 12 / target_r 8 with
+         * default {@code targets} (Family#defaultTargets), LoRA+ ratio 16, VeRA r 256, AdaLoRA init_r 12 /
+         * target_r 8 with
          * {@link #defaultTinit}, {@link #defaultTfinal}, deltaT {@value #DEFAULT_DELTA_T}, orth_reg 0.5,
          * Delta-LoRA λ 2 and {@link #defaultDeltaStart}.
          */

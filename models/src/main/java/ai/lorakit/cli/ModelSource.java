@@ -18,9 +18,9 @@ import java.nio.file.StandardCopyOption;
 /**
  * Where the base model, its tokenizer and the backend come from.
  * <ul>
- *   <li>{@code --model DIR}: a Hugging Face model folder (config.json + model.safetensors) of a registered family. Without it, the embedded
- *       default model: the classpath folder {@value #DEFAULT_RESOURCE} (config.json + model.safetensors, optional
- *       vocab.json + merges.txt), copied to a temporary folder for loading.</li>
+ *   <li>{@code --model DIR}: a Hugging Face model folder (config.json + model.safetensors) of a registered
+ *       family. Without it, the embedded default model: the classpath folder {@value #DEFAULT_RESOURCE}
+ *       (config.json + model.safetensors, optional vocab.json + merges.txt), copied to a temporary folder.</li>
  *   <li>{@code --tokenizer auto|bytes|DIR}: auto = GPT-2 BPE when the model folder has vocab.json and merges.txt,
  *       else byte-level when vocab_size is 257 (bytes + end-of-text) or 256 (bytes only), else an error;
  *       bytes = byte-level (vocab_size must be >= 256); DIR = GPT-2 BPE from that folder.</li>

@@ -76,7 +76,8 @@ public final class DecoderModel implements LanguageModel {
         this.cfg = cfg;
         Map<String, Parameter> ps = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : values.entrySet()) {
-            ps.put(e.getKey(), new Parameter(e.getKey(), family.role(e.getKey()), e.getValue().named(e.getKey()), false));
+            String name = e.getKey();
+            ps.put(name, new Parameter(name, family.role(name), e.getValue().named(name), false));
         }
         this.byName = ps;
         this.base = List.copyOf(ps.values());

@@ -120,7 +120,8 @@ class SecondFamilyTest {
 
         public void init(String name, float[] values, ToyConfig cfg, SplittableRandom rng) {
             for (int i = 0; i < values.length; i++) {
-                values[i] = name.endsWith(".bias") ? 0f : name.contains("norm") ? 1f : (float) rng.nextGaussian() * 0.02f;
+                values[i] = name.endsWith(".bias") ? 0f
+                        : name.contains("norm") ? 1f : (float) rng.nextGaussian() * 0.02f;
             }
         }
 

@@ -154,7 +154,8 @@ final class LayerCheck implements AutoCloseable {
 
     /** A trainable linear in -> out (with bias when asked), its parameters appended to ps. */
     Linear linear(String name, int in, int out, Linear.Layout layout, boolean bias, List<Parameter> ps) {
-        Parameter w = param(name + ".weight", layout == Linear.Layout.IN_OUT ? new int[] {in, out} : new int[] {out, in});
+        int[] shape = layout == Linear.Layout.IN_OUT ? new int[] {in, out} : new int[] {out, in};
+        Parameter w = param(name + ".weight", shape);
         ps.add(w);
         Parameter b = null;
         if (bias) {

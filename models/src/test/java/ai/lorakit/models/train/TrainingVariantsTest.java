@@ -117,7 +117,8 @@ class TrainingVariantsTest {
         try (DecoderModel m = model(LORA); Trainer t = trainer(m, new AdamWPolicy(), cfg(2, 0), out)) {
             assertSame(TrainingHook.NONE, t.hook());
         }
-        try (DecoderModel m = model(AdaLoraConfig.of(4, "c_attn")); Trainer t = trainer(m, new AdamWPolicy(), cfg(4, 0), out)) {
+        try (DecoderModel m = model(AdaLoraConfig.of(4, "c_attn"));
+             Trainer t = trainer(m, new AdamWPolicy(), cfg(4, 0), out)) {
             assertInstanceOf(RankAllocator.class, t.hook());
         }
         try (DecoderModel m = model(LORA); Trainer t = trainer(m, new DeltaLoraPolicy(2f, 1), cfg(2, 0), out)) {
