@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent PyTorch reference for lorakit's GPT-2 model (ai.lorakit.models.gpt2.Gpt2Model).
+"""Independent PyTorch reference for lorakit's GPT-2 model (ai.lorakit.models.decoder.DecoderModel, GPT-2 family).
 
 A GPT-2 written here from the architecture (Radford et al. 2019; HF GPT2LMHeadModel's parameter names and
 layouts), in plain torch functions, no transformers package. It writes a tiny HF-layout checkpoint with random

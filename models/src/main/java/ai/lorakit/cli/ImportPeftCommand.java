@@ -1,6 +1,5 @@
 package ai.lorakit.cli;
 
-import ai.lorakit.adapters.io.PeftAdapterIO;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -59,10 +58,10 @@ final class ImportPeftCommand implements Callable<Integer> {
             }
             cli.out.println("PEFT adapter " + adapter + ": " + LoadedModel.describe(lm.adapter, lm.model.adaptedModules().size()));
             cli.out.println(String.format(Locale.ROOT, "loads into %s (%s): %,d adapter parameters; max |logit change| on"
-                    + " a %d-token probe %.4g", lm.source.name(), LoadedModel.describe(lm.model.config()),
+                    + " a %d-token probe %.4g", lm.source.name(), lm.model.config().describe(),
                     lm.adapterParameterCount(), n, maxDiff));
             if (out != null) {
-                PeftAdapterIO.save(out, lm.adapter, lm.model.adaptedModules(), lm.model.veraProjections(), lm.source.name());
+                lm.model.adapters().savePeft(out, lm.source.name());
                 cli.out.println("re-saved to " + out);
             }
         }

@@ -5,8 +5,7 @@ import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.adapters.io.PeftAdapterIO;
 import ai.lorakit.gpu.Backend;
-import ai.lorakit.models.gpt2.Gpt2Config;
-import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.tokenizer.Tokenizer;
 
 import java.io.IOException;
@@ -19,12 +18,12 @@ import java.nio.file.Path;
 final class LoadedModel implements AutoCloseable {
 
     final Backend backend;
-    final Gpt2Model model;
+    final DecoderModel model;
     final ModelSource.Resolved source;
     final Tokenizer tokenizer;
     final AdapterConfig adapter;   // null without --adapter
 
-    private LoadedModel(Backend backend, Gpt2Model model, ModelSource.Resolved source, Tokenizer tokenizer,
+    private LoadedModel(Backend backend, DecoderModel model, ModelSource.Resolved source, Tokenizer tokenizer,
                         AdapterConfig adapter) {
         this.backend = backend;
         this.model = model;
@@ -42,13 +41,12 @@ final class LoadedModel implements AutoCloseable {
         ModelSource.Resolved src = ModelSource.resolve(modelDir);
         AdapterConfig ac = adapterDir == null ? null : PeftAdapterIO.readConfig(adapterDir);
         Backend be = ModelSource.openBackend(backendName);
-        Gpt2Model m = null;
+        DecoderModel m = null;
         try {
             m = ModelSource.load(src, be);
             Tokenizer tok = tokenizer == null ? null : ModelSource.tokenizer(tokenizer, src.dir(), m.vocabSize());
             if (ac != null) {
-                m.attachAdapters(ac, 0L);
-                PeftAdapterIO.load(adapterDir, m.adaptedModules(), m.veraProjections());
+                m.attachAdapters(ac, 0L).loadPeft(adapterDir);
             }
             m.setTraining(false);
             return new LoadedModel(be, m, src, tok, ac);
@@ -76,11 +74,6 @@ final class LoadedModel implements AutoCloseable {
     /** 16 rather than 16.0. */
     static String num(float v) {
         return v == Math.rint(v) && Math.abs(v) < 1e7 ? Integer.toString((int) v) : Float.toString(v);
-    }
-
-    static String describe(Gpt2Config c) {
-        return "GPT-2 " + c.nLayer() + " layers, n_embd " + c.nEmbd() + ", " + c.nHead() + " heads, vocab "
-                + c.vocabSize() + ", n_positions " + c.nPositions();
     }
 
     /** Elements of the adapter tensors (those PEFT saves). */

@@ -2,10 +2,10 @@ package ai.lorakit.cli;
 
 import ai.lorakit.adapters.io.AdapterFormatException;
 import ai.lorakit.adapters.io.SafetensorsException;
-import ai.lorakit.models.gpt2.CheckpointFormatException;
+import ai.lorakit.models.decoder.CheckpointFormatException;
 import ai.lorakit.models.train.TrainingDivergedException;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine;
 
 import java.io.FileNotFoundException;
 import java.io.IOException;

@@ -49,7 +49,7 @@ final class MergeCommand implements Callable<Integer> {
             default -> throw new UsageException("--dtype must be f32 or bf16, got '" + dtype + "'");
         };
         try (LoadedModel lm = LoadedModel.open(model, adapter, backend, null)) {
-            lm.model.mergeAdapters();
+            lm.model.adapters().merge();
             lm.model.saveHf(out, storage);
             ModelSource.copyTokenizerFiles(lm.source.dir(), out);
             cli.out.println("merged " + adapter + " (" + LoadedModel.describe(lm.adapter, lm.model.adaptedModules().size())

@@ -78,13 +78,14 @@ public enum Method {
                            float deltaLambda, int deltaStart) {
 
         /**
-         * The train command's defaults for a run of {@code steps} steps: r 8, alpha 16, no dropout, targets
-         * c_attn,c_proj,c_fc, LoRA+ ratio 16, VeRA r 256, AdaLoRA init_r 12 / target_r 8 with
+         * The train command's defaults for a run of {@code steps} steps: r 8, alpha 16, no dropout, the family's
+         * default {@code targets} (Family#defaultTargets), LoRA+ ratio 16, VeRA r 256, AdaLoRA init_r 12 /
+         * target_r 8 with
          * {@link #defaultTinit}, {@link #defaultTfinal}, deltaT {@value #DEFAULT_DELTA_T}, orth_reg 0.5,
          * Delta-LoRA λ 2 and {@link #defaultDeltaStart}.
          */
-        public static Settings defaults(int steps, long seed) {
-            return new Settings(8, 16f, 0f, false, List.of(TrainCommand.DEFAULT_TARGETS.split(",")), 16f, 256, 12, 8,
+        public static Settings defaults(int steps, long seed, List<String> targets) {
+            return new Settings(8, 16f, 0f, false, List.copyOf(targets), 16f, 256, 12, 8,
                     defaultTinit(steps), defaultTfinal(steps), DEFAULT_DELTA_T, 0.5f, steps, seed,
                     DeltaLoraPolicy.DEFAULT_LAMBDA, defaultDeltaStart(steps));
         }

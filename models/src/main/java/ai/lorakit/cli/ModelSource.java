@@ -3,7 +3,7 @@ package ai.lorakit.cli;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.BackendRegistry;
 import ai.lorakit.gpu.GpuException;
-import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
 import ai.lorakit.models.tokenizer.Gpt2BpeTokenizer;
 import ai.lorakit.models.tokenizer.Tokenizer;
@@ -18,9 +18,9 @@ import java.nio.file.StandardCopyOption;
 /**
  * Where the base model, its tokenizer and the backend come from.
  * <ul>
- *   <li>{@code --model DIR}: a Hugging Face GPT-2 folder (config.json + model.safetensors). Without it, the embedded
- *       default model: the classpath folder {@value #DEFAULT_RESOURCE} (config.json + model.safetensors, optional
- *       vocab.json + merges.txt), copied to a temporary folder for loading.</li>
+ *   <li>{@code --model DIR}: a Hugging Face model folder (config.json + model.safetensors) of a registered
+ *       family. Without it, the embedded default model: the classpath folder {@value #DEFAULT_RESOURCE}
+ *       (config.json + model.safetensors, optional vocab.json + merges.txt), copied to a temporary folder.</li>
  *   <li>{@code --tokenizer auto|bytes|DIR}: auto = GPT-2 BPE when the model folder has vocab.json and merges.txt,
  *       else byte-level when vocab_size is 257 (bytes + end-of-text) or 256 (bytes only), else an error;
  *       bytes = byte-level (vocab_size must be >= 256); DIR = GPT-2 BPE from that folder.</li>
@@ -84,8 +84,8 @@ final class ModelSource {
         return dir;
     }
 
-    static Gpt2Model load(Resolved r, Backend be) throws IOException {
-        return Gpt2Model.load(r.dir(), be);
+    static DecoderModel load(Resolved r, Backend be) throws IOException {
+        return DecoderModel.load(r.dir(), be);
     }
 
     static Backend openBackend(String name) {

@@ -9,8 +9,10 @@ import ai.lorakit.adapters.schedule.RankAllocator;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.models.data.TextDataset;
+import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.decoder.Families;
+import ai.lorakit.models.decoder.ModelConfig;
 import ai.lorakit.models.gpt2.Gpt2Config;
-import ai.lorakit.models.gpt2.Gpt2Model;
 import ai.lorakit.models.tokenizer.Gpt2BpeTokenizer;
 import ai.lorakit.models.tokenizer.Tokenizer;
 import ai.lorakit.models.train.Checkpoint;
@@ -18,9 +20,9 @@ import ai.lorakit.models.train.EvalResult;
 import ai.lorakit.models.train.LoraDropTraining;
 import ai.lorakit.models.train.TrainConfig;
 import ai.lorakit.models.train.Trainer;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -50,9 +52,6 @@ import java.util.concurrent.Callable;
                 + " <out>/checkpoint (for --resume)."})
 final class TrainCommand implements Callable<Integer> {
 
-    /** The default target modules: every linear layer of each GPT-2 block (attn.c_attn, attn.c_proj, mlp.c_fc,
-     *  mlp.c_proj; "c_proj" matches both), as QLoRA's all-linear recommendation. PEFT's GPT-2 default is c_attn. */
-    static final String DEFAULT_TARGETS = "c_attn,c_proj,c_fc";
 
     private final Cli cli;
     /** True for the re-parse of saved + given arguments under --resume. */
@@ -113,8 +112,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--dropout", defaultValue = "0.0", paramLabel = "<p>", description = "Dropout on the adapter input. Default: ${DEFAULT-VALUE}.")
     float dropout;
 
-    @Option(names = "--target", defaultValue = DEFAULT_TARGETS, split = ",", paramLabel = "<m>",
-            description = "Target modules: names or dotted suffixes, 're:<regex>', or all-linear. Default: ${DEFAULT-VALUE} (every linear layer of each block; PEFT's GPT-2 default is c_attn).")
+    @Option(names = "--target", split = ",", paramLabel = "<m>",
+            description = "Target modules: names or dotted suffixes, 're:<regex>', or all-linear. Default: the model family's (GPT-2: c_attn,c_proj,c_fc, every linear layer of each block; PEFT's GPT-2 default is c_attn).")
     List<String> target;
 
     @Option(names = "--rslora", description = "Scale alpha/sqrt(r) instead of alpha/r.")
@@ -327,7 +326,7 @@ final class TrainCommand implements Callable<Integer> {
         Tokenizer tok;
         Path modelDir;
         String modelName;
-        Gpt2Model gm;
+        DecoderModel gm;
         if (init.equals("random")) {
             if (model != null) {
                 throw new UsageException("--init random builds a new model; drop --model (or use --init pretrained)");
@@ -335,12 +334,12 @@ final class TrainCommand implements Callable<Integer> {
             tok = tokenizer.equals("auto") || tokenizer.equals("bytes")
                     ? ModelSource.tokenizer("bytes", null, Integer.MAX_VALUE)
                     : ModelSource.tokenizer(tokenizer, null, Integer.MAX_VALUE);
-            Gpt2Config gc = randomConfig(tok);
+            ModelConfig gc = randomConfig(tok);
             if (tok.vocabSize() > gc.vocabSize()) {
                 throw new UsageException("--vocab " + gc.vocabSize() + " is smaller than the tokenizer's "
                         + tok.vocabSize() + " ids");
             }
-            gm = Gpt2Model.random(gc, be, seed);
+            gm = DecoderModel.random(gc, be, seed);
             modelDir = null;
             modelName = "random-init";
         } else if (init.equals("pretrained")) {
@@ -367,7 +366,8 @@ final class TrainCommand implements Callable<Integer> {
         }
     }
 
-    private Gpt2Config randomConfig(Tokenizer tok) throws IOException {
+    /** --config-json: any registered family (by model_type); the size flags describe a GPT-2, the default family. */
+    private ModelConfig randomConfig(Tokenizer tok) throws IOException {
         if (configJson != null) {
             if (nLayer != null || nEmbd != null || nHead != null || nPositions != null || vocab != null) {
                 throw new UsageException("--config-json and --n-layer/--n-embd/--n-head/--n-positions/--vocab"
@@ -376,7 +376,7 @@ final class TrainCommand implements Callable<Integer> {
             if (!java.nio.file.Files.isRegularFile(configJson)) {
                 throw new UsageException("--config-json: no such file: " + configJson);
             }
-            return Gpt2Config.read(configJson);
+            return Families.readConfig(configJson);
         }
         int v = vocab != null ? vocab : tok.vocabSize();
         int p = nPositions != null ? nPositions : 256;
@@ -395,16 +395,18 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     @SuppressWarnings("try")   // rep.close() before the summary lines: the bar must be gone first
-    private int train(Method m, TrainConfig.Schedule sched, Path outDir, List<String> stored, Gpt2Model gm,
+    private int train(Method m, TrainConfig.Schedule sched, Path outDir, List<String> stored, DecoderModel gm,
                       Tokenizer tok, Path modelDir, String modelName) throws IOException {
         int t = seqLen != null ? seqLen : Math.min(128, gm.maxSeqLen());
         Cli.positive("--seq-len", t);
         if (t > gm.maxSeqLen()) {
-            throw new UsageException("--seq-len " + t + " exceeds the model's n_positions " + gm.maxSeqLen());
+            throw new UsageException("--seq-len " + t + " exceeds the model's " + gm.config().maxSeqLenKey() + " "
+                    + gm.maxSeqLen());
         }
         TextDataset ds = DataSource.load(data, tok);
         TextDataset.Split split = DataSource.split(ds, valFraction, seed);
-        Method.Settings s = new Method.Settings(r, alpha, dropout, rslora, target, loraPlusRatio, veraR, adaloraInitR,
+        List<String> targets = target != null ? target : gm.config().family().defaultTargets();
+        Method.Settings s = new Method.Settings(r, alpha, dropout, rslora, targets, loraPlusRatio, veraR, adaloraInitR,
                 adaloraTargetR, adaloraTinit != null ? adaloraTinit : Method.Settings.defaultTinit(steps),
                 adaloraTfinal != null ? adaloraTfinal : Method.Settings.defaultTfinal(steps), adaloraDeltaT,
                 adaloraOrthReg, steps, seed, deltaLambda,
@@ -487,7 +489,7 @@ final class TrainCommand implements Callable<Integer> {
     @SuppressWarnings("try")
     private int trainLoraDrop(Method m, AdapterConfig ac, OptimizerPolicy policy, TrainConfig tc,
                               LoraDropOptions options, TextDataset.Split split, Tokenizer tok, List<String> stored,
-                              Gpt2Model gm, String modelName, Path outDir, int w, int t, long trainable, long total)
+                              DecoderModel gm, String modelName, Path outDir, int w, int t, long trainable, long total)
             throws IOException {
         int stage1 = dropStage1Steps != null ? dropStage1Steps : LoraDropTraining.defaultStage1Steps(steps, options);
         try (LoraDropTraining ld = new LoraDropTraining(gm, policy, tc, options, stage1, split.train(),
@@ -514,11 +516,11 @@ final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void header(Method m, AdapterConfig ac, Gpt2Model gm, String modelName, long trainable, long total,
+    private void header(Method m, AdapterConfig ac, DecoderModel gm, String modelName, long trainable, long total,
                         Tokenizer tok, TextDataset.Split split, TrainConfig tc, int t, int w, Path outDir) {
         cli.out.println("lorakit train: " + (ac == null ? "full fine-tuning" : m.cliName + ", "
                 + LoadedModel.describe(ac, gm.adaptedModules().size())) + "; backend " + gm.backend().name());
-        cli.out.println("base model " + modelName + ": " + LoadedModel.describe(gm.config()) + "; trainable "
+        cli.out.println("base model " + modelName + ": " + gm.config().describe() + "; trainable "
                 + String.format(Locale.ROOT, "%,d of %,d parameters (%.2f%%)", trainable, total, 100.0 * trainable / total));
         cli.out.println("data " + data + " (" + tok + "): " + split.train().tokenCount() + " training tokens ("
                 + split.train().documentCount() + " documents), " + split.validation().tokenCount()
@@ -639,7 +641,7 @@ final class TrainCommand implements Callable<Integer> {
         if (!(valFraction > 0 && valFraction < 1)) {
             throw new UsageException("--val-fraction must be in (0, 1), got " + valFraction);
         }
-        if (target.isEmpty() || target.stream().anyMatch(String::isBlank)) {
+        if (target != null && (target.isEmpty() || target.stream().anyMatch(String::isBlank))) {
             throw new UsageException("--target must name modules, got '" + String.join(",", target) + "'");
         }
     }

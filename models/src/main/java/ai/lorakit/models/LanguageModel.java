@@ -7,7 +7,7 @@ import ai.lorakit.gpu.Backend;
 import java.util.List;
 
 /**
- * What the Trainer, the CLI and the benchmarks need from a causal language model (GPT-2 today). Token windows
+ * What the Trainer, the CLI and the benchmarks need from a causal language model (DecoderModel). Token windows
  * are int[B][T+1]: inputs are columns 0..T-1, targets columns 1..T. Implementations run every op on
  * {@link #backend()}.
  */

@@ -3,7 +3,7 @@ package ai.lorakit.cli;
 import ai.lorakit.adapters.io.PeftAdapterIO;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
-import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.train.Checkpoint;
 import ai.lorakit.models.train.MetricsLog;
 import ai.lorakit.models.train.TinyGpt2;
@@ -68,10 +68,10 @@ class CliEndToEndTest {
     }
 
     private static float[] logits(Path modelDir, Path adapter, int[] probe) throws IOException {
-        try (Gpt2Model m = Gpt2Model.load(modelDir, be)) {
+        try (DecoderModel m = DecoderModel.load(modelDir, be)) {
             if (adapter != null) {
                 m.attachAdapters(PeftAdapterIO.readConfig(adapter), 0);
-                PeftAdapterIO.load(adapter, m.adaptedModules(), m.veraProjections());
+                PeftAdapterIO.load(adapter, m.adaptedModules(), m.adapters().veraProjections());
             }
             m.setTraining(false);
             return m.logits(probe);
@@ -169,8 +169,8 @@ class CliEndToEndTest {
                 "--n-positions", "32", "--tokenizer", "bytes", "--data", data, "--backend", "cpu", "--steps", "3",
                 "--batch", "2", "--seq-len", "16", "--out", run.toString());
         assertTrue(t.out().contains("full fine-tuning") && t.out().contains("wrote " + run.resolve("model")), t.out());
-        try (Gpt2Model m = Gpt2Model.load(run.resolve("model"), be)) {
-            assertEquals(1, m.config().nLayer());
+        try (DecoderModel m = DecoderModel.load(run.resolve("model"), be)) {
+            assertEquals(1, m.config().numLayers());
             assertEquals(257, m.vocabSize());
         }
         CliRun e = ok("eval", "--model", run.resolve("model").toString(), "--data", data, "--seq-len", "16", "--backend", "cpu");

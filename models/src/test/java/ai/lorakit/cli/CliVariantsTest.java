@@ -6,6 +6,7 @@ import ai.lorakit.adapters.io.PeftAdapterIO;
 import ai.lorakit.adapters.optim.DeltaLoraPolicy;
 import ai.lorakit.adapters.schedule.LoraDropSelection;
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.models.gpt2.Gpt2Family;
 import ai.lorakit.models.train.LoraDropTraining;
 import ai.lorakit.models.train.MetricsLog;
 import ai.lorakit.models.train.TinyGpt2;
@@ -122,8 +123,10 @@ class CliVariantsTest {
         PrintStream sink = new PrintStream(new ByteArrayOutputStream());
         TrainCommand c = new TrainCommand(new Cli(sink, sink));
         new CommandLine(c).parseArgs();
-        Method.Settings d = Method.Settings.defaults(c.steps, c.seed);
-        Method.Settings fromCli = new Method.Settings(c.r, c.alpha, c.dropout, c.rslora, c.target, c.loraPlusRatio,
+        Method.Settings d = Method.Settings.defaults(c.steps, c.seed, Gpt2Family.INSTANCE.defaultTargets());
+        assertEquals(null, c.target, "no --target: the model family's default targets");
+        Method.Settings fromCli = new Method.Settings(c.r, c.alpha, c.dropout, c.rslora,
+                Gpt2Family.INSTANCE.defaultTargets(), c.loraPlusRatio,
                 c.veraR, c.adaloraInitR, c.adaloraTargetR, Method.Settings.defaultTinit(c.steps),
                 Method.Settings.defaultTfinal(c.steps), c.adaloraDeltaT, c.adaloraOrthReg, c.steps, c.seed,
                 c.deltaLambda, Method.Settings.defaultDeltaStart(c.steps));

@@ -1,8 +1,8 @@
 package ai.lorakit.cli;
 
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.gpt2.Gpt2Config;
-import ai.lorakit.models.gpt2.Gpt2Model;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
 import org.junit.jupiter.api.Test;
 
@@ -28,8 +28,8 @@ class DefaultModelTest {
         assertTrue(ModelSource.hasDefault(), "the build must carry " + ModelSource.DEFAULT_RESOURCE);
         ModelSource.Resolved r = ModelSource.resolve(null);
         assertEquals(ModelSource.DEFAULT_NAME, r.name());
-        try (CpuBackend be = new CpuBackend(); Gpt2Model m = ModelSource.load(r, be)) {
-            Gpt2Config c = m.config();
+        try (CpuBackend be = new CpuBackend(); DecoderModel m = ModelSource.load(r, be)) {
+            Gpt2Config c = (Gpt2Config) m.config();
             assertEquals(4, c.nLayer());
             assertEquals(192, c.nEmbd());
             assertEquals(4, c.nHead());

@@ -16,8 +16,8 @@ import ai.lorakit.gpu.kernel.KernelBackend;
 import ai.lorakit.gpu.opencl.OpenClBackend;
 import ai.lorakit.models.data.Document;
 import ai.lorakit.models.data.TextDataset;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.gpt2.Gpt2Config;
-import ai.lorakit.models.gpt2.Gpt2Model;
 import ai.lorakit.models.tokenizer.Tokenizer;
 import ai.lorakit.models.train.EnglishText;
 import ai.lorakit.models.train.MetricsLog;
@@ -184,7 +184,7 @@ class OpenClModelTest {
     /** The same model, adapters and data on {@code be}; the Trainer writes metrics.jsonl to {@code out}. */
     private static Run train(Backend be, float lr, AdapterConfig adapter, OptimizerPolicy policy, Path out)
             throws IOException {
-        try (Gpt2Model m = Gpt2Model.random(CFG, be, 11)) {
+        try (DecoderModel m = DecoderModel.random(CFG, be, 11)) {
             if (adapter == null) {
                 m.setFullFineTune(true);
             } else {
@@ -202,7 +202,7 @@ class OpenClModelTest {
      * "index:name" -> values of every parameter, or only the trainable ones (the policy decides those: LoRA-FA
      * freezes A when the Trainer is built), keyed by the index among all parameters so the two maps match.
      */
-    private static Map<String, float[]> values(Backend be, Gpt2Model m, boolean onlyTrainable) {
+    private static Map<String, float[]> values(Backend be, DecoderModel m, boolean onlyTrainable) {
         Map<String, float[]> out = new LinkedHashMap<>();
         List<Parameter> all = Trainer.distinct(m.parameters());
         for (int i = 0; i < all.size(); i++) {

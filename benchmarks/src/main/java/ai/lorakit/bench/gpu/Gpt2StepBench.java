@@ -4,8 +4,8 @@ import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.optim.AdamWPolicy;
 import ai.lorakit.adapters.optim.Optimizer;
 import ai.lorakit.adapters.optim.OptimizerConfig;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.gpt2.Gpt2Config;
-import ai.lorakit.models.gpt2.Gpt2Model;
 
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,7 +39,7 @@ final class Gpt2StepBench {
                 w[i] = rng.nextInt(cfg.vocabSize());
             }
         }
-        try (Gpt2Model m = Gpt2Model.random(cfg, h.be, 1)) {
+        try (DecoderModel m = DecoderModel.random(cfg, h.be, 1)) {
             m.attachAdapters(LoraConfig.of(16, 32f, "c_attn", "c_proj", "c_fc"), 3);
             m.setTraining(true);
             try (Optimizer opt = Optimizer.create(new AdamWPolicy(), OptimizerConfig.defaults().withWeightDecay(0f),
@@ -64,7 +64,7 @@ final class Gpt2StepBench {
         return out;
     }
 
-    private static double step(Gpt2Model m, Optimizer opt, int[][] windows) {
+    private static double step(DecoderModel m, Optimizer opt, int[][] windows) {
         double loss = m.trainStep(windows, 1f);
         opt.step();
         opt.zeroGrad();

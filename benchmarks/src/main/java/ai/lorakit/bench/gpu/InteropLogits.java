@@ -3,7 +3,7 @@ package ai.lorakit.bench.gpu;
 import ai.lorakit.adapters.AdapterConfig;
 import ai.lorakit.adapters.io.PeftAdapterIO;
 import ai.lorakit.gpu.Backend;
-import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.decoder.DecoderModel;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -24,10 +24,10 @@ final class InteropLogits {
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("backend", be.name());
         out.put("tokens", tokens);
-        try (Gpt2Model m = Gpt2Model.load(model, be)) {
+        try (DecoderModel m = DecoderModel.load(model, be)) {
             AdapterConfig ac = PeftAdapterIO.readConfig(adapter);
             m.attachAdapters(ac, 0L);
-            PeftAdapterIO.load(adapter, m.adaptedModules(), m.veraProjections());
+            m.adapters().loadPeft(adapter);
             m.setTraining(false);
             out.put("vocab", m.vocabSize());
             out.put("logits", m.logits(tokens));

@@ -7,7 +7,8 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.BackendRegistry;
 import ai.lorakit.models.data.TextDataset;
 import ai.lorakit.models.data.WindowSampler;
-import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.gpt2.Gpt2Family;
 import ai.lorakit.models.train.StepMetrics;
 import ai.lorakit.models.train.TrainConfig;
 import ai.lorakit.models.train.TrainListener;
@@ -91,7 +92,7 @@ public final class CpuPeerBenchmark {
         Files.createDirectories(out);
         Path modelDir = BenchSetup.modelDir(kv.containsKey("model") ? Path.of(kv.get("model")) : null);
         TextDataset.Split split = BenchSetup.brownFiction(BenchSetup.tokenizer(modelDir), seed);
-        Method.Settings s = Method.Settings.defaults(warmup + steps + 1, seed);
+        Method.Settings s = Method.Settings.defaults(warmup + steps + 1, seed, Gpt2Family.INSTANCE.defaultTargets());
         LoraConfig lora = (LoraConfig) Method.LORA.adapterConfig(s);
         float lr = Method.LORA.defaultLr();
 
@@ -188,7 +189,7 @@ public final class CpuPeerBenchmark {
         long[] at = new long[warmup + steps + 2];
         double[] first = {Double.NaN};
         double[] live = {Double.NaN};
-        try (MemorySampler mem = MemorySampler.start(20); Gpt2Model gm = Gpt2Model.load(modelDir, be)) {
+        try (MemorySampler mem = MemorySampler.start(20); DecoderModel gm = DecoderModel.load(modelDir, be)) {
             gm.attachAdapters(lora, seed);
             try (Trainer t = new Trainer(gm, new ai.lorakit.adapters.optim.AdamWPolicy(), tc, split.train(),
                     split.validation(), runDir)) {

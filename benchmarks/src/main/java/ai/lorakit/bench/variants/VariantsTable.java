@@ -12,7 +12,8 @@ import ai.lorakit.cli.Method;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.BackendRegistry;
 import ai.lorakit.models.data.TextDataset;
-import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.gpt2.Gpt2Family;
 import ai.lorakit.models.tokenizer.Tokenizer;
 import ai.lorakit.models.train.EvalResult;
 import ai.lorakit.models.train.Evaluator;
@@ -126,7 +127,7 @@ public final class VariantsTable {
     /** One method, one seed; see the class comment for what is shared. */
     static RunRecord runOne(Method m, long seed, Options o, Path modelDir, TextDataset.Split split, Backend be)
             throws IOException {
-        Method.Settings s = Method.Settings.defaults(o.steps(), seed);
+        Method.Settings s = Method.Settings.defaults(o.steps(), seed, Gpt2Family.INSTANCE.defaultTargets());
         AdapterConfig ac = m.adapterConfig(s);
         OptimizerPolicy policy = m.policy(s);
         TrainConfig tc = new TrainConfig(o.steps(), o.batch(), o.seqLen(), m.defaultLr(), Math.min(100, o.steps() / 10),
@@ -146,7 +147,7 @@ public final class VariantsTable {
             }
         };
         long t0 = System.nanoTime();
-        try (MemorySampler mem = MemorySampler.start(20); Gpt2Model gm = Gpt2Model.load(modelDir, be)) {
+        try (MemorySampler mem = MemorySampler.start(20); DecoderModel gm = DecoderModel.load(modelDir, be)) {
             long base = gm.parameters().stream().mapToLong(p -> p.value().numel()).sum();
             if (ac == null) {
                 gm.setFullFineTune(true);
@@ -236,7 +237,7 @@ public final class VariantsTable {
     }
 
     /** The largest |value| over the adapter parameters of one role (e.g. AdaLoRA's Λ). */
-    private static double maxAbs(Gpt2Model gm, Parameter.Role role) {
+    private static double maxAbs(DecoderModel gm, Parameter.Role role) {
         double m = 0;
         for (var a : gm.adaptedModules()) {
             Parameter p = a.parameter(role);

@@ -1,21 +1,24 @@
 package ai.lorakit.models.gpt2;
 
-import ai.lorakit.adapters.io.AtomicFiles;
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.StreamReadFeature;
+import ai.lorakit.models.decoder.CheckpointFormatException;
+import ai.lorakit.models.decoder.ConfigJson;
+import ai.lorakit.models.decoder.Family;
+import ai.lorakit.models.decoder.ModelConfig;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+
+import static ai.lorakit.models.decoder.ConfigJson.floatOr;
+import static ai.lorakit.models.decoder.ConfigJson.optionalInt;
+import static ai.lorakit.models.decoder.ConfigJson.positive;
+import static ai.lorakit.models.decoder.ConfigJson.refuse;
+import static ai.lorakit.models.decoder.ConfigJson.requiredInt;
+import static ai.lorakit.models.decoder.ConfigJson.text;
 
 /**
  * The shape of a GPT-2 model (Hugging Face's GPT2Config, the fields lorakit uses). V = vocabSize, P = nPositions,
@@ -37,17 +40,13 @@ import java.util.TreeMap;
  * @param nHead            H, attention heads (C % H == 0)
  * @param layerNormEpsilon eps of every LayerNorm
  */
-public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, int nHead, float layerNormEpsilon) {
+public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, int nHead, float layerNormEpsilon)
+        implements ModelConfig {
 
-    public static final String CONFIG_FILE = "config.json";
+    public static final String CONFIG_FILE = ConfigJson.CONFIG_FILE;
 
     /** The activation functions accepted on read: both are 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
     private static final Set<String> TANH_GELU = Set.of("gelu_new", "gelu_pytorch_tanh");
-
-    private static final JsonMapper JSON = JsonMapper.builder()
-            .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
-            .enable(SerializationFeature.INDENT_OUTPUT)
-            .build();
 
     public Gpt2Config {
         positive("vocab_size", vocabSize);
@@ -80,6 +79,37 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
         return of(50257, 1024, 768, 12, 12);
     }
 
+    @Override
+    public Family<Gpt2Config> family() {
+        return Gpt2Family.INSTANCE;
+    }
+
+    @Override
+    public int maxSeqLen() {
+        return nPositions;
+    }
+
+    @Override
+    public String maxSeqLenKey() {
+        return "n_positions";
+    }
+
+    @Override
+    public int hiddenSize() {
+        return nEmbd;
+    }
+
+    @Override
+    public int numLayers() {
+        return nLayer;
+    }
+
+    @Override
+    public String describe() {
+        return "GPT-2 " + nLayer + " layers, n_embd " + nEmbd + ", " + nHead + " heads, vocab " + vocabSize
+                + ", n_positions " + nPositions;
+    }
+
     /** Head size C / H. */
     public int headSize() {
         return nEmbd / nHead;
@@ -92,33 +122,12 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
         return (long) vocabSize * c + (long) nPositions * c + nLayer * perLayer + 2 * c;
     }
 
-    private static void positive(String field, int v) {
-        if (v <= 0) {
-            throw new IllegalArgumentException(field + " must be > 0, got " + v);
-        }
-    }
-
     // ---------------------------------------------------------------- config.json
 
     /** Reads {@code dir/config.json} (or {@code file} itself when it is not a directory). */
     public static Gpt2Config read(Path dirOrFile) throws IOException {
-        Path file = Files.isDirectory(dirOrFile) ? dirOrFile.resolve(CONFIG_FILE) : dirOrFile;
-        byte[] bytes;
-        try {
-            bytes = Files.readAllBytes(file);
-        } catch (NoSuchFileException e) {
-            throw new CheckpointFormatException(file + ": missing (a GPT-2 checkpoint directory has " + CONFIG_FILE
-                    + " and " + Gpt2Checkpoint.WEIGHTS_FILE + ")", e);
-        }
-        JsonNode root;
-        try {
-            root = JSON.readTree(bytes);
-        } catch (JsonProcessingException e) {
-            throw new CheckpointFormatException(file + ": invalid JSON: " + e.getOriginalMessage(), e);
-        }
-        if (root == null || !root.isObject()) {
-            throw new CheckpointFormatException(file + ": must contain a JSON object");
-        }
+        Path file = ConfigJson.file(dirOrFile);
+        JsonNode root = ConfigJson.read(file);
         try {
             return fromJson(root);
         } catch (IllegalArgumentException e) {
@@ -127,7 +136,7 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
     }
 
     /** The config in a parsed config.json object; IllegalArgumentException names the key and value. */
-    static Gpt2Config fromJson(JsonNode root) {
+    public static Gpt2Config fromJson(JsonNode root) {
         String type = text(root, "model_type");
         if (type != null && !type.equals("gpt2")) {
             throw new IllegalArgumentException("model_type \"" + type + "\" is not supported (only \"gpt2\")");
@@ -156,23 +165,16 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
             throw new IllegalArgumentException("n_inner " + inner + " is not supported (only null or 4*n_embd = "
                     + 4 * embd + ")");
         }
-        float eps = 1e-5f;
-        JsonNode e = root.get("layer_norm_epsilon");
-        if (e != null && !e.isNull()) {
-            if (!e.isNumber()) {
-                throw new IllegalArgumentException("layer_norm_epsilon must be a number, got " + e);
-            }
-            eps = e.floatValue();
-        }
-        return new Gpt2Config(vocab, positions, embd, layers, heads, eps);
+        return new Gpt2Config(vocab, positions, embd, layers, heads, floatOr(root, "layer_norm_epsilon", 1e-5f));
     }
 
     /** HF's config.json for GPT2LMHeadModel (keys sorted); {@code torchDtype} e.g. "float32", "bfloat16". */
-    String toJson(String torchDtype) {
+    @Override
+    public String toJson(String torchDtype) {
         Map<String, Object> m = new TreeMap<>();
         m.put("activation_function", "gelu_new");
         m.put("architectures", List.of("GPT2LMHeadModel"));
-        // HF's defaults; lorakit's model has no dropout (Gpt2Model), HF applies these in train mode only.
+        // HF's defaults; lorakit's model has no dropout (DecoderModel), HF applies these in train mode only.
         m.put("attn_pdrop", 0.1);
         m.put("embd_pdrop", 0.1);
         m.put("resid_pdrop", 0.1);
@@ -192,61 +194,11 @@ public record Gpt2Config(int vocabSize, int nPositions, int nEmbd, int nLayer, i
         m.put("torch_dtype", torchDtype);
         m.put("use_cache", true);
         m.put("vocab_size", vocabSize);
-        try {
-            return JSON.writeValueAsString(m) + "\n";
-        } catch (JsonProcessingException ex) {
-            throw new IllegalStateException("config.json serialisation failed", ex);
-        }
+        return ConfigJson.dumps(m);
     }
 
     /** Writes {@code dir/config.json} atomically (dir is created if missing), declaring float32 weights. */
     public void write(Path dir) throws IOException {
-        write(dir, "float32");
-    }
-
-    void write(Path dir, String torchDtype) throws IOException {
-        Files.createDirectories(dir);
-        AtomicFiles.write(dir.resolve(CONFIG_FILE), toJson(torchDtype).getBytes(StandardCharsets.UTF_8));
-    }
-
-    // ---------------------------------------------------------------- JSON helpers
-
-    private static String text(JsonNode root, String key) {
-        JsonNode n = root.get(key);
-        if (n == null || n.isNull()) {
-            return null;
-        }
-        if (!n.isTextual()) {
-            throw new IllegalArgumentException(key + " must be a string, got " + n);
-        }
-        return n.textValue();
-    }
-
-    private static int requiredInt(JsonNode root, String key) {
-        int v = optionalInt(root, key);
-        if (v == Integer.MIN_VALUE) {
-            throw new IllegalArgumentException("missing required key \"" + key + "\"");
-        }
-        return v;
-    }
-
-    /** The integer value of key, or Integer.MIN_VALUE when absent/null. */
-    private static int optionalInt(JsonNode root, String key) {
-        JsonNode n = root.get(key);
-        if (n == null || n.isNull()) {
-            return Integer.MIN_VALUE;
-        }
-        if (!n.isIntegralNumber() || !n.canConvertToInt()) {
-            throw new IllegalArgumentException(key + " must be an integer, got " + n);
-        }
-        return n.intValue();
-    }
-
-    /** Throws when the boolean key is present with the value {@code bad}. */
-    private static void refuse(JsonNode root, String key, boolean bad, String why) {
-        JsonNode n = root.get(key);
-        if (n != null && n.isBoolean() && n.booleanValue() == bad) {
-            throw new IllegalArgumentException(key + "=" + bad + " is not supported (" + why + ")");
-        }
+        ConfigJson.write(dir, this, "float32");
     }
 }

@@ -1,5 +1,7 @@
 package ai.lorakit.models.gpt2;
 
+import ai.lorakit.models.decoder.CheckpointFormatException;
+import ai.lorakit.models.decoder.TargetModules;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -8,6 +8,7 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.models.decoder.DecoderModel;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -36,7 +37,7 @@ class Gpt2GradientCheckTest {
 
     @Test
     void fullFineTuneGradientsMatchFiniteDifferences() {
-        try (Backend be = new CpuBackend(); Gpt2Model model = Gpt2Model.random(CFG, be, 1)) {
+        try (Backend be = new CpuBackend(); DecoderModel model = DecoderModel.random(CFG, be, 1)) {
             Random rnd = new Random(11);
             DoubleGpt2 ref = randomize(be, model, rnd);
             model.setFullFineTune(true);
@@ -66,7 +67,7 @@ class Gpt2GradientCheckTest {
     }
 
     private void adapterCase(AdapterConfig cfg, DoubleGpt2.Kind kind, int expectedTrainable) {
-        try (Backend be = new CpuBackend(); Gpt2Model model = Gpt2Model.random(CFG, be, 2)) {
+        try (Backend be = new CpuBackend(); DecoderModel model = DecoderModel.random(CFG, be, 2)) {
             Random rnd = new Random(13);
             DoubleGpt2 ref = randomize(be, model, rnd);
             model.attachAdapters(cfg, 5);
@@ -83,9 +84,9 @@ class Gpt2GradientCheckTest {
                 }
                 ref.adapters.put(a.name(), new DoubleGpt2.Adapter(kind, a.rank(), a.scaling()));
             }
-            if (model.veraProjections() != null) {
-                ref.params.put("vera_A", toDouble(be.download(model.veraProjections().a())));
-                ref.params.put("vera_B", toDouble(be.download(model.veraProjections().b())));
+            if (model.adapters().veraProjections() != null) {
+                ref.params.put("vera_A", toDouble(be.download(model.adapters().veraProjections().a())));
+                ref.params.put("vera_B", toDouble(be.download(model.adapters().veraProjections().b())));
             }
             int[][] windows = windows(rnd);
             checkForward(model, ref, windows);
@@ -104,7 +105,7 @@ class Gpt2GradientCheckTest {
     }
 
     /** Compares every coordinate of every trainable parameter's gradient with central differences. */
-    private static int checkGradients(Backend be, Gpt2Model model, DoubleGpt2 ref, int[][] windows) {
+    private static int checkGradients(Backend be, DecoderModel model, DoubleGpt2 ref, int[][] windows) {
         int checked = 0;
         for (Parameter p : model.parameters()) {
             if (!p.trainable()) {
@@ -129,7 +130,7 @@ class Gpt2GradientCheckTest {
         return checked;
     }
 
-    private static void checkForward(Gpt2Model model, DoubleGpt2 ref, int[][] windows) {
+    private static void checkForward(DecoderModel model, DoubleGpt2 ref, int[][] windows) {
         for (int[] w : windows) {
             int[] in = java.util.Arrays.copyOf(w, T);
             double[][] want = ref.logits(new int[][] {in});
@@ -146,7 +147,7 @@ class Gpt2GradientCheckTest {
      * Replaces every base tensor with random values large enough to make every path matter (weights U(±0.5),
      * biases U(±0.2), LayerNorm gamma 1 ± 0.3) and returns a double model holding the same values.
      */
-    static DoubleGpt2 randomize(Backend be, Gpt2Model model, Random rnd) {
+    static DoubleGpt2 randomize(Backend be, DecoderModel model, Random rnd) {
         DoubleGpt2 ref = new DoubleGpt2(CFG.vocabSize(), CFG.nPositions(), CFG.nEmbd(), CFG.nLayer(), CFG.nHead(),
                 CFG.layerNormEpsilon());
         for (Parameter p : model.baseParameters()) {

@@ -16,6 +16,8 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.models.decoder.CheckpointFormatException;
+import ai.lorakit.models.decoder.DecoderModel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -40,7 +42,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Proves Gpt2Model's behaviour beyond the gradients: adapters are the identity at init and merge to the same
+ * Proves DecoderModel's behaviour beyond the gradients: adapters are the identity at init and merge to the same
  * function; HF checkpoints round-trip (F32 exactly, BF16 closely), prefixed and bare keys load, bad checkpoints
  * fail with the key and shapes named; target-module selection (suffix, exact, regex, all-linear, no match);
  * full fine-tuning changes every tensor while LoRA training leaves every base tensor bit-identical; the model is
@@ -52,12 +54,12 @@ class Gpt2ModelTest {
     private static final Gpt2Config CFG = Gpt2Config.of(19, 16, 16, 2, 4);
 
     private Backend be;
-    private Gpt2Model model;
+    private DecoderModel model;
 
     @BeforeEach
     void setUp() {
         be = new CpuBackend();
-        model = Gpt2Model.random(CFG, be, 42);
+        model = DecoderModel.random(CFG, be, 42);
         // break symmetry of biases and LayerNorms too (random() sets them to 0 / 1)
         Random rnd = new Random(3);
         for (Parameter p : model.baseParameters()) {
@@ -126,10 +128,10 @@ class Gpt2ModelTest {
             float[] adapted = model.logits(TOKENS);
             assertTrue(Tolerance.F32.compare("must differ", adapted, base).worstShare() > 10,
                     "a non-identity adapter changes the logits");
-            model.mergeAdapters();
+            model.adapters().merge();
             assertTrue(model.adaptedModules().stream().allMatch(AdaptedLinear::merged));
             close("merged vs adapted " + cfg, model.logits(TOKENS), adapted, new Tolerance(1e-4, 1e-4));
-            model.unmergeAdapters();
+            model.adapters().unmerge();
             close("unmerged", model.logits(TOKENS), adapted, new Tolerance(1e-4, 1e-4));
             model.detachAdapters();
             close("base after unmerge + detach", model.logits(TOKENS), base, new Tolerance(1e-5, 1e-4));
@@ -142,19 +144,19 @@ class Gpt2ModelTest {
     void saveHfThenLoadGivesIdenticalLogitsInF32AndCloseInBf16(@TempDir Path dir) throws IOException {
         float[] want = model.logits(TOKENS);
         model.saveHf(dir.resolve("f32"), DType.F32);
-        try (Gpt2Model back = Gpt2Model.load(dir.resolve("f32"), be)) {
+        try (DecoderModel back = DecoderModel.load(dir.resolve("f32"), be)) {
             assertEquals(CFG, back.config());
             assertArrayEquals(want, back.logits(TOKENS), "F32 round trip is exact");
         }
         model.saveHf(dir.resolve("bf16"), DType.BF16);
         try (SafetensorsFile f = Safetensors.open(dir.resolve("bf16").resolve("model.safetensors"))) {
-            assertEquals(Gpt2Checkpoint.shapes(CFG).keySet(), new java.util.HashSet<>(f.names()),
+            assertEquals(Gpt2Family.INSTANCE.shapes(CFG).keySet(), new java.util.HashSet<>(f.names()),
                     "HF GPT2LMHeadModel keys with the transformer. prefix and no lm_head.weight (tied)");
             assertEquals(SafeDType.BF16, f.info("transformer.h.1.mlp.c_fc.weight").dtype());
             assertTrue(f.info("transformer.h.1.mlp.c_fc.weight").hasShape(16, 64), "Conv1D weight stored [in,out]");
             assertEquals("pt", f.metadata().get("format"));
         }
-        try (Gpt2Model back = Gpt2Model.load(dir.resolve("bf16"), be)) {
+        try (DecoderModel back = DecoderModel.load(dir.resolve("bf16"), be)) {
             close("BF16 round trip", back.logits(TOKENS), want, Tolerance.BF16);
         }
         String json = Files.readString(dir.resolve("bf16").resolve("config.json"));
@@ -200,7 +202,7 @@ class Gpt2ModelTest {
         extra.put("h.0.attn.bias", TensorData.f32(new float[16 * 16], 1, 1, 16, 16));
         extra.put("h.1.attn.masked_bias", TensorData.f32(new float[] {-1e4f}));
         Path d = writeCheckpoint(dir.resolve("bare"), bare, extra, SafeDType.F16);
-        try (Gpt2Model back = Gpt2Model.load(d, be)) {
+        try (DecoderModel back = DecoderModel.load(d, be)) {
             close("bare keys, F16", back.logits(TOKENS), want, Tolerance.F16);
         }
     }
@@ -209,36 +211,36 @@ class Gpt2ModelTest {
     void loadErrorsNameTheKeyAndShapes(@TempDir Path dir) throws IOException {
         Path missing = writeCheckpoint(dir.resolve("missing"), Map.of("transformer.h.1.ln_2.bias", ""), Map.of(),
                 SafeDType.F32);
-        var e1 = assertThrows(CheckpointFormatException.class, () -> Gpt2Model.load(missing, be));
+        var e1 = assertThrows(CheckpointFormatException.class, () -> DecoderModel.load(missing, be));
         assertTrue(e1.getMessage().contains("missing tensor 'transformer.h.1.ln_2.bias'")
                 && e1.getMessage().contains("[16]"), e1.getMessage());
 
         Path wrong = writeCheckpoint(dir.resolve("wrong"), Map.of("transformer.h.0.attn.c_attn.weight", ""),
                 Map.of("transformer.h.0.attn.c_attn.weight", TensorData.f32(new float[48 * 16], 48, 16)),
                 SafeDType.F32);
-        var e2 = assertThrows(CheckpointFormatException.class, () -> Gpt2Model.load(wrong, be));
+        var e2 = assertThrows(CheckpointFormatException.class, () -> DecoderModel.load(wrong, be));
         assertTrue(e2.getMessage().contains("'transformer.h.0.attn.c_attn.weight' has shape [48, 16], expected [16, 48]"),
                 e2.getMessage());
 
         Path extraLayer = writeCheckpoint(dir.resolve("extra"), Map.of(),
                 Map.of("transformer.h.2.ln_1.weight", TensorData.f32(new float[16], 16)), SafeDType.F32);
-        var e3 = assertThrows(CheckpointFormatException.class, () -> Gpt2Model.load(extraLayer, be));
+        var e3 = assertThrows(CheckpointFormatException.class, () -> DecoderModel.load(extraLayer, be));
         assertTrue(e3.getMessage().contains("unexpected tensors [transformer.h.2.ln_1.weight]"), e3.getMessage());
 
         Path badConfig = writeCheckpoint(dir.resolve("badcfg"), Map.of(), Map.of(), SafeDType.F32);
         Files.writeString(badConfig.resolve("config.json"), "{\"vocab_size\": 19, \"n_positions\": 16, \"n_embd\": 16,"
                 + " \"n_layer\": 2, \"n_head\": 4, \"activation_function\": \"relu\"}", StandardCharsets.UTF_8);
-        var e4 = assertThrows(CheckpointFormatException.class, () -> Gpt2Model.load(badConfig, be));
+        var e4 = assertThrows(CheckpointFormatException.class, () -> DecoderModel.load(badConfig, be));
         assertTrue(e4.getMessage().contains("activation_function \"relu\" is not supported"), e4.getMessage());
 
         Files.writeString(badConfig.resolve("config.json"), "{\"vocab_size\": 19, \"n_positions\": 16,"
                 + " \"n_layer\": 2, \"n_head\": 4}", StandardCharsets.UTF_8);
-        var e5 = assertThrows(CheckpointFormatException.class, () -> Gpt2Model.load(badConfig, be));
+        var e5 = assertThrows(CheckpointFormatException.class, () -> DecoderModel.load(badConfig, be));
         assertTrue(e5.getMessage().contains("missing required key \"n_embd\""), e5.getMessage());
 
         Path noWeights = dir.resolve("noweights");
         CFG.write(noWeights);
-        var e6 = assertThrows(CheckpointFormatException.class, () -> Gpt2Model.load(noWeights, be));
+        var e6 = assertThrows(CheckpointFormatException.class, () -> DecoderModel.load(noWeights, be));
         assertTrue(e6.getMessage().contains("model.safetensors: missing"), e6.getMessage());
     }
 
@@ -280,8 +282,8 @@ class Gpt2ModelTest {
     @Test
     void veraProjectionsAreSizedToTheLargestTargetedModule() {
         model.attachAdapters(VeraConfig.of(8, "c_attn", "c_fc"), 1);
-        assertEquals(16, model.veraProjections().inMax());
-        assertEquals(64, model.veraProjections().outMax(), "c_fc: 4C");
+        assertEquals(16, model.adapters().veraProjections().inMax());
+        assertEquals(64, model.adapters().veraProjections().outMax(), "c_fc: 4C");
         assertTrue(model.parameters().stream().anyMatch(p -> p.role() == Parameter.Role.VERA_A && !p.trainable()));
         assertThrows(IllegalStateException.class, () -> model.attachAdapters(VeraConfig.of(8, "c_attn"), 1));
     }

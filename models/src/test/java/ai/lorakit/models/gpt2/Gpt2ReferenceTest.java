@@ -6,6 +6,7 @@ import ai.lorakit.adapters.io.SafetensorsFile;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.models.decoder.DecoderModel;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -21,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Proves that {@link Gpt2Model} on the CPU backend computes what an independent PyTorch GPT-2 computes
+ * Proves that {@link DecoderModel} on the CPU backend computes what an independent PyTorch GPT-2 computes
  * ({@code ci/reference/gpt2_reference.py}, float64 autograd, README "GPT-2"): the tiny HF checkpoint loads, and
  * logits, mean cross-entropy and gradients agree for the base model (full fine-tuning, every parameter),
  * for LoRA and DoRA (r=4, alpha=8 on c_attn and c_fc, non-identity adapters, DoRA norm detached), for the
@@ -34,8 +35,8 @@ class Gpt2ReferenceTest {
 
     private static final Tolerance TOL = Tolerance.F32;
 
-    private static Gpt2Model load(String checkpoint, Backend backend) throws IOException {
-        return Gpt2Model.load(Gpt2ReferenceData.dir().resolve(checkpoint), backend);
+    private static DecoderModel load(String checkpoint, Backend backend) throws IOException {
+        return DecoderModel.load(Gpt2ReferenceData.dir().resolve(checkpoint), backend);
     }
 
     private static LoraConfig lora(boolean dora) {
@@ -43,7 +44,7 @@ class Gpt2ReferenceTest {
     }
 
     /** Logits of each window's inputs (columns 0..T-1) against the reference logits [B,T,V]. */
-    private static double assertLogits(String what, Gpt2Model model, SafetensorsFile ref, Tolerance tol) {
+    private static double assertLogits(String what, DecoderModel model, SafetensorsFile ref, Tolerance tol) {
         model.setTraining(false);
         int[][] windows = Gpt2ReferenceData.windows(ref);
         float[] all = ref.floats("logits");
@@ -62,7 +63,7 @@ class Gpt2ReferenceTest {
 
     @Test
     void baseLogitsAndLossMatchReference() throws IOException {
-        try (Backend backend = new CpuBackend(); Gpt2Model model = load("tiny", backend);
+        try (Backend backend = new CpuBackend(); DecoderModel model = load("tiny", backend);
              SafetensorsFile ref = Gpt2ReferenceData.open("expected_base.safetensors")) {
             assertEquals(37, model.vocabSize());
             assertEquals(16, model.maxSeqLen());
@@ -75,7 +76,7 @@ class Gpt2ReferenceTest {
 
     @Test
     void fullFineTuneGradientsMatchReference() throws IOException {
-        try (Backend backend = new CpuBackend(); Gpt2Model model = load("tiny", backend);
+        try (Backend backend = new CpuBackend(); DecoderModel model = load("tiny", backend);
              SafetensorsFile ref = Gpt2ReferenceData.open("expected_base.safetensors")) {
             model.setFullFineTune(true);
             model.setTraining(true);   // no dropout in the base model: same maths as eval
@@ -113,7 +114,7 @@ class Gpt2ReferenceTest {
 
     private static void checkAdapter(String file, boolean dora) throws IOException {
         String what = dora ? "dora" : "lora";
-        try (Backend backend = new CpuBackend(); Gpt2Model model = load("tiny", backend);
+        try (Backend backend = new CpuBackend(); DecoderModel model = load("tiny", backend);
              SafetensorsFile ref = Gpt2ReferenceData.open(file)) {
             model.attachAdapters(lora(dora), 7);
             List<String> copied = Gpt2ReferenceData.loadAdapters(backend, model.parameters(), ref);
@@ -156,12 +157,12 @@ class Gpt2ReferenceTest {
     @Test
     void mergedAdaptersReproduceAdaptedLogits() throws IOException {
         for (boolean dora : new boolean[]{false, true}) {
-            try (Backend backend = new CpuBackend(); Gpt2Model model = load("tiny", backend);
+            try (Backend backend = new CpuBackend(); DecoderModel model = load("tiny", backend);
                  SafetensorsFile ref = Gpt2ReferenceData.open(dora ? "expected_dora.safetensors"
                          : "expected_lora.safetensors")) {
                 model.attachAdapters(lora(dora), 7);
                 Gpt2ReferenceData.loadAdapters(backend, model.parameters(), ref);
-                model.mergeAdapters();
+                model.adapters().merge();
                 double dl = assertLogits((dora ? "dora" : "lora") + " merged", model, ref, TOL);
                 report("%s merged: max |logit diff| %.2e", dora ? "dora" : "lora", dl);
             }
@@ -172,7 +173,7 @@ class Gpt2ReferenceTest {
     void bf16CheckpointLoadsAndMatchesItsReference() throws IOException {
         // model_bf16 holds the tiny weights rounded to bf16; its reference is computed from those bf16 values,
         // and the CPU backend computes in fp32 from the (exactly representable) bf16 weights, so F32 applies.
-        try (Backend backend = new CpuBackend(); Gpt2Model model = load("model_bf16", backend);
+        try (Backend backend = new CpuBackend(); DecoderModel model = load("model_bf16", backend);
              SafetensorsFile ref = Gpt2ReferenceData.open("expected_bf16.safetensors")) {
             double dl = assertLogits("bf16 checkpoint", model, ref, TOL);
             double dloss = assertScalar("bf16 evalLoss", model.evalLoss(Gpt2ReferenceData.windows(ref)),

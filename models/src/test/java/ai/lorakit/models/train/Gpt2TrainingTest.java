@@ -7,7 +7,7 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
 import ai.lorakit.models.data.TextDataset;
-import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.AfterAll;
@@ -51,13 +51,13 @@ class Gpt2TrainingTest {
     void resumeRefusesAdaptersAttachedWithAnotherSeed(@TempDir Path out) throws IOException {
         TrainConfig c = new TrainConfig(2, 2, 16, 1e-3f, 0, TrainConfig.Schedule.CONSTANT, 0f, 0f, 0f, 1, 0, 1, 0, 1L, 1);
         LoraConfig lora = LoraConfig.of(2, 4f, "c_attn").withDropout(0.1f);
-        try (Gpt2Model m = TinyGpt2.random(be, 5)) {
+        try (DecoderModel m = TinyGpt2.random(be, 5)) {
             m.attachAdapters(lora, 1);
             try (Trainer t = new Trainer(m, new AdamWPolicy(), c, data.train(), data.validation(), out)) {
                 t.run();
             }
         }
-        try (Gpt2Model m = TinyGpt2.random(be, 5)) {
+        try (DecoderModel m = TinyGpt2.random(be, 5)) {
             m.attachAdapters(lora, 2);
             try (Trainer t = new Trainer(m, new AdamWPolicy(), c.withSteps(4), data.train(), data.validation(), out)) {
                 IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, t::resume);
@@ -70,7 +70,7 @@ class Gpt2TrainingTest {
     void fortyStepsOfTrainingLowerTheValidationLoss(@TempDir Path out) throws IOException {
         TrainConfig c = new TrainConfig(40, 8, 32, 3e-3f, 4, TrainConfig.Schedule.COSINE, 0.1f, 0f, 1f, 1, 20, 0, 0,
                 1L, 10);
-        try (Gpt2Model m = TinyGpt2.random(be, 1)) {
+        try (DecoderModel m = TinyGpt2.random(be, 1)) {
             m.setFullFineTune(true);
             try (Trainer t = new Trainer(m, new AdamWPolicy(), c, data.train(), data.validation(), out)) {
                 Trainer.Result r = t.run();
@@ -88,7 +88,7 @@ class Gpt2TrainingTest {
                 9L, 1);
         LoraConfig lora = LoraConfig.of(4, 8f, "c_attn", "c_fc").withDropout(0.2f);
         float[] straight;
-        try (Gpt2Model m = TinyGpt2.random(be, 5)) {
+        try (DecoderModel m = TinyGpt2.random(be, 5)) {
             m.attachAdapters(lora, 17);
             try (Trainer t = new Trainer(m, new AdamWPolicy(), c, data.train(), data.validation(), dir.resolve("a"))) {
                 t.run();
@@ -96,7 +96,7 @@ class Gpt2TrainingTest {
             straight = adapterWeights(m);
         }
         Path out = dir.resolve("b");
-        try (Gpt2Model m = TinyGpt2.random(be, 5)) {
+        try (DecoderModel m = TinyGpt2.random(be, 5)) {
             m.attachAdapters(lora, 17);
             try (Trainer t = new Trainer(m, new AdamWPolicy(), c, data.train(), data.validation(), out)) {
                 t.setListener(new TrainListener() {
@@ -110,7 +110,7 @@ class Gpt2TrainingTest {
             }
         }
         float[] resumed;
-        try (Gpt2Model m = TinyGpt2.random(be, 5)) {
+        try (DecoderModel m = TinyGpt2.random(be, 5)) {
             m.attachAdapters(lora, 17);     // same seed: it fixes each layer's dropout stream
             for (var a : m.adaptedModules()) {
                 a.parameters().forEach(p -> be.fill(p.value(), 0.5f));   // the checkpoint must overwrite these
@@ -147,7 +147,7 @@ class Gpt2TrainingTest {
         throw new AssertionError("the run was not interrupted");
     }
 
-    private static float[] adapterWeights(Gpt2Model m) {
+    private static float[] adapterWeights(DecoderModel m) {
         List<Float> all = new ArrayList<>();
         for (var a : m.adaptedModules()) {
             for (Parameter p : a.parameters()) {

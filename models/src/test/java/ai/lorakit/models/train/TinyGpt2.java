@@ -3,8 +3,8 @@ package ai.lorakit.models.train;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.models.data.Document;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.gpt2.Gpt2Config;
-import ai.lorakit.models.gpt2.Gpt2Model;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -21,13 +21,13 @@ public final class TinyGpt2 {
         return Gpt2Config.of(257, 64, 32, 2, 2);
     }
 
-    public static Gpt2Model random(Backend be, long seed) {
-        return Gpt2Model.random(config(), be, seed);
+    public static DecoderModel random(Backend be, long seed) {
+        return DecoderModel.random(config(), be, seed);
     }
 
     /** Saves a random tiny model as an HF folder {@code dir} (config.json + model.safetensors). */
     public static Path save(Backend be, Path dir, long seed) throws IOException {
-        try (Gpt2Model m = random(be, seed)) {
+        try (DecoderModel m = random(be, seed)) {
             m.saveHf(dir, DType.F32);
         }
         return dir;

@@ -18,7 +18,7 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
 import ai.lorakit.models.data.TextDataset;
-import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.AfterAll;
@@ -79,26 +79,26 @@ class TrainingVariantsTest {
                 checkpointEvery, 9L, 1);
     }
 
-    private static Trainer trainer(Gpt2Model m, OptimizerPolicy p, TrainConfig c, Path out) {
+    private static Trainer trainer(DecoderModel m, OptimizerPolicy p, TrainConfig c, Path out) {
         return new Trainer(m, p, c, data.train(), data.validation(), out);
     }
 
-    private static Gpt2Model model(AdapterConfig adapter) {
-        Gpt2Model m = TinyGpt2.random(be, 5);
+    private static DecoderModel model(AdapterConfig adapter) {
+        DecoderModel m = TinyGpt2.random(be, 5);
         m.attachAdapters(adapter, 17);
         return m;
     }
 
-    private static float[] logits(Gpt2Model m) {
+    private static float[] logits(DecoderModel m) {
         m.setTraining(false);
         return m.logits(PROBE);
     }
 
     /** The base model (same seed, original W) with the adapter in {@code dir} loaded. */
     private static float[] reloadedLogits(Path dir) throws IOException {
-        try (Gpt2Model fresh = TinyGpt2.random(be, 5)) {
+        try (DecoderModel fresh = TinyGpt2.random(be, 5)) {
             fresh.attachAdapters(PeftAdapterIO.readConfig(dir), 0);
-            PeftAdapterIO.load(dir, fresh.adaptedModules(), fresh.veraProjections());
+            PeftAdapterIO.load(dir, fresh.adaptedModules(), fresh.adapters().veraProjections());
             return logits(fresh);
         }
     }
@@ -114,16 +114,17 @@ class TrainingVariantsTest {
 
     @Test
     void theTrainerAlwaysBuildsTheHookAndRefusesDeltaLoraWithDropout(@TempDir Path out) {
-        try (Gpt2Model m = model(LORA); Trainer t = trainer(m, new AdamWPolicy(), cfg(2, 0), out)) {
+        try (DecoderModel m = model(LORA); Trainer t = trainer(m, new AdamWPolicy(), cfg(2, 0), out)) {
             assertSame(TrainingHook.NONE, t.hook());
         }
-        try (Gpt2Model m = model(AdaLoraConfig.of(4, "c_attn")); Trainer t = trainer(m, new AdamWPolicy(), cfg(4, 0), out)) {
+        try (DecoderModel m = model(AdaLoraConfig.of(4, "c_attn"));
+             Trainer t = trainer(m, new AdamWPolicy(), cfg(4, 0), out)) {
             assertInstanceOf(RankAllocator.class, t.hook());
         }
-        try (Gpt2Model m = model(LORA); Trainer t = trainer(m, new DeltaLoraPolicy(2f, 1), cfg(2, 0), out)) {
+        try (DecoderModel m = model(LORA); Trainer t = trainer(m, new DeltaLoraPolicy(2f, 1), cfg(2, 0), out)) {
             assertInstanceOf(DeltaLoraUpdater.class, t.hook());
         }
-        try (Gpt2Model m = model(LORA.withDropout(0.1f))) {
+        try (DecoderModel m = model(LORA.withDropout(0.1f))) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> trainer(m, new DeltaLoraPolicy(2f, 1), cfg(2, 0), out));
             assertTrue(e.getMessage().contains("refuses dropout"), e.getMessage());
@@ -135,7 +136,7 @@ class TrainingVariantsTest {
     @Test
     void deltaLoraChangesWAndItsRank2rExportReproducesTheTrainedLogits(@TempDir Path out) throws IOException {
         String w = "transformer.h.0.attn.c_attn.weight";
-        try (Gpt2Model m = model(LORA)) {
+        try (DecoderModel m = model(LORA)) {
             float[] w0 = be.download(m.baseParameter(w).value());
             try (Trainer t = trainer(m, new DeltaLoraPolicy(2f, 2), cfg(8, 0), out.resolve("run"))) {
                 t.run();
@@ -161,7 +162,7 @@ class TrainingVariantsTest {
         // init_r 6 -> target_r 2 over 4 modules: budget 24 -> 8; tinit 1, tfinal 3: final allocation at step 7
         AdaLoraConfig ada = new AdaLoraConfig(6, 2, 1, 3, 1, 0.85f, 0.85f, 0.5f, 10, 8f, 0f,
                 List.of("c_attn", "mlp.c_fc"), null);
-        try (Gpt2Model m = model(ada); Trainer t = trainer(m, new AdamWPolicy(), cfg(10, 0), out.resolve("run"))) {
+        try (DecoderModel m = model(ada); Trainer t = trainer(m, new AdamWPolicy(), cfg(10, 0), out.resolve("run"))) {
             t.run();
             RankAllocator ra = (RankAllocator) t.hook();
             assertTrue(ra.finalized(), ra.toString());
@@ -204,7 +205,7 @@ class TrainingVariantsTest {
     @Test
     void loraDropWritesItsSelectionTiesModulesAndItsExportReloads(@TempDir Path out) throws IOException {
         Path run = out.resolve("run");
-        try (Gpt2Model m = model(LORA);
+        try (DecoderModel m = model(LORA);
              LoraDropTraining ld = new LoraDropTraining(m, new AdamWPolicy(), cfg(6, 0), DROP, 4, data.train(),
                      data.validation(), run)) {
             List<String> log = new ArrayList<>();
@@ -260,7 +261,7 @@ class TrainingVariantsTest {
     }
 
     /** Every adapter tensor and the W of the first c_attn (Delta-LoRA changes it). */
-    private static float[] state(Gpt2Model m) {
+    private static float[] state(DecoderModel m) {
         List<Float> all = new ArrayList<>();
         for (var a : m.adaptedModules()) {
             for (Parameter p : a.parameters()) {
@@ -296,17 +297,17 @@ class TrainingVariantsTest {
             throws IOException {
         TrainConfig c = cfg(8, 2);
         float[] straight;
-        try (Gpt2Model m = model(adapter); Trainer t = trainer(m, policy, c, dir.resolve("a"))) {
+        try (DecoderModel m = model(adapter); Trainer t = trainer(m, policy, c, dir.resolve("a"))) {
             t.run();
             straight = state(m);
         }
         Path out = dir.resolve("b" + kill);
-        try (Gpt2Model m = model(adapter); Trainer t = trainer(m, policy, c, out)) {
+        try (DecoderModel m = model(adapter); Trainer t = trainer(m, policy, c, out)) {
             t.setListener(killAfter(out, kill));
             assertThrows(Killed.class, t::run);
         }
         float[] resumed;
-        try (Gpt2Model m = model(adapter); Trainer t = trainer(m, policy, c, out)) {
+        try (DecoderModel m = model(adapter); Trainer t = trainer(m, policy, c, out)) {
             assertEquals(kill, t.resume());
             t.run();
             resumed = state(m);
@@ -338,20 +339,20 @@ class TrainingVariantsTest {
         LoraDropOptions opts = DROP.withStage2(LoraDropOptions.Stage2.CONTINUE);
         float[] straight;
         Path a = dir.resolve("a");
-        try (Gpt2Model m = model(LORA);
+        try (DecoderModel m = model(LORA);
              LoraDropTraining ld = new LoraDropTraining(m, new AdamWPolicy(), c, opts, 4, data.train(), data.validation(), a)) {
             ld.run(false);
             straight = state(m);
         }
         for (Path killIn : new Path[]{dir.resolve("b"), dir.resolve("c").resolve(LoraDropTraining.STAGE1_DIR)}) {
             Path out = killIn.getFileName().toString().equals(LoraDropTraining.STAGE1_DIR) ? killIn.getParent() : killIn;
-            try (Gpt2Model m = model(LORA);
+            try (DecoderModel m = model(LORA);
                  LoraDropTraining ld = new LoraDropTraining(m, new AdamWPolicy(), c, opts, 4, data.train(), data.validation(), out)) {
                 ld.setListener(killAfter(killIn, 2));
                 assertThrows(Killed.class, () -> ld.run(false));
             }
             float[] resumed;
-            try (Gpt2Model m = model(LORA);
+            try (DecoderModel m = model(LORA);
                  LoraDropTraining ld = new LoraDropTraining(m, new AdamWPolicy(), c, opts, 4, data.train(), data.validation(), out)) {
                 LoraDropTraining.Result r = ld.run(true);
                 assertEquals(6, r.stage2().step());

@@ -1,8 +1,8 @@
-package ai.lorakit.models.gpt2;
+package ai.lorakit.models.decoder;
 
 import java.io.IOException;
 
-/** A GPT-2 checkpoint (config.json + model.safetensors) that lorakit cannot load; the message names file and key. */
+/** A model checkpoint (config.json + safetensors) that lorakit cannot load; the message names file and key. */
 public final class CheckpointFormatException extends IOException {
 
     public CheckpointFormatException(String message) {

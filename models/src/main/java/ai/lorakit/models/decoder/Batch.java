@@ -1,11 +1,11 @@
-package ai.lorakit.models.gpt2;
+package ai.lorakit.models.decoder;
 
 /**
  * Token windows int[B][T+1] split into inputs (columns 0..T-1) and targets (columns 1..T), row-major [B*T], after
  * checking them (LanguageModel's convention). Without targets a window is the input itself ([1][T]).
  *
  * @param b       batch size B
- * @param t       sequence length T (<= n_positions)
+ * @param t       sequence length T (<= the model's maxSeqLen, n_positions in GPT-2)
  * @param ids     inputs [B*T]
  * @param targets next tokens [B*T], or null
  */
@@ -13,9 +13,9 @@ record Batch(int b, int t, int[] ids, int[] targets) {
 
     /**
      * @param withTargets windows carry T+1 tokens (training / loss); otherwise each row is T input tokens
-     * @throws IllegalArgumentException empty or ragged windows, T = 0 or > n_positions, a token outside [0,V)
+     * @throws IllegalArgumentException empty or ragged windows, T = 0 or > maxSeqLen, a token outside [0,V)
      */
-    static Batch of(int[][] windows, Gpt2Config cfg, boolean withTargets) {
+    static Batch of(int[][] windows, ModelConfig cfg, boolean withTargets) {
         if (windows == null || windows.length == 0) {
             throw new IllegalArgumentException("token windows must be a non-empty int[B][T" + (withTargets ? "+1" : "")
                     + "], got " + (windows == null ? "null" : "B=0"));
@@ -30,8 +30,9 @@ record Batch(int b, int t, int[] ids, int[] targets) {
             throw new IllegalArgumentException("token windows need at least " + (1 + extra) + " tokens"
                     + (withTargets ? " (inputs 0..T-1, targets 1..T)" : "") + ", got " + len);
         }
-        if (t > cfg.nPositions()) {
-            throw new IllegalArgumentException("sequence length T=" + t + " exceeds n_positions=" + cfg.nPositions());
+        if (t > cfg.maxSeqLen()) {
+            throw new IllegalArgumentException("sequence length T=" + t + " exceeds " + cfg.maxSeqLenKey() + "="
+                    + cfg.maxSeqLen());
         }
         int b = windows.length;
         int[] ids = new int[b * t];

@@ -1,4 +1,4 @@
-package ai.lorakit.models.gpt2;
+package ai.lorakit.models.decoder;
 
 import java.util.ArrayList;
 import java.util.List;

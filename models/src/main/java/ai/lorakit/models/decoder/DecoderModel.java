@@ -1,0 +1,439 @@
+package ai.lorakit.models.decoder;
+
+import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.AdapterConfig;
+import ai.lorakit.adapters.Parameter;
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.Tensor;
+import ai.lorakit.models.LanguageModel;
+import ai.lorakit.models.layers.Buffers;
+import ai.lorakit.models.layers.Linear;
+import ai.lorakit.models.layers.PreNormBlock;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * A decoder-only causal language model of any {@link Family}, with forward and backward written layer by layer on
+ * the {@link Backend} ops, llm.c style (ARCHITECTURE.md, layer 4 and "Data flow of one training step"):
+ * <pre>
+ * x = embedding(ids)                              [B,T,C]
+ * x = block(x)   for each of the L blocks         (the family's composition, e.g. {@link PreNormBlock})
+ * logits = lmHead(finalNorm(x))                   [N,V]
+ * loss = mean cross-entropy of the next tokens
+ * </pre>
+ * It holds, once for every family, the base weights (HF names and order), the activation buffers, the train/eval
+ * mode and the parameter lists. The backward runs in reverse; gradients flow to activations through frozen weights
+ * but are computed for a parameter only when it is trainable.
+ *
+ * <p><b>No dropout</b> in the base model (fine-tuning regularises with adapter dropout, which {@link AdaptedLinear}
+ * applies in training mode), so training and eval forwards of the base are the same function.
+ *
+ * <p>Training modes: by default every base parameter is frozen; {@link #attachAdapters} adds an {@link AdapterSet}
+ * to the linear modules its config targets; {@link #setFullFineTune} makes every base parameter trainable (a tied
+ * embedding then receives both its embedding and its lm_head gradient). Both may be combined.
+ *
+ * <p>Buffers: each layer's cache for a (B,T) shape lives in a {@link Buffers} set allocated once and reused by every
+ * step of that shape; training and inference keep one set each (an inference call of the training shape reuses the
+ * training set). Per step only the token ids are uploaded. Not thread-safe. The model does not own the backend.
+ */
+public final class DecoderModel implements LanguageModel {
+
+    private final Backend be;
+    private final ModelConfig cfg;
+    /** Every base parameter, HF order. */
+    private final List<Parameter> base;
+    private final Map<String, Parameter> byName;
+    private final DecoderStack net;
+
+    private boolean training = true;
+    private boolean closed;
+    private AdapterSet adapters;
+    private Buffers trainBuf;
+    private Buffers inferBuf;
+
+    /** The model's own cache in a buffer set: logits [N,V] (the backward turns them into dlogits), probs, losses. */
+    private static final class Head {
+        final Tensor logits;
+        /** The final norm's output [B,T,C] (the head's input), held by that norm's cache. */
+        Tensor normOut;
+        Tensor probs;
+        Tensor losses;
+
+        Head(Buffers buf, int v) {
+            logits = buf.f32(buf.n(), v);
+        }
+    }
+
+    private <C extends ModelConfig> DecoderModel(Backend be, Family<C> family, C cfg, Map<String, Tensor> values) {
+        this.be = be;
+        this.cfg = cfg;
+        Map<String, Parameter> ps = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : values.entrySet()) {
+            String name = e.getKey();
+            ps.put(name, new Parameter(name, family.role(name), e.getValue().named(name), false));
+        }
+        this.byName = ps;
+        this.base = List.copyOf(ps.values());
+        this.net = family.build(cfg, this::baseParameter);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <C extends ModelConfig> Family<C> familyOf(C cfg) {
+        return (Family<C>) cfg.family();
+    }
+
+    /** Uploads host values (HF names -> fp32, in {@link Family#shapes} order) as F32 tensors. */
+    private static <C extends ModelConfig> DecoderModel upload(Backend be, C cfg, Map<String, float[]> host) {
+        Family<C> family = familyOf(cfg);
+        Map<String, Tensor> values = new LinkedHashMap<>();
+        try {
+            for (Map.Entry<String, int[]> e : family.shapes(cfg).entrySet()) {
+                values.put(e.getKey(), be.upload(host.get(e.getKey()), DType.F32, e.getValue()));
+            }
+            return new DecoderModel(be, family, cfg, values);
+        } catch (RuntimeException ex) {
+            values.values().forEach(Tensor::close);
+            throw ex;
+        }
+    }
+
+    // ================================================================ construction
+
+    /**
+     * A randomly initialised model: the family's {@link Family#init}, tensor by tensor in HF order, from one
+     * {@code new SplittableRandom(seed)}.
+     */
+    public static <C extends ModelConfig> DecoderModel random(C cfg, Backend backend, long seed) {
+        Family<C> family = familyOf(cfg);
+        SplittableRandom rng = new SplittableRandom(seed);
+        Map<String, float[]> host = new LinkedHashMap<>();
+        for (Map.Entry<String, int[]> e : family.shapes(cfg).entrySet()) {
+            float[] v = new float[(int) Tensor.numel(e.getValue())];
+            family.init(e.getKey(), v, cfg, rng);
+            host.put(e.getKey(), v);
+        }
+        return upload(backend, cfg, host);
+    }
+
+    /**
+     * Loads a Hugging Face checkpoint directory (config.json + model.safetensors) of any registered family
+     * ({@link Families#readConfig}, rules in {@link HfCheckpoint}).
+     *
+     * @throws CheckpointFormatException a missing file, a bad config, or missing / wrong-shaped tensors (all named)
+     */
+    public static DecoderModel load(Path hfDir, Backend backend) throws IOException {
+        return load(hfDir, Families.readConfig(hfDir), backend);
+    }
+
+    private static <C extends ModelConfig> DecoderModel load(Path hfDir, C cfg, Backend backend) throws IOException {
+        return upload(backend, cfg, HfCheckpoint.read(hfDir, familyOf(cfg), cfg));
+    }
+
+    /**
+     * Writes the base model as a Hugging Face checkpoint (config.json + model.safetensors, each atomically) with
+     * F32 or BF16 storage. W is written as it is now: merged adapters are included, unmerged ones are not (save
+     * those with {@link AdapterSet#savePeft}).
+     */
+    public void saveHf(Path dir, DType storage) throws IOException {
+        checkOpen();
+        Map<String, float[]> host = new LinkedHashMap<>();
+        for (Parameter p : base) {
+            host.put(p.name(), be.download(p.value()));
+        }
+        HfCheckpoint.write(dir, cfg, familyOf(cfg).shapes(cfg), host, storage);
+    }
+
+    // ================================================================ adapters and trainability
+
+    /** The adaptable linear modules' names in model order (the family's, e.g. transformer.h.0.attn.c_attn). */
+    public List<String> linearModuleNames() {
+        return List.copyOf(net.linears().keySet());
+    }
+
+    /**
+     * Attaches an {@link AdapterSet} of {@code adapter}'s kind to the linear modules it targets; the adapters take
+     * the model's training mode.
+     *
+     * @throws IllegalStateException adapters are already attached ({@link #detachAdapters} first)
+     */
+    public AdapterSet attachAdapters(AdapterConfig adapter, long seed) {
+        checkOpen();
+        if (adapters != null) {
+            throw new IllegalStateException("adapters (" + adapters.config().peftType() + ") are already attached;"
+                    + " call detachAdapters() first");
+        }
+        adapters = AdapterSet.attach(adapter, net.linears(), seed, training);
+        return adapters;
+    }
+
+    /** The attached adapters, or null. */
+    public AdapterSet adapters() {
+        return adapters;
+    }
+
+    /**
+     * Removes the adapters (closing their tensors and VeRA's projections). Merged adapters stay in W (PEFT's
+     * merge_and_unload); unmerged ones are dropped. No-op without adapters.
+     */
+    public void detachAdapters() {
+        checkOpen();
+        if (adapters != null) {
+            adapters.close();
+            adapters = null;
+        }
+    }
+
+    /**
+     * Full fine-tuning on or off: makes every base parameter trainable, or frozen again (dropping their
+     * gradients). Adapter parameters are not changed.
+     */
+    public void setFullFineTune(boolean on) {
+        checkOpen();
+        for (Parameter p : base) {
+            p.setTrainable(on);
+        }
+    }
+
+    /** True when every base parameter is trainable. */
+    public boolean fullFineTune() {
+        return base.stream().allMatch(Parameter::trainable);
+    }
+
+    public ModelConfig config() {
+        return cfg;
+    }
+
+    /** The base parameter with this HF name (e.g. transformer.h.0.ln_1.weight), or IllegalArgumentException. */
+    public Parameter baseParameter(String name) {
+        Parameter p = byName.get(name);
+        if (p == null) {
+            throw new IllegalArgumentException("no base parameter '" + name + "'; names look like "
+                    + base.get(0).name() + ", " + base.get(Math.min(2, base.size() - 1)).name());
+        }
+        return p;
+    }
+
+    /** The base parameters (HF order). */
+    public List<Parameter> baseParameters() {
+        return base;
+    }
+
+    // ================================================================ LanguageModel
+
+    @Override
+    public Backend backend() {
+        return be;
+    }
+
+    @Override
+    public int vocabSize() {
+        return cfg.vocabSize();
+    }
+
+    @Override
+    public int maxSeqLen() {
+        return cfg.maxSeqLen();
+    }
+
+    /** Training mode (the default) applies adapter dropout; {@link #trainStep} needs it. */
+    @Override
+    public void setTraining(boolean on) {
+        checkOpen();
+        training = on;
+        if (adapters != null) {
+            adapters.setTraining(on);
+        }
+    }
+
+    public boolean training() {
+        return training;
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * @throws IllegalStateException in eval mode (adapters only keep what their backward needs in training mode)
+     * @throws IllegalArgumentException ragged or too long windows, ids outside [0,V), a non-finite gradScale
+     */
+    @Override
+    public double trainStep(int[][] windows, float gradScale) {
+        checkOpen();
+        if (!training) {
+            throw new IllegalStateException("trainStep needs training mode: call setTraining(true) (eval mode was set)");
+        }
+        if (!Float.isFinite(gradScale)) {
+            throw new IllegalArgumentException("gradScale must be finite, got " + gradScale);
+        }
+        Batch bt = Batch.of(windows, cfg, true);
+        if (trainBuf == null || !trainBuf.fits(bt.b(), bt.t())) {
+            if (trainBuf != null) {
+                trainBuf.close();
+                trainBuf = null;
+            }
+            trainBuf = new Buffers(be, bt.b(), bt.t());
+        }
+        Buffers buf = trainBuf;
+        setTokens(buf, bt);
+        forward(buf);
+        double loss = loss(buf);
+        backward(buf, gradScale);
+        return loss;
+    }
+
+    @Override
+    public double evalLoss(int[][] windows) {
+        checkOpen();
+        Batch bt = Batch.of(windows, cfg, true);
+        Buffers buf = inferenceBuffers(bt.b(), bt.t());
+        setTokens(buf, bt);
+        withEvalAdapters(() -> forward(buf));
+        return loss(buf);
+    }
+
+    @Override
+    public float[] logits(int[] tokens) {
+        checkOpen();
+        Batch bt = Batch.of(new int[][] {tokens}, cfg, false);
+        Buffers buf = inferenceBuffers(1, bt.t());
+        setTokens(buf, bt);
+        withEvalAdapters(() -> forward(buf));
+        return be.download(head(buf).logits);
+    }
+
+    @Override
+    public List<Parameter> parameters() {
+        List<Parameter> out = new ArrayList<>(base);
+        if (adapters != null) {
+            out.addAll(adapters.parameters());
+        }
+        return out;
+    }
+
+    @Override
+    public List<AdaptedLinear> adaptedModules() {
+        return adapters == null ? List.of() : adapters.modules();
+    }
+
+    /** Releases adapters, parameters, gradients and buffers (not the backend); idempotent. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (adapters != null) {
+            adapters.close();
+        }
+        for (Parameter p : base) {
+            if (p.grad() != null) {
+                p.grad().close();
+            }
+            p.value().close();
+        }
+        for (Buffers b : new Buffers[] {trainBuf, inferBuf}) {
+            if (b != null) {
+                b.close();
+            }
+        }
+        net.embedding().close();
+    }
+
+    // ================================================================ forward / backward
+
+    /** The buffers for an inference forward: the training set when its shape matches (free between steps). */
+    private Buffers inferenceBuffers(int b, int t) {
+        if (trainBuf != null && trainBuf.fits(b, t)) {
+            return trainBuf;
+        }
+        if (inferBuf == null || !inferBuf.fits(b, t)) {
+            if (inferBuf != null) {
+                inferBuf.close();
+                inferBuf = null;
+            }
+            inferBuf = new Buffers(be, b, t);
+        }
+        return inferBuf;
+    }
+
+    private void setTokens(Buffers buf, Batch bt) {
+        buf.replace("ids", be.uploadInts(bt.ids(), bt.b(), bt.t()));
+        buf.replace("targets", bt.targets() == null ? null : be.uploadInts(bt.targets(), bt.b() * bt.t()));
+    }
+
+    private Head head(Buffers buf) {
+        return buf.cache(this, b -> new Head(b, cfg.vocabSize()));
+    }
+
+    /** Runs body with every adapter in eval mode (no dropout, no cache), then restores the model's mode. */
+    private void withEvalAdapters(Runnable body) {
+        List<AdaptedLinear> ad = adaptedModules();
+        if (training) {
+            ad.forEach(x -> x.setTraining(false));
+        }
+        try {
+            body.run();
+        } finally {
+            if (training) {
+                ad.forEach(x -> x.setTraining(true));
+            }
+        }
+    }
+
+    /** Forward from the ids to the logits (llm.c gpt2_forward), every layer keeping its activations in buf. */
+    private void forward(Buffers buf) {
+        Tensor x = net.embedding().forward(buf, buf.slot("ids"));     // residual stream [B,T,C]
+        for (PreNormBlock block : net.blocks()) {
+            x = block.forward(buf, x);
+        }
+        Head h = head(buf);
+        h.normOut = net.finalNorm().forward(buf, x);
+        net.lmHead().forward(h.normOut, h.logits);                    // [N,C] -> [N,V]
+    }
+
+    /** Mean cross-entropy of the targets under the logits (fills probs for the backward). */
+    private double loss(Buffers buf) {
+        Head h = head(buf);
+        if (h.probs == null) {
+            h.probs = buf.f32(buf.n(), cfg.vocabSize());
+            h.losses = buf.f32(buf.n());
+        }
+        be.crossEntropyForward(h.logits, buf.slot("targets"), h.probs, h.losses);
+        return be.sum(h.losses) / ((double) buf.b * buf.t);
+    }
+
+    /** Backward of gradScale * mean loss, in reverse order of {@link #forward} (llm.c gpt2_backward). */
+    private void backward(Buffers buf, float gradScale) {
+        Head h = head(buf);
+        int c = cfg.hiddenSize();
+        Tensor dlogits = h.logits;                              // the logits are no longer needed: reuse [N,V]
+        be.crossEntropyBackward(h.probs, buf.slot("targets"), gradScale / buf.n(), dlogits);
+        Tensor dnorm = buf.shared("model.dnorm", buf.b, buf.t, c);
+        Tensor dres = buf.shared("model.dres", buf.b, buf.t, c);
+        net.lmHead().backward(h.normOut, dlogits, dnorm);      // dW += dlogits^T x when trainable
+        net.finalNorm().backward(buf, dnorm, dres);
+        for (int l = net.blocks().size() - 1; l >= 0; l--) {
+            net.blocks().get(l).backward(buf, dres);
+        }
+        net.embedding().backward(buf, dres);
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("DecoderModel is closed");
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "DecoderModel(" + cfg.describe() + ", " + be.name() + (adapters == null ? "" : ", "
+                + adapters.config().peftType() + " on " + adapters.modules().size() + " modules")
+                + (fullFineTune() ? ", full fine-tune" : "") + ")";
+    }
+}
