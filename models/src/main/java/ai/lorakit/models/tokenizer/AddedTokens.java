@@ -14,7 +14,9 @@ import java.util.Map;
  * added token that starts there is taken (leftmost-longest); the text between matches is ordinary text. Special
  * and non-special added tokens are matched alike (HF's default {@code split_special_tokens=False}), so the string
  * {@code "<|endoftext|>"} inside plain text becomes the single special id. {@code lstrip}/{@code rstrip} tokens
- * eat the whitespace of the neighbouring text on that side.
+ * eat the whitespace of the neighbouring text on that side. Tokens flagged {@code normalized: true} are matched
+ * on the raw text too (the JS reference does so; HF's Rust would match them after normalisation; none of the
+ * Llama 3 / Llama 2 / Qwen3 files has one).
  */
 final class AddedTokens {
 
