@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -136,8 +135,7 @@ final class BpeModel {
     /** Appends the ids of {@code words} (the pre-tokens of one section) to {@code out}. */
     void encode(Iterable<String> words, IntList out) {
         int sectionStart = out.size();
-        for (Iterator<String> it = words.iterator(); it.hasNext(); ) {
-            String word = it.next();
+        for (String word : words) {
             if (word.isEmpty()) {
                 continue;
             }

@@ -35,11 +35,9 @@ import java.util.function.UnaryOperator;
  *
  * <p>Components outside that subset are refused at load time, naming the component (see
  * {@link Normalizers#SUPPORTED}, {@link PreTokenizers#SUPPORTED}, {@link BpeModel#SUPPORTED},
- * {@link #POST_SUPPORTED}, {@link Decoders#SUPPORTED}).
+ * {@link PostProcessors#SUPPORTED}, {@link Decoders#SUPPORTED}).
  */
 public final class HfTokenizer implements Tokenizer {
-
-    static final String POST_SUPPORTED = "TemplateProcessing (single sequence), ByteLevel, Sequence of these";
 
     private final AddedTokens added;
     private final UnaryOperator<String> normalizer;
@@ -168,9 +166,7 @@ public final class HfTokenizer implements Tokenizer {
             idToToken[t.id()] = t.content();
         }
         BpeModel model = BpeModel.of(modelNode, vocab);
-        List<Integer> prefix = new ArrayList<>();
-        List<Integer> suffix = new ArrayList<>();
-        postProcessor(root.get("post_processor"), vocab, prefix, suffix);
+        PostProcessors.Template template = PostProcessors.of(root.get("post_processor"), vocab);
         Set<String> addedContents = new HashSet<>();
         addedTokens.forEach(t -> addedContents.add(t.content()));
         int eosId = -1;
@@ -183,72 +179,8 @@ public final class HfTokenizer implements Tokenizer {
             eosId = id;
         }
         return new HfTokenizer(new AddedTokens(addedTokens), Normalizers.of(root.get("normalizer")),
-                PreTokenizers.of(root.get("pre_tokenizer")), model, toArray(prefix), toArray(suffix),
+                PreTokenizers.of(root.get("pre_tokenizer")), model, template.prefix(), template.suffix(),
                 Decoders.of(root.get("decoder"), addedContents), idToToken, eosId);
-    }
-
-    /** The single-sequence template: special-token ids before and after the text. */
-    private static void postProcessor(JsonNode node, Map<String, Integer> vocab, List<Integer> prefix,
-                                      List<Integer> suffix) {
-        if (node == null || node.isNull()) {
-            return;
-        }
-        String type = HfJson.type(node, "post_processor");
-        switch (type) {
-            case "ByteLevel" -> {
-                // offsets only: no ids
-            }
-            case "Sequence" -> {
-                for (JsonNode p : HfJson.array(node, "processors", "post_processor Sequence")) {
-                    postProcessor(p, vocab, prefix, suffix);
-                }
-            }
-            case "TemplateProcessing" -> {
-                String where = "post_processor TemplateProcessing";
-                JsonNode specials = node.path("special_tokens");
-                boolean seenA = false;
-                for (JsonNode item : HfJson.array(node, "single", where)) {
-                    if (item.has("Sequence")) {
-                        String id = HfJson.string(item.get("Sequence"), "id", where + " Sequence");
-                        if (!id.equals("A") || seenA) {
-                            throw new IllegalArgumentException(where + ": single template must hold sequence A once,"
-                                    + " got " + node.get("single"));
-                        }
-                        seenA = true;
-                    } else if (item.has("SpecialToken")) {
-                        String name = HfJson.string(item.get("SpecialToken"), "id", where + " SpecialToken");
-                        List<Integer> ids = specialIds(name, specials.get(name), vocab, where);
-                        (seenA ? suffix : prefix).addAll(ids);
-                    } else {
-                        throw new IllegalArgumentException(where + ": unknown template item " + item);
-                    }
-                }
-                if (!seenA) {
-                    throw new IllegalArgumentException(where + ": single template lacks sequence A");
-                }
-            }
-            default -> throw HfJson.unsupported("post_processor", type, POST_SUPPORTED);
-        }
-    }
-
-    private static List<Integer> specialIds(String name, JsonNode special, Map<String, Integer> vocab, String where) {
-        List<Integer> ids = new ArrayList<>();
-        if (special != null && special.has("ids")) {
-            for (JsonNode id : HfJson.array(special, "ids", where + " special_tokens." + name)) {
-                ids.add(id.asInt());
-            }
-        } else {
-            Integer id = vocab.get(name);
-            if (id == null) {
-                throw new IllegalArgumentException(where + ": special token '" + name + "' is not in the vocabulary");
-            }
-            ids.add(id);
-        }
-        return ids;
-    }
-
-    private static int[] toArray(List<Integer> list) {
-        return list.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** Ids of {@code text} without BOS/EOS (HF's {@code add_special_tokens=False}). */
