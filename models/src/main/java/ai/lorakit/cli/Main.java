@@ -95,6 +95,7 @@ public final class Main {
         cl.addSubcommand("export-peft", new ExportPeftCommand(cli));
         cl.addSubcommand("import-peft", new ImportPeftCommand(cli));
         cl.addSubcommand("info", new InfoCommand(cli));
+        cl.addSubcommand("tokenize", new TokenizeCommand(cli));
         cl.setOut(new PrintWriter(cli.out, true));
         cl.setErr(new PrintWriter(cli.err, true));
         return cl;
