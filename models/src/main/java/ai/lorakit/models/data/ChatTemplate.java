@@ -158,7 +158,13 @@ public final class ChatTemplate {
         ctx.put("bos_token", bosToken == null ? "" : bosToken);
         ctx.put("eos_token", eosToken == null ? "" : eosToken);
         ctx.put("add_generation_prompt", addGenerationPrompt);
+        RAISED.remove();
         RenderResult r = jinjava.renderForResult(template, ctx);
+        String raised = RAISED.get();
+        RAISED.remove();
+        if (raised != null) {
+            throw new ChatTemplateException("the chat template refused the conversation: " + raised);
+        }
         for (TemplateError e : r.getErrors()) {
             if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
                 throw new ChatTemplateException("chat template failed at line " + e.getLineno() + ": " + e.getMessage());
@@ -223,8 +229,14 @@ public final class ChatTemplate {
 
     // ---------------------------------------------------------------- template functions
 
-    /** raise_exception(msg): the template refuses the conversation. */
+    /** The message of the raise_exception call of the render in progress on this thread (Jinjava wraps it). */
+    private static final ThreadLocal<String> RAISED = new ThreadLocal<>();
+
+    /** raise_exception(msg): the template refuses the conversation ({@link #render} throws with msg). */
     public static String raiseException(String message) {
+        if (RAISED.get() == null) {
+            RAISED.set(message);
+        }
         throw new ChatTemplateException("the chat template refused the conversation: " + message);
     }
 
