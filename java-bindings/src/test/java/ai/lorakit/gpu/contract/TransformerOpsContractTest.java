@@ -325,7 +325,8 @@ class TransformerOpsContractTest {
             tg[3] = bad;
             try (Tensor lt = be.upload(logits, n, v); Tensor tt = be.uploadInts(tg, n);
                  Tensor probs = poisoned(be, n, v); Tensor losses = poisoned(be, n); Tensor dl = poisoned(be, n, v)) {
-                ShapeException e = assertThrows(ShapeException.class, () -> be.crossEntropyForward(lt, tt, probs, losses));
+                ShapeException e = assertThrows(ShapeException.class,
+                        () -> be.crossEntropyForward(lt, tt, probs, losses));
                 assertTrue(e.getMessage().contains("= " + bad + " is outside [0," + v + ")"), e.getMessage());
                 assertThrows(ShapeException.class, () -> be.crossEntropyBackward(probs, tt, 1f, dl));
             }

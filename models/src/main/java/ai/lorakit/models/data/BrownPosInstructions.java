@@ -88,7 +88,8 @@ public final class BrownPosInstructions {
             try (Writer w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
                 for (Path f : files) {
                     for (Example e : fromTagged(Files.readString(f, StandardCharsets.UTF_8))) {
-                        ObjectNode o = json.createObjectNode().put("prompt", e.prompt()).put("completion", e.completion());
+                        ObjectNode o = json.createObjectNode().put("prompt", e.prompt())
+                                .put("completion", e.completion());
                         w.write(json.writeValueAsString(o));
                         w.write('\n');
                         n++;

@@ -35,7 +35,8 @@ import java.util.regex.Pattern;
  * {@code eos_token}, {@code add_generation_prompt}; the functions {@code raise_exception(msg)} (a
  * {@link ChatTemplateException}) and {@code strftime_now(fmt)}; Python string methods ({@link PyStringMethods});
  * {@code x[::-1]} (rewritten to {@code x|reverse}); whitespace control on expressions ({@code {{- x -}}}) and
- * {@code namespace(k=v)} with filtered values (Jinjava's natural-precedence and trimming overrides).
+ * {@code namespace(k=v)} with filtered values (Jinjava's natural-precedence and trimming overrides); Python's
+ * {@code tojson} ({@link PyToJson}). Message text is never interpreted as template (nested interpretation off).
  * {@code ChatTemplateReferenceTest} checks the result against the JS reference on real templates.
  */
 public final class ChatTemplate {
@@ -71,6 +72,7 @@ public final class ChatTemplate {
                 .withElResolver(resolver).withLegacyOverrides(py).withFailOnUnknownTokens(false)
                 .withNestedInterpretationEnabled(false)     // message text is data: "{{ x }}" in it stays text
                 .build());
+        jinjava.getGlobalContext().registerFilter(new PyToJson());
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class,
                 "raiseException", String.class));
         jinjava.getGlobalContext().registerFunction(new ELFunctionDefinition("", "strftime_now", ChatTemplate.class,
@@ -167,7 +169,8 @@ public final class ChatTemplate {
         }
         for (TemplateError e : r.getErrors()) {
             if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
-                throw new ChatTemplateException("chat template failed at line " + e.getLineno() + ": " + e.getMessage());
+                throw new ChatTemplateException("chat template failed at line " + e.getLineno() + ": "
+                        + e.getMessage());
             }
         }
         return r.getOutput();
@@ -225,7 +228,8 @@ public final class ChatTemplate {
         return out.append(src.substring(from)).toString();
     }
 
-    private static final Pattern NAMED_ARG = Pattern.compile("(\\s*[A-Za-z_][A-Za-z0-9_]*\\s*)=(?!=)(.*)", Pattern.DOTALL);
+    private static final Pattern NAMED_ARG = Pattern.compile("(\\s*[A-Za-z_][A-Za-z0-9_]*\\s*)=(?!=)(.*)",
+            Pattern.DOTALL);
 
     // ---------------------------------------------------------------- template functions
 

@@ -49,7 +49,8 @@ public final class InstructionEncoder {
      * @param eos      the EOS text added after a completion, or null for none
      * @param specials texts that end an assistant turn (the tokenizer's special tokens)
      */
-    public InstructionEncoder(Tokenizer tokenizer, ChatTemplate template, String bos, String eos, List<String> specials) {
+    public InstructionEncoder(Tokenizer tokenizer, ChatTemplate template, String bos, String eos,
+                              List<String> specials) {
         this.tokenizer = tokenizer;
         this.template = template;
         this.bos = bos;
@@ -71,7 +72,8 @@ public final class InstructionEncoder {
         ChatTemplate t = c.path("chat_template").isMissingNode() || c.path("chat_template").isNull() ? null
                 : ChatTemplate.load(file);
         List<String> sp = t != null ? t.specialTokens() : List.of();
-        return new InstructionEncoder(tokenizer, t, addBos ? bosText : null, ChatTemplate.tokenText(c, "eos_token"), sp);
+        String eosText = ChatTemplate.tokenText(c, "eos_token");
+        return new InstructionEncoder(tokenizer, t, addBos ? bosText : null, eosText, sp);
     }
 
     /** BOS? + prompt (ignored) + completion + EOS? (trained). */
@@ -106,7 +108,8 @@ public final class InstructionEncoder {
                 continue;
             }
             int a = c.indexOf(core);
-            marked.add(new ChatMessage(m.role(), c.substring(0, a) + OPEN + core + CLOSE + c.substring(a + core.length())));
+            String wrapped = c.substring(0, a) + OPEN + core + CLOSE + c.substring(a + core.length());
+            marked.add(new ChatMessage(m.role(), wrapped));
             expected.add(new ChatMessage(m.role(), core));
         }
         String plain = template.render(messages, false);
@@ -127,7 +130,8 @@ public final class InstructionEncoder {
                 break;
             }
             int close = withMarks.indexOf(CLOSE, open);
-            if (close < 0 || k >= expected.size() || !withMarks.substring(open + 1, close).equals(expected.get(k).content())) {
+            if (close < 0 || k >= expected.size()
+                    || !withMarks.substring(open + 1, close).equals(expected.get(k).content())) {
                 throw new ChatTemplateException("the chat template reorders, repeats or drops message text, so the"
                         + " assistant spans cannot be located");
             }

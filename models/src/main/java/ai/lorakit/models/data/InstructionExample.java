@@ -11,7 +11,8 @@ public record InstructionExample(int[] ids, int[] labels) {
 
     public InstructionExample {
         if (ids.length != labels.length) {
-            throw new IllegalArgumentException("ids and labels differ in length: " + ids.length + " vs " + labels.length);
+            throw new IllegalArgumentException("ids and labels differ in length: " + ids.length + " vs "
+                    + labels.length);
         }
     }
 

@@ -32,7 +32,8 @@ class BrownPosInstructionsTest {
     void oneExamplePerSentence() {
         List<BrownPosInstructions.Example> ex = BrownPosInstructions.fromTagged(TAGGED);
         assertEquals(2, ex.size(), "the headline line is skipped");
-        assertEquals(BrownPosInstructions.INSTRUCTION + "The Fulton jury said \"it was fine\".\nTags:", ex.get(0).prompt());
+        assertEquals(BrownPosInstructions.INSTRUCTION + "The Fulton jury said \"it was fine\".\nTags:",
+                ex.get(0).prompt());
         assertEquals(" at np-tl nn vbd `` pps bedz jj '' .", ex.get(0).completion());
         assertEquals(BrownPosInstructions.INSTRUCTION + "Did it rain?\nTags:", ex.get(1).prompt());
         assertEquals(" dod pps vb .", ex.get(1).completion(), "the doubled ?/. is one token");
@@ -56,6 +57,7 @@ class BrownPosInstructionsTest {
         try (var files = Files.list(out.getParent())) {
             assertEquals(1, files.count(), "no temporary file left behind");
         }
-        assertThrows(IOException.class, () -> BrownPosInstructions.write(dir.resolve("out"), BrownCorpus.Group.ALL, out));
+        assertThrows(IOException.class,
+                () -> BrownPosInstructions.write(dir.resolve("out"), BrownCorpus.Group.ALL, out));
     }
 }

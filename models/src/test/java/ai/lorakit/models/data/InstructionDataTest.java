@@ -49,7 +49,8 @@ class InstructionDataTest {
     private void bad(String content, int line, String expected) throws IOException {
         Path f = Files.writeString(dir.resolve("bad.jsonl"), content);
         InstructionEncoder enc = encoder();
-        InstructionFormatException e = assertThrows(InstructionFormatException.class, () -> InstructionData.read(f, enc));
+        InstructionFormatException e = assertThrows(InstructionFormatException.class,
+                () -> InstructionData.read(f, enc));
         assertTrue(e.getMessage().startsWith(f + ":" + line + ": "), e.getMessage());
         assertTrue(e.getMessage().contains(expected), e.getMessage());
     }

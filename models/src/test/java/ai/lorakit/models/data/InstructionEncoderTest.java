@@ -18,7 +18,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class InstructionEncoderTest {
 
     private static final String CHATML = """
-            {%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' + m.content | trim + '<|im_end|>\\n' }}{%- endfor %}
+            {%- for m in messages %}
+                {{- '<|im_start|>' + m.role + '\\n' + m.content | trim + '<|im_end|>\\n' }}
+            {%- endfor %}
             {%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}""";
 
     private static final CharTokenizer TOK = new CharTokenizer();
@@ -49,13 +51,14 @@ class InstructionEncoderTest {
         ChatTemplate t = new ChatTemplate(CHATML, null, "<|im_end|>", List.of("<|im_end|>", "<|im_start|>"));
         InstructionEncoder enc = new InstructionEncoder(TOK, t, null, null, t.specialTokens());
         List<ChatMessage> c = List.of(new ChatMessage("system", "sys"), new ChatMessage("user", "hi"),
-                new ChatMessage("assistant", "  yo \n"), new ChatMessage("user", "again"), new ChatMessage("assistant", "ok"),
+                new ChatMessage("assistant", "  yo \n"), new ChatMessage("user", "again"),
+                new ChatMessage("assistant", "ok"),
                 new ChatMessage("user", "trailing"));
         InstructionExample e = enc.encode(c);
         String rendered = t.render(c, false);
         String text = TOK.decode(e.ids());
-        assertTrue(rendered.startsWith(text) && text.endsWith("ok<|im_end|>"), "text stops after the last trained turn: "
-                + text);
+        assertTrue(rendered.startsWith(text) && text.endsWith("ok<|im_end|>"),
+                "text stops after the last trained turn: " + text);
         String mask = trained(e);
         assertEquals("yo<|im_end|>ok<|im_end|>", mask.replace(".", ""));
         int first = text.indexOf("yo<|im_end|>");
@@ -70,23 +73,26 @@ class InstructionEncoderTest {
         InstructionEncoder enc = new InstructionEncoder(TOK, upper, null, null, List.of());
         List<ChatMessage> c = List.of(new ChatMessage("user", "hi"), new ChatMessage("assistant", "yo"));
         assertEquals("HIYO", upper.render(c, false));
-        assertTrue(assertThrows(ChatTemplateException.class, () -> enc.encode(c)).getMessage().contains("cannot be located"));
+        assertTrue(assertThrows(ChatTemplateException.class, () -> enc.encode(c)).getMessage()
+                .contains("cannot be located"));
         ChatTemplate t = new ChatTemplate(CHATML, null, null, List.of());
         InstructionEncoder chat = new InstructionEncoder(TOK, t, null, null, List.of());
         assertTrue(assertThrows(ChatTemplateException.class, () -> chat.encode(List.of(new ChatMessage("user", "hi"))))
                 .getMessage().contains("no assistant text"));
         InstructionEncoder none = new InstructionEncoder(TOK, null, null, null, List.of());
-        assertTrue(assertThrows(ChatTemplateException.class, () -> none.encode(c)).getMessage().contains("no chat_template"));
+        assertTrue(assertThrows(ChatTemplateException.class, () -> none.encode(c)).getMessage()
+                .contains("no chat_template"));
     }
 
     @Test
     void templateDroppingAMessageIsRefused() {
         ChatTemplate skipSystem = new ChatTemplate(
-                "{% for m in messages %}{% if m.role != 'system' %}[{{ m.content }}]{% endif %}{% endfor %}", null, null,
-                List.of());
+                "{% for m in messages %}{% if m.role != 'system' %}[{{ m.content }}]{% endif %}{% endfor %}",
+                null, null, List.of());
         InstructionEncoder enc = new InstructionEncoder(TOK, skipSystem, null, null, List.of());
         List<ChatMessage> c = List.of(new ChatMessage("system", "s"), new ChatMessage("user", "u"),
                 new ChatMessage("assistant", "a"));
-        assertTrue(assertThrows(ChatTemplateException.class, () -> enc.encode(c)).getMessage().contains("cannot be located"));
+        assertTrue(assertThrows(ChatTemplateException.class, () -> enc.encode(c)).getMessage()
+                .contains("cannot be located"));
     }
 }
