@@ -85,6 +85,17 @@ class InstructionEncoderTest {
     }
 
     @Test
+    void templateThatTransformsTextIsRefused() {
+        ChatTemplate length = new ChatTemplate("{% for m in messages %}{{ m.content|length }};{% endfor %}", null, null,
+                List.of());
+        List<ChatMessage> c = List.of(new ChatMessage("user", "hi"), new ChatMessage("assistant", "yo"));
+        assertEquals("2;2;", length.render(c, false));
+        InstructionEncoder enc = new InstructionEncoder(TOK, length, null, null, List.of());
+        assertTrue(assertThrows(ChatTemplateException.class, () -> enc.encode(c)).getMessage()
+                .contains("rewrites message text"));
+    }
+
+    @Test
     void templateDroppingAMessageIsRefused() {
         ChatTemplate skipSystem = new ChatTemplate(
                 "{% for m in messages %}{% if m.role != 'system' %}[{{ m.content }}]{% endif %}{% endfor %}",
