@@ -175,11 +175,15 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Softmax cross-entropy: probs[n,:] = softmax(logits[n,:]), losses[n] = -log probs[n, targets[n]];
-     * logits, probs [N,V] F32, targets [N] I32 (a target outside [0,V) throws), losses [N].
+     * logits, probs [N,V] F32, targets [N] I32, losses [N]. A target of {@link CrossEntropy#IGNORE} (-100) gives
+     * losses[n] = 0 (probs still written); any other target outside [0,V) throws.
      */
     void crossEntropyForward(Tensor logits, Tensor targets, Tensor probs, Tensor losses);
 
-    /** dlogits = scale * (probs - onehot(targets)) (written); scale is typically 1/N. */
+    /**
+     * dlogits = scale * (probs - onehot(targets)) (written); rows whose target is {@link CrossEntropy#IGNORE} are 0.
+     * scale is typically 1/(number of {@link CrossEntropy#counted counted} targets).
+     */
     void crossEntropyBackward(Tensor probs, Tensor targets, float scale, Tensor dlogits);
 
     /**

@@ -248,4 +248,14 @@ public final class OpChecks {
             }
         }
     }
+
+    /** targets[i] in [0, limit) or {@link CrossEntropy#IGNORE} for every i; {@code what} names the limit. */
+    public static void targets(String op, Tensor t, int[] targets, int limit, String what) {
+        for (int i = 0; i < targets.length; i++) {
+            if (targets[i] != CrossEntropy.IGNORE && (targets[i] < 0 || targets[i] >= limit)) {
+                throw new ShapeException(op + ": " + t + "[" + i + "] = " + targets[i] + " is outside [0," + limit
+                        + ") (" + what + ") and is not the ignored target " + CrossEntropy.IGNORE);
+            }
+        }
+    }
 }

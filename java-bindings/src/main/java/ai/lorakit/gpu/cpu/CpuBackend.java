@@ -598,7 +598,7 @@ public final class CpuBackend implements Backend {
         OpChecks.sameNumel(op, logits, probs);
         OpChecks.numelIs(op, targets, rows, "N of " + logits);
         OpChecks.numelIs(op, losses, rows, "N of " + logits);
-        OpChecks.indices(op, targets, tv, v, "vocabulary size V of " + logits);
+        OpChecks.targets(op, targets, tv, v, "vocabulary size V of " + logits);
         CpuTransformerOps.crossEntropyForward(lv, tv, pv, lossv, rows, v);
         round(probs, pv);
         round(losses, lossv);
@@ -612,7 +612,7 @@ public final class CpuBackend implements Backend {
         int rows = probs.rows(), v = probs.cols();
         OpChecks.sameNumel(op, probs, dlogits);
         OpChecks.numelIs(op, targets, rows, "N of " + probs);
-        OpChecks.indices(op, targets, tv, v, "vocabulary size V of " + probs);
+        OpChecks.targets(op, targets, tv, v, "vocabulary size V of " + probs);
         CpuTransformerOps.crossEntropyBackward(pv, tv, scale, dv, rows, v);
         round(dlogits, dv);
     }

@@ -1,5 +1,6 @@
 package ai.lorakit.gpu.cpu;
 
+import ai.lorakit.gpu.CrossEntropy;
 import ai.lorakit.gpu.ShapeException;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
@@ -333,27 +334,33 @@ public final class CpuTransformerOps {
 
     /**
      * probs[n,:] = softmax(logits[n,:]); losses[n] = logsumexp(logits[n,:]) - logits[n, targets[n]]
-     * (= -log probs[n, target], without underflow). logits, probs [N,V]; targets, losses [N].
+     * (= -log probs[n, target], without underflow). logits, probs [N,V]; targets, losses [N]. A target of
+     * {@link CrossEntropy#IGNORE} gives losses[n] = 0; its probs row is written all the same.
      *
-     * @throws ShapeException if a target is outside [0,V) (checked before any output is written)
+     * @throws ShapeException if a target is outside [0,V) and not IGNORE (checked before any output is written)
      */
     static void crossEntropyForward(float[] logits, int[] targets, float[] probs, float[] losses, int N, int V) {
-        checkIndices("crossEntropyForward", "targets", targets, N, V);
+        checkTargets("crossEntropyForward", targets, N, V);
         forEach(N, (long) N * V, n -> {
             double lse = softmaxRow(logits, probs, n * V, V);
-            losses[n] = (float) (lse - logits[n * V + targets[n]]);
+            losses[n] = targets[n] == CrossEntropy.IGNORE ? 0f : (float) (lse - logits[n * V + targets[n]]);
         });
     }
 
     /**
-     * dlogits[n,:] = scale * (probs[n,:] - onehot(targets[n])) (written); probs, dlogits [N,V], targets [N].
+     * dlogits[n,:] = scale * (probs[n,:] - onehot(targets[n])) (written); probs, dlogits [N,V], targets [N]. Rows
+     * whose target is {@link CrossEntropy#IGNORE} are written 0.
      *
-     * @throws ShapeException if a target is outside [0,V)
+     * @throws ShapeException if a target is outside [0,V) and not IGNORE
      */
     static void crossEntropyBackward(float[] probs, int[] targets, float scale, float[] dlogits, int N, int V) {
-        checkIndices("crossEntropyBackward", "targets", targets, N, V);
+        checkTargets("crossEntropyBackward", targets, N, V);
         forEach(N, (long) N * V, n -> {
             int off = n * V;
+            if (targets[n] == CrossEntropy.IGNORE) {
+                Arrays.fill(dlogits, off, off + V, 0f);
+                return;
+            }
             for (int j = 0; j < V; j++) {
                 dlogits[off + j] = scale * probs[off + j];
             }
@@ -420,6 +427,16 @@ public final class CpuTransformerOps {
         for (int i = 0; i < n; i++) {
             if (idx[i] < 0 || idx[i] >= bound) {
                 throw new ShapeException(op + ": " + what + "[" + i + "] = " + idx[i] + " is outside [0," + bound + ")");
+            }
+        }
+    }
+
+    /** Cross-entropy targets: each in [0,bound) or {@link CrossEntropy#IGNORE}. */
+    private static void checkTargets(String op, int[] targets, int n, int bound) {
+        for (int i = 0; i < n; i++) {
+            if (targets[i] != CrossEntropy.IGNORE && (targets[i] < 0 || targets[i] >= bound)) {
+                throw new ShapeException(op + ": targets[" + i + "] = " + targets[i] + " is outside [0," + bound
+                        + ") and is not the ignored target " + CrossEntropy.IGNORE);
             }
         }
     }

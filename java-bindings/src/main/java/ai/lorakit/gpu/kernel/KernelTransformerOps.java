@@ -189,7 +189,7 @@ final class KernelTransformerOps {
         OpChecks.sameNumel(op, logits, probs);
         OpChecks.numelIs(op, targets, rows, "N of " + logits);
         OpChecks.numelIs(op, losses, rows, "N of " + logits);
-        OpChecks.indices(op, targets, hostInts(op, targets, tb), v, "vocabulary size V of " + logits);
+        OpChecks.targets(op, targets, hostInts(op, targets, tb), v, "vocabulary size V of " + logits);
         if (rows == 0 || v == 0) {
             return;
         }
@@ -204,7 +204,7 @@ final class KernelTransformerOps {
         int rows = probs.rows(), v = probs.cols();
         OpChecks.sameNumel(op, probs, dlogits);
         OpChecks.numelIs(op, targets, rows, "N of " + probs);
-        OpChecks.indices(op, targets, hostInts(op, targets, tb), v, "vocabulary size V of " + probs);
+        OpChecks.targets(op, targets, hostInts(op, targets, tb), v, "vocabulary size V of " + probs);
         long n = probs.numel();
         if (n == 0) {
             return;

@@ -1,6 +1,7 @@
 package ai.lorakit.gpu.contract;
 
 import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.CrossEntropy;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.ShapeException;
 import ai.lorakit.gpu.Tensor;
@@ -34,7 +35,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * public API, each forward matches a double-precision reference, each backward matches finite differences of it,
  * every output is fully written (outputs are poisoned with NaN before each call), {@code +=} gradients accumulate,
  * awkward shapes (T=1, T=7, C=12 with 3 heads, V=97) work, a NaN in one row's input reaches that row's output
- * and no other, and out-of-vocabulary targets/ids throw {@link ShapeException}.
+ * and no other, ignored targets ({@link CrossEntropy#IGNORE}) have loss 0 and a zero dlogits row, and other
+ * out-of-vocabulary targets/ids throw {@link ShapeException}.
  */
 class TransformerOpsContractTest {
 
@@ -275,6 +277,59 @@ class TransformerOpsContractTest {
             assertThrows(ShapeException.class, () -> be.crossEntropyForward(lt, bad, probs, losses));
             assertThrows(ShapeException.class, () -> be.crossEntropyForward(lt, neg, probs, losses));
             assertThrows(ShapeException.class, () -> be.crossEntropyBackward(probs, bad, 1f, dl));
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void crossEntropyIgnoredTargetsHaveNoLossAndNoGradient(Backend be) {
+        ContractBackends.assumeImplemented(be, "crossEntropyForward", "crossEntropyBackward");
+        int b = 2, t = 5, v = 97, n = b * t;
+        Random r = new Random(510);
+        float[] logits = rand(r, n * v, 2);
+        int[] targets = r.ints(n, 0, v).toArray();
+        for (int i : new int[] {0, 1, 4, 9}) {
+            targets[i] = CrossEntropy.IGNORE;   // a masked prompt start, a middle row, trailing padding
+        }
+        assertEquals(6, CrossEntropy.counted(targets));
+        float scale = 1f / CrossEntropy.counted(targets);
+        try (Tensor lt = be.upload(logits, b, t, v); Tensor tt = be.uploadInts(targets, b, t);
+             Tensor probs = poisoned(be, b, t, v); Tensor losses = poisoned(be, b, t);
+             Tensor dl = poisoned(be, b, t, v)) {
+            be.crossEntropyForward(lt, tt, probs, losses);
+            checked("ce probs (ignored rows too)", be.download(probs), refSoftmax(d(logits), n, v));
+            float[] l = be.download(losses);
+            checked("ce losses", l, refCrossEntropy(d(logits), targets, n, v));
+            for (int i = 0; i < n; i++) {
+                if (targets[i] == CrossEntropy.IGNORE) {
+                    assertEquals(0f, l[i], "ignored row " + i + " has loss exactly 0");
+                } else {
+                    assertTrue(l[i] > 0f, "counted row " + i + " has a positive loss");
+                }
+            }
+            be.crossEntropyBackward(probs, tt, scale, dl);
+            double[] G = new double[n];
+            Arrays.fill(G, scale);
+            float[] g = be.download(dl);
+            checked("ce dlogits", g, fd(d(logits), G, x -> refCrossEntropy(x, targets, n, v), null));
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < v; j++) {
+                    if (targets[i] == CrossEntropy.IGNORE) {
+                        assertEquals(0f, g[i * v + j], "ignored row " + i + " has dlogits exactly 0");
+                    }
+                }
+            }
+        }
+        for (int bad : new int[] {-1, -99, -101, v}) {
+            int[] tg = targets.clone();
+            tg[3] = bad;
+            try (Tensor lt = be.upload(logits, n, v); Tensor tt = be.uploadInts(tg, n);
+                 Tensor probs = poisoned(be, n, v); Tensor losses = poisoned(be, n); Tensor dl = poisoned(be, n, v)) {
+                ShapeException e = assertThrows(ShapeException.class,
+                        () -> be.crossEntropyForward(lt, tt, probs, losses));
+                assertTrue(e.getMessage().contains("= " + bad + " is outside [0," + v + ")"), e.getMessage());
+                assertThrows(ShapeException.class, () -> be.crossEntropyBackward(probs, tt, 1f, dl));
+            }
         }
     }
 

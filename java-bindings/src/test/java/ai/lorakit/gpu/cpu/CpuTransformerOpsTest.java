@@ -130,6 +130,9 @@ public class CpuTransformerOpsTest {
     public static double[] refCrossEntropy(double[] logits, int[] targets, int n, int v) {
         double[] loss = new double[n];
         for (int i = 0; i < n; i++) {
+            if (targets[i] == -100) {
+                continue;   // HF's ignore_index: no loss
+            }
             double m = Double.NEGATIVE_INFINITY;
             for (int j = 0; j < v; j++) {
                 m = Math.max(m, logits[i * v + j]);
@@ -604,6 +607,9 @@ public class CpuTransformerOpsTest {
         int v = 97;
         float[] logits = rand(r, n * v, 2);
         int[] targets = r.ints(n, 0, v).toArray();
+        for (int i = 0; i < n; i += 7) {
+            targets[i] = -100;   // ignored rows spread over every parallel slice
+        }
         float[] probs = nan(n * v);
         float[] losses = nan(n);
         CpuTransformerOps.crossEntropyForward(logits, targets, probs, losses, n, v);
@@ -613,7 +619,7 @@ public class CpuTransformerOpsTest {
         CpuTransformerOps.crossEntropyBackward(probs, targets, 0.5f, dl, n, v);
         double[] ref = new double[n * v];
         for (int i = 0; i < n * v; i++) {
-            ref[i] = 0.5 * probs[i] - (i % v == targets[i / v] ? 0.5 : 0);
+            ref[i] = targets[i / v] == -100 ? 0 : 0.5 * probs[i] - (i % v == targets[i / v] ? 0.5 : 0);
         }
         close("ce dlogits (large)", dl, ref);
     }

@@ -26,7 +26,7 @@ public final class BrownCorpus {
 
     /** Category letter -> genre name, as in the package's cats.txt. */
     private static final Map<Character, String> GENRES = genreTable();
-    private static final Pattern FILE = Pattern.compile("c[a-hj-npr]\\d\\d");
+    static final Pattern FILE = Pattern.compile("c[a-hj-npr]\\d\\d");
 
     /** A set of categories to train on. */
     public enum Group {
