@@ -24,6 +24,7 @@ import java.util.Map;
  *   GpuCheck launch    --binding B --out F [--burst 256 --bursts 40]
  *   GpuCheck gpt2      --binding B --out F [--batch 8 --seq 1024 --warmup 2 --steps 8]
  *   GpuCheck interop-logits --binding B --model DIR --adapter DIR --tokens 1,2,3 --out F
+ *   GpuCheck train     --binding B --out F          a few training steps of every method, against cpu (TrainParity)
  * </pre>
  * B is {@code jcuda} or {@code ffm}. Each command writes one JSON object to F (with the device description and a
  * timestamp) and a short summary to stdout. Exit codes: 0 done (and every check passed), 1 a check failed or the
@@ -31,6 +32,9 @@ import java.util.Map;
  */
 public final class GpuCheck {
     static final int NO_DEVICE = 3;
+    /** The commands after {@code probe}; an unknown one is a usage error before any device is probed. */
+    static final java.util.Set<String> COMMANDS = java.util.Set.of("fast-tier", "micro", "launch", "gpt2",
+            "interop-logits", "train");
 
     private GpuCheck() {
     }
@@ -52,13 +56,17 @@ public final class GpuCheck {
 
     static int run(String[] args, PrintStream out) throws IOException {
         if (args.length == 0) {
-            throw new IllegalArgumentException("usage: GpuCheck probe | fast-tier | micro | launch | gpt2 | interop-logits"
+            throw new IllegalArgumentException("usage: GpuCheck probe | fast-tier | micro | launch | gpt2 | interop-logits | train"
                     + " [--binding jcuda|ffm] [--out FILE] ...");
         }
         String cmd = args[0];
         Map<String, String> opt = options(args);
         if (cmd.equals("probe")) {
             return probe(out);
+        }
+        if (!COMMANDS.contains(cmd)) {
+            throw new IllegalArgumentException("unknown command '" + cmd + "' (probe, " + String.join(", ",
+                    new java.util.TreeSet<>(COMMANDS)) + ")");
         }
         String binding = opt.getOrDefault("binding", "ffm");
         Path file = opt.containsKey("out") ? Path.of(opt.get("out")) : null;
@@ -123,6 +131,19 @@ public final class GpuCheck {
                     result.putAll(InteropLogits.run(h.be, Path.of(require(opt, "model")), Path.of(require(opt, "adapter")),
                             tokens));
                     out.println("  logits for " + tokens.length + " tokens written");
+                }
+                case "train" -> {
+                    Path dir = Files.createTempDirectory("lorakit-train-parity");
+                    List<Map<String, Object>> rows = TrainParity.run(h.be, dir);
+                    result.put("methods", rows);
+                    long bad = rows.stream().filter(r -> !Boolean.TRUE.equals(r.get("ok"))).count();
+                    for (Map<String, Object> row : rows) {
+                        out.printf("  %-4s %-10s %s%n", Boolean.TRUE.equals(row.get("ok")) ? "ok" : "FAIL",
+                                row.get("method"), row.getOrDefault("detail", row.get("losses")));
+                    }
+                    out.println("training on " + binding + " vs cpu: " + (rows.size() - bad) + "/" + rows.size()
+                            + " methods ok");
+                    rc = bad == 0 ? 0 : 1;
                 }
                 default -> throw new IllegalArgumentException("unknown command '" + cmd + "'");
             }
