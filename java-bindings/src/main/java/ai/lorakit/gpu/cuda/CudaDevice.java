@@ -272,6 +272,21 @@ public abstract class CudaDevice implements Device {
         return b;
     }
 
+    /**
+     * The first {@code bytes} bytes of an open buffer of this device as a buffer of its own, without a driver call
+     * (scratch views: {@link CudaScratch}); freeing the view only forgets it, the parent keeps the memory.
+     */
+    CudaBuffer view(CudaBuffer parent, long bytes) {
+        checkOpen("view");
+        if (parent.owner != this || parent.freed || bytes < 0 || bytes > parent.bytes) {
+            throw new IllegalArgumentException("view: " + bytes + " bytes of " + parent + " (open buffer of " + name()
+                    + " needed, at most its size)");
+        }
+        CudaBuffer b = new CudaBuffer(this, parent.address, bytes, CudaBuffer.Kind.BORROWED);
+        buffers.add(b);
+        return b;
+    }
+
     @Override
     public void free(DeviceBuffer buffer) {
         CudaBuffer b = own("cuMemFree", buffer, true);
