@@ -122,6 +122,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/lorakit-gpu-check.XXXXXX")"
 t_start=$SECONDS
 nstep=0
 min_start=30          # a step may start cut to the budget when at least this much is left
+reserve=5             # seconds kept for the summary at the end
 declare -A status_of  # step name -> status
 
 json_str() {   # a JSON string literal of $1
@@ -165,11 +166,11 @@ step() {
   local id
   id="$(printf '%02d' "$nstep")-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '-' | tr -s '-' | sed 's/-$//')"
   local log="$outdir/steps/$id.log"
-  local left=$(( budget - (SECONDS - t_start) )) cut=0
+  local left=$(( budget - reserve - (SECONDS - t_start) )) cut=0
   if (( left < limit )); then
     if (( left < min_start )); then
       : > "$log"
-      record "$name" "not run (budget)" 0 "${left} s of the ${budget} s budget left, the step may take ${limit} s" "$id"
+      record "$name" "not run (budget)" 0 "$(( left > 0 ? left : 0 )) s of the ${budget} s budget left, the step may take ${limit} s" "$id"
       return 1
     fi
     cut=1
@@ -266,7 +267,7 @@ find_java() {
 }
 
 jflags=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector --sun-misc-unsafe-memory-access=allow
-        -XX:+UseParallelGC -XX:TieredStopAtLevel=1 -Xshare:auto)
+        -XX:+UseParallelGC)
 py_missing=""    # python packages the peers need and this python3 lacks ("" = all there)
 
 # ---------------------------------------------------------------------------------------------- the steps
@@ -406,12 +407,12 @@ c_launch() {   # the C baseline of the launch-overhead benchmark
 
 pass_correctness() {
   banner "probe and info"
-  step "probe" 40 gpucheck probe   # without a device every GPU step below fails fast with "no CUDA device"
-  step "lorakit info" 30 lorakit_cli info
+  step "probe" 20 gpucheck probe   # without a device every GPU step below fails fast with "no CUDA device"
+  step "lorakit info" 15 lorakit_cli info
 
   banner "fast tier vs portable twins"
-  step "fast tier (ffm)" 30 gpucheck_sync fast-tier --binding ffm --out "$outdir/fast_tier_ffm.json"
-  step "fast tier (jcuda)" 30 gpucheck_sync fast-tier --binding jcuda --out "$outdir/fast_tier_jcuda.json"
+  step "fast tier (ffm)" 25 gpucheck_sync fast-tier --binding ffm --out "$outdir/fast_tier_ffm.json"
+  step "fast tier (jcuda)" 25 gpucheck_sync fast-tier --binding jcuda --out "$outdir/fast_tier_jcuda.json"
 
   banner "JUnit: contract suite, cuBLAS, CUDA graphs, interop, fake-driver tests"
   if [[ $rehearsal == 1 ]]; then
@@ -422,7 +423,7 @@ pass_correctness() {
   else
     local props=(-Dlorakit.test.requireCuda=true)
     grep -qi nvidia <(ls /etc/OpenCL/vendors/ 2>/dev/null) && props+=(-Dlorakit.test.requireOpenCl=true)
-    step "junit: contract suite + CUDA tests" 100 junit_run "${props[@]}" -- \
+    step "junit: contract suite + CUDA tests" 90 junit_run "${props[@]}" -- \
       --select-package ai.lorakit.gpu.contract "${nogpu_selectors[@]}"
   fi
 

@@ -75,6 +75,9 @@ final class FastTierCheck {
                 () -> deltaLora(200, 260, 8, "comp", false));
         guard("adamw_fwd_kernel2", "n=4099 (+ unaligned tail)", () -> adamw(4099));
         guard("adamw_multi_fwd_kernel1", "3 tensors, 2 groups, 1 frozen", this::adamwMulti);
+        // last: were the alignment check missing, the misaligned vector load would leave the context unusable
+        guard("loraLinearForward at an odd offset", "x wrapped at +2 bytes, N=300 in=264 out=200 r=16",
+                () -> oddOffset(300, 264, 200, 16));
         return cases;
     }
 
@@ -111,6 +114,31 @@ final class FastTierCheck {
     }
 
     // ---------------------------------------------------------------- LoRA
+
+    /**
+     * The Backend op on x wrapped one bf16 element past an aligned address (a user's pointer into a bigger buffer):
+     * the fast tier must decline its vector kernel (the portable kernels run), with the same y and u as for an
+     * aligned copy of x, which takes lora_shrink_fwd_kernel2.
+     */
+    private String oddOffset(int n, int in, int out, int r) {
+        Tensor x = h.upload(Harness.random(41, n * in, 1f), DType.BF16, n, in);
+        Tensor arena = h.zeros(DType.BF16, n * in + 8);
+        try (Tensor xOdd = h.be.wrap(h.addr(arena) + 2, DType.BF16, n, in)) {
+            h.be.copy(x, xOdd);
+            Tensor w = h.upload(Harness.random(42, out * in, 0.05f), DType.BF16, out, in);
+            Tensor a = h.upload(Harness.random(43, r * in, 0.1f), DType.F32, r, in);
+            Tensor b = h.upload(Harness.random(44, out * r, 0.1f), DType.F32, out, r);
+            Tensor u = h.zeros(DType.F32, n, r);
+            Tensor y = h.zeros(DType.F32, n, out);
+            Tensor uOdd = h.zeros(DType.F32, n, r);
+            Tensor yOdd = h.zeros(DType.F32, n, out);
+            h.be.loraLinearForward(x, w, false, null, a, b, 0.5f, u, y);
+            h.be.loraLinearForward(xOdd, w, false, null, a, b, 0.5f, uOdd, yOdd);
+            h.sync();
+            return first(check(Tolerance.BF16, "u at an odd offset vs aligned", h.download(uOdd), h.download(u)),
+                    check(Tolerance.BF16, "y at an odd offset vs aligned", h.download(yOdd), h.download(y)));
+        }
+    }
 
     /** u = x A^T through lora_shrink_fwd_kernel2 (margin write) vs the host and vs lora_shrink_fwd_kernel1. */
     private String shrink(int n, int in, int r, boolean structured, long seed) {

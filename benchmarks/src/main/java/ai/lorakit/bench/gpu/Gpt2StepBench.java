@@ -59,6 +59,7 @@ final class Gpt2StepBench {
                 out.put("seconds", sec);
                 out.put("tokens_per_s", (double) batch * seqLen * steps / sec);
                 out.put("last_loss", loss);
+                out.put("peak_device_bytes", h.dev.peakAllocatedBytes());   // lorakit's allocations, cuBLAS workspace included
             }
         }
         return out;

@@ -1,6 +1,9 @@
 package ai.lorakit.bench.gpu;
 
 import ai.lorakit.gpu.BackendRegistry;
+import ai.lorakit.gpu.blas.LibraryLocator;
+import ai.lorakit.gpu.cuda.CudaProbe;
+import ai.lorakit.gpu.ffm.LorakitNative;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 
@@ -14,6 +17,8 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * The Java half of ci/gpu-check.sh (GPU.md): one entry point per step that needs the JVM on the GPU machine.
@@ -33,7 +38,7 @@ import java.util.Map;
 public final class GpuCheck {
     static final int NO_DEVICE = 3;
     /** The commands after {@code probe}; an unknown one is a usage error before any device is probed. */
-    static final java.util.Set<String> COMMANDS = java.util.Set.of("fast-tier", "micro", "launch", "gpt2",
+    static final Set<String> COMMANDS = Set.of("fast-tier", "micro", "launch", "gpt2",
             "interop-logits", "train");
 
     private GpuCheck() {
@@ -66,7 +71,7 @@ public final class GpuCheck {
         }
         if (!COMMANDS.contains(cmd)) {
             throw new IllegalArgumentException("unknown command '" + cmd + "' (probe, " + String.join(", ",
-                    new java.util.TreeSet<>(COMMANDS)) + ")");
+                    new TreeSet<>(COMMANDS)) + ")");
         }
         String binding = opt.getOrDefault("binding", "ffm");
         Path file = opt.containsKey("out") ? Path.of(opt.get("out")) : null;
@@ -159,6 +164,10 @@ public final class GpuCheck {
     /** Step 1's Java facts; exit 0 when some CUDA binding can open device 0, else 3 ("no CUDA device"). */
     static int probe(PrintStream out) {
         out.println("driver probe: " + Harness.probeSummary());
+        int driver = CudaProbe.get().driverVersion();
+        out.println("liblorakit.so: " + LorakitNative.describeLoad());
+        out.println("cuBLAS: " + LibraryLocator.describe(LibraryLocator.CUBLAS, driver));
+        out.println("NCCL: " + LibraryLocator.describe(LibraryLocator.NCCL, driver));
         boolean any = false;
         for (String b : new String[] {"jcuda", "ffm"}) {
             String reason = Harness.unavailableReason(b);

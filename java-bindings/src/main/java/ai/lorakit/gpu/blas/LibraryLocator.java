@@ -193,6 +193,20 @@ public final class LibraryLocator {
     }
 
     /**
+     * One line for {@code lorakit info} and the GPU check: where {@code lib} loads from here, or that it does not
+     * (with the property to set).
+     */
+    public static String describe(Library lib, int driverVersion) {
+        if (disabled(lib)) {
+            return "disabled (-D" + lib.property() + "=" + System.getProperty(lib.property()) + ")";
+        }
+        return locate(lib, driverVersion).map(c -> c.path() == null ? c.soname() + " from the loader path"
+                        : c.path() + " (" + c.origin() + ")")
+                .orElse("not found (loader path, the nvidia wheels of python3, CUDA toolkit folders; set -D"
+                        + lib.property() + "=FILE)");
+    }
+
+    /**
      * The nvidia/&lt;pkg&gt;/lib folders of {@code python}'s {@code nvidia} namespace package (empty when there is no
      * such python, no wheel, or it takes longer than {@value #PYTHON_TIMEOUT_S} s).
      */

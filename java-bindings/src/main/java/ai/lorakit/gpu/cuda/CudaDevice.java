@@ -77,6 +77,8 @@ public abstract class CudaDevice implements Device {
     private final boolean debugSync = Boolean.getBoolean(DEBUG_SYNC_PROPERTY);
     private final Arena paramArena = Arena.ofShared();
     private final Set<CudaBuffer> buffers = Collections.newSetFromMap(new IdentityHashMap<>());
+    private long allocatedBytes;       // OWNED + CAPTURED buffers not yet freed
+    private long peakAllocatedBytes;
     private final List<CudaModule> modules = new ArrayList<>();
     private final List<CudaQueue> queues = new ArrayList<>();
     private final Set<CudaEvent> events = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -240,7 +242,19 @@ public abstract class CudaDevice implements Device {
             b = new CudaBuffer(this, driver.memAlloc(size), bytes, CudaBuffer.Kind.OWNED);
         }
         buffers.add(b);
+        allocatedBytes += size;
+        peakAllocatedBytes = Math.max(peakAllocatedBytes, allocatedBytes);
         return b;
+    }
+
+    /** Bytes of device memory this device allocated and has not freed (borrowed memory is not counted). */
+    public long allocatedBytes() {
+        return allocatedBytes;
+    }
+
+    /** The most {@link #allocatedBytes()} has been since the device opened (benchmarks: device memory of a step). */
+    public long peakAllocatedBytes() {
+        return peakAllocatedBytes;
     }
 
     /**
@@ -295,6 +309,9 @@ public abstract class CudaDevice implements Device {
         }
         b.freed = true;
         buffers.remove(b);
+        if (b.kind != CudaBuffer.Kind.BORROWED) {
+            allocatedBytes -= Math.max(b.bytes, 1);
+        }
         makeCurrent();
         switch (b.kind) {
             case BORROWED -> { }

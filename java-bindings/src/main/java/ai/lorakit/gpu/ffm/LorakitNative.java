@@ -125,6 +125,18 @@ public final class LorakitNative {
         return t;
     }
 
+    /** One line for {@code lorakit info}: loaded or why not, and what the library needs from this machine. */
+    public static String describeLoad() {
+        if (!present()) {
+            return "not in this build (built without nvcc)";
+        }
+        Loaded l = tryGet();
+        String needs = NativeRequirements.summary();
+        return (l.library() != null ? "loads (ABI " + l.library().abiVersion() + ")"
+                : "cannot load, cuda-ffm runs without it: " + l.unavailableReason())
+                + (needs.isEmpty() || l.library() == null ? "" : "; " + needs);
+    }
+
     private static LorakitNative load() {
         try (InputStream in = LorakitNative.class.getResourceAsStream(NativeAbi.NATIVE_RESOURCE)) {
             if (in == null) {

@@ -133,9 +133,14 @@ class FastTierSteadyStateTest {
         be.loraLinearForward(small, w, false, null, a, b, 1f, u, y);
         be.loraLinearForward(big, w, false, null, a2, b2, 1f, u2, y);
         assertEquals(c1, fake.allocsAndFrees(), "the grown slot serves both shapes");
+        long held = be.cudaDevice().allocatedBytes();
+        assertTrue(be.cudaDevice().peakAllocatedBytes() >= held, "peak >= current");
         for (Tensor t : new Tensor[] {a, b, w, small, big, a2, b2, u, u2, y}) {
             t.close();
         }
+        assertEquals(held - (4 * 32 + 16 * 4 + 16 * 32 + 16 * 16 + 8 * 4 + 8 * 16) * 4L
+                - (16 * 32 + 8 * 32 + 8 * 32 + 8 * 16) * 2L, be.cudaDevice().allocatedBytes(),
+                "closing the tensors gives their bytes back; the scratch stays");
         be.close();
         be = null;
         assertEquals(0, fake.liveAllocations(), "device memory left after close");
