@@ -57,9 +57,11 @@ command -v nvcc >/dev/null 2>&1 || { echo "ci/gpu-bundle.sh: nvcc not found: the
 ci/jre.sh build/jre
 mkdir -p "$bundle"
 rm -rf "$bundle/jre"    # an unpacked runtime must not travel: it alone is ~44 MiB
-if [[ ! -f "$bundle/jre.tar.gz" || build/jre/lorakit-jre.stamp -nt "$bundle/jre.tar.gz" ]]; then
+# repacked unless the packed runtime is the one linked (same stamp: JDK build and module list)
+if [[ ! -f "$bundle/jre.tar.gz" || "$(cat "$bundle/jre.stamp" 2>/dev/null)" != "$(cat build/jre/lorakit-jre.stamp)" ]]; then
   tar -C build -czf "$bundle/jre.tar.gz.tmp" jre
   mv "$bundle/jre.tar.gz.tmp" "$bundle/jre.tar.gz"
+  cp build/jre/lorakit-jre.stamp "$bundle/jre.stamp"
 fi
 
 # 2. jars: the module jars and their third-party dependencies, from this build or from the caller's (--deps)
@@ -111,7 +113,7 @@ t=$SECONDS
 need="$(cd "$bundle" && "$JAVA_HOME/bin/jdeps" --multi-release 25 --ignore-missing-deps --print-module-deps \
   --module-path lib --class-path "$(printf '%s:' lib/*.jar tools/*.jar)" lib/*.jar test/*.jar tools/*.jar 2>/dev/null \
   | tail -1)"
-have=",$(ci/jre.sh --modules),$(ci/jre.sh --excluded),"
+have=",$(build/jre/bin/java --list-modules | sed 's/@.*//' | paste -sd, -),$(ci/jre.sh --excluded),"   # what was linked
 missing=""
 for mod in ${need//,/ }; do
   [[ "$have" == *",$mod,"* ]] || missing+=" $mod"
