@@ -79,6 +79,7 @@ public abstract class CudaDevice implements Device {
     private final Set<CudaBuffer> buffers = Collections.newSetFromMap(new IdentityHashMap<>());
     private long allocatedBytes;       // OWNED + CAPTURED buffers not yet freed
     private long peakAllocatedBytes;
+    private long allocations;          // alloc calls since the device opened
     private final List<CudaModule> modules = new ArrayList<>();
     private final List<CudaQueue> queues = new ArrayList<>();
     private final Set<CudaEvent> events = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -244,12 +245,18 @@ public abstract class CudaDevice implements Device {
         buffers.add(b);
         allocatedBytes += size;
         peakAllocatedBytes = Math.max(peakAllocatedBytes, allocatedBytes);
+        allocations++;
         return b;
     }
 
     /** Bytes of device memory this device allocated and has not freed (borrowed memory is not counted). */
     public long allocatedBytes() {
         return allocatedBytes;
+    }
+
+    /** How many device allocations (cuMemAlloc / cuMemAllocAsync) this device has made since it opened. */
+    public long allocations() {
+        return allocations;
     }
 
     /** The most {@link #allocatedBytes()} has been since the device opened (benchmarks: device memory of a step). */

@@ -126,8 +126,10 @@ class FastTierSteadyStateTest {
         Tensor y = be.zeros(DType.BF16, 8, 16);
         be.loraLinearForward(small, w, false, null, a, b, 1f, u, y);
         long c0 = fake.allocsAndFrees();
+        long n0 = be.cudaDevice().allocations();
         be.loraLinearForward(big, w, false, null, a2, b2, 1f, u2, y);
         long c1 = fake.allocsAndFrees();
+        assertEquals(n0 + 1, be.cudaDevice().allocations(), "the device counts the one allocation of the growth");
         assertEquals(2, c1 - c0, "one cuMemFree of the small slot and one cuMemAlloc of the grown one: "
                 + fake.calls().stream().filter(c -> c.startsWith("cuMem")).toList());
         be.loraLinearForward(small, w, false, null, a, b, 1f, u, y);
