@@ -100,7 +100,10 @@ def measured(out):
     lk = g.get("tokens_per_s")
     if lk:
         mem = g.get("peak_device_bytes") or g.get("device_memory_bytes")
-        rows.append(("gpt2 lorakit", "%.0f tok/s" % lk, ("peak %.0f MiB" % (mem / 2**20)) if mem else ""))
+        note = ("peak %.0f MiB" % (mem / 2**20)) if mem else ""
+        if g.get("allocations_per_step") is not None:
+            note += ", %.1f device allocations per step" % g["allocations_per_step"]
+        rows.append(("gpt2 lorakit", "%.0f tok/s" % lk, note))
     for mode in ("eager", "compile"):
         for row in (load(out, "peer_gpt2_%s.json" % mode) or {}).get("rows", []):
             if "tokens_per_s" in row:
