@@ -1,95 +1,224 @@
 #!/usr/bin/env bash
-# ci/gpu-check.sh [OUTDIR] [--dry-run]: the one prepared script for the GPU machine (GPU.md). It runs in the
-# repository root there, with build/gpu-bundle/ carried next to the working tree (ci/gpu-bundle.sh makes it):
-#   1. facts      nvidia-smi, driver and CUDA versions, where libcuda.so.1 and libcublas(Lt).so.* are (ldconfig -p
-#                 and the Python site-packages nvidia/*/lib folders), an NVIDIA OpenCL ICD, the Java used (a system
-#                 Java >= 25, else the bundled runtime), python3 with torch/peft/transformers; then the Java probe
-#                 (the first CUDA call)
-#   2. contract   the fast tier against its twins on each binding (GpuCheck fast-tier), then the JUnit contract
-#                 suite (+ the CUDA *IT tests) through the console launcher on every backend that opens (cuda-ffm,
-#                 cuda-jcuda, opencl when an ICD exists), with -Dlorakit.test.requireCuda=true
-#   3. benchmarks GpuCheck micro (every LoRA-family op vs the frozen cuBLAS GEMM, d=4096 r=16 N=16384) with
-#                 peers/peft_layers.py; launch overhead per binding vs bin/launch_overhead (C); the GPT-2 124M LoRA
-#                 step (GpuCheck gpt2) with peers/gpt2_finetune_peft.py (eager and torch.compile); the interop check
-#                 (peers/interop_peft.py make-base -> lorakit CLI train + export-peft -> GpuCheck interop-logits ->
-#                 interop_peft.py compare)
-#   4. results    at most 8 files in OUTDIR (default $OUT, else build/gpu-check): gpu-check.log (everything, via
-#                 tee), summary.json, contract.json, fast_tier.json, micro.json, launch.json, gpt2.json,
-#                 interop.json; a short table printed last.
-# Every step has its own timeout and the whole run a budget (GPU_CHECK_BUDGET seconds, default 450): a step that
-# fails or times out is recorded and the script goes on; one that no longer fits is recorded as skipped. Exit
-# status: 0 when every step passed, 1 otherwise.
+# ci/gpu-check.sh: the one prepared script for the GPU machine (GPU.md; commands, carry list and timeouts in
+# ci/GPU-CHECK.md). It runs in the repository root there, with build/gpu-bundle/ (ci/gpu-bundle.sh) carried next to
+# the working tree. The GPU machine has no Java, no Maven and no network: Java is the bundle's jlinked runtime.
 #
-# --dry-run (a machine without a GPU, e.g. CI): does everything up to the first CUDA call -- facts, finding Java and
-# the jars, listing the contract suite through the console launcher, compiling the peers and the C launcher --
-# then the probe reports "no CUDA device" and the script exits 0. Without build/gpu-bundle it uses the Maven
-# outputs of the last build (LORAKIT_BUILD_DIR, default target): models/<dir>/lorakit.jar + the benchmarks jar.
-# Environment: GPU_CHECK_BUDGET (seconds), LORAKIT_GPU_BUNDLE (another bundle folder), LORAKIT_CUBLAS (a libcublas
-# for -Dlorakit.cublas; found automatically in python3's site-packages when the loader cache has none), JAVA_HOME.
+#   ci/gpu-check.sh --pass correctness OUT   (budget 240 s) facts; probe; `lorakit info`; the fast tier against its
+#                                             portable twins on ffm and jcuda; the JUnit suite with
+#                                             -Dlorakit.test.requireCuda=true: the contract suite on cuda-ffm and
+#                                             cuda-jcuda, cuBLAS, CUDA Graph capture/replay, JCuda pointer interop,
+#                                             the fake-driver tests; GPT-2 training steps of every method per CUDA
+#                                             backend against cpu
+#   ci/gpu-check.sh --pass perf OUT          (budget 420 s) facts; the microbenchmarks and PEFT's layers; launch
+#                                             overhead (jcuda, ffm, C); the GPT-2 step (tokens/s, device memory) and
+#                                             the PEFT peer (eager, then torch.compile); the PEFT interop check
+#   ci/gpu-check.sh --rehearse [OUT]         (no GPU; ci/test.sh) unpacks the bundle with a copy of the working tree
+#                                             into a fresh temporary folder and runs both passes there under
+#                                             `env -i PATH=/usr/bin:/bin HOME=<fresh>`: the bundle's own runtime, no
+#                                             system Java, no Maven, no ~/.m2. Every step that needs no GPU runs; a
+#                                             GPU step runs until its first CUDA call ("no CUDA device": skipped).
+#   ci/gpu-check.sh [OUT] --dry-run          (no GPU) facts, Java, the contract suite listing, the peers compiled,
+#                                             the C launcher, the probe ("no CUDA device"); exit 0. Without a bundle
+#                                             it uses the Maven outputs of the last build and the JDK of ci/jdk.sh.
+#
+# Steps: each has its own timeout (seconds, in the table below each call) and the pass a budget (GPU_CHECK_BUDGET
+# overrides it). A step starts only when its timeout fits in what is left, or when at least 30 s are left (it is
+# then cut at the budget); a step that does not start, or is cut by the budget, is "not run (budget)", never failed.
+# Steps are ordered by importance, so what the budget drops is the least important.
+# Results, written as soon as each step ends (a killed pass still returns every finished step):
+#   OUT/steps/NN-name.log    the step's output          OUT/steps/NN-name.json   {step, status, seconds, detail}
+#   OUT/steps.tsv            one line per finished step  OUT/*.json               what the steps measured
+#   OUT/gpu-check.log        everything (tee)            OUT/summary.json         all of it, and the table printed last
+# Status: passed | failed | skipped (with the reason: a python package missing, no CUDA device in a rehearsal, a
+# step it needs did not pass) | not run (budget). Exit status: 1 when a step failed, else 0 (2: usage).
+# Environment: GPU_CHECK_BUDGET, LORAKIT_GPU_BUNDLE (another bundle folder), LORAKIT_BUILD_DIR (dry run without a
+# bundle), OUT (the default OUT).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
-dry=0
+mode=""
+pass=""
+rehearsal=0     # set by the rehearsal for the passes it runs (an argument: env -i leaves no variable)
 outdir=""
-for a in "$@"; do
-  case "$a" in
-    --dry-run) dry=1 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
-    -*) echo "ci/gpu-check.sh: unknown option $a" >&2; exit 2 ;;
-    *) outdir="$a" ;;
+usage() { sed -n '2,38p' "$0"; }
+while (( $# > 0 )); do
+  case "$1" in
+    --pass)
+      [[ $# -ge 2 ]] || { echo "ci/gpu-check.sh: --pass needs correctness or perf" >&2; exit 2; }
+      pass="$2"; mode=pass; shift 2
+      [[ "$pass" == correctness || "$pass" == perf ]] \
+        || { echo "ci/gpu-check.sh: unknown pass '$pass' (correctness or perf)" >&2; exit 2; } ;;
+    --dry-run) mode=dry-run; shift ;;
+    --rehearse) mode=rehearse; shift ;;
+    --rehearsal) rehearsal=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "ci/gpu-check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) outdir="$1"; shift ;;
   esac
 done
-outdir="${outdir:-${OUT:-build/gpu-check}}"
-mkdir -p "$outdir"
-outdir="$(cd "$outdir" && pwd)"
-work="$(mktemp -d "${TMPDIR:-/tmp}/lorakit-gpu-check.XXXXXX")"
-budget="${GPU_CHECK_BUDGET:-450}"
-t_start=$SECONDS
+if [[ -z "$mode" ]]; then
+  echo "ci/gpu-check.sh: say what to run: --pass correctness OUT, --pass perf OUT, --rehearse or --dry-run" >&2
+  exit 2
+fi
+bundle="${LORAKIT_GPU_BUNDLE:-$root/build/gpu-bundle}"
 
-# ------------------------------------------------------------------------------------------------ helpers
+# ------------------------------------------------------------------------------------------------ rehearsal
 
-steps="$work/steps.tsv"
-: > "$steps"
-facts="$work/facts.tsv"
-: > "$facts"
-fact() { printf '%s\t%s\n' "$1" "$2" >> "$facts"; echo "  $1: $2"; }
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$steps"; }   # name status seconds detail
-banner() { echo; echo "=== $* ($(( SECONDS - t_start )) s)"; }
-
-# run_step NAME TIMEOUT CMD...: runs CMD under its own timeout (capped by what is left of the budget), records ok /
-# FAIL(rc) / TIMEOUT / skipped. Returns CMD's status (124 on timeout, 125 when skipped).
-run_step() {
-  local name="$1" limit="$2"
-  shift 2
-  local left=$(( budget - (SECONDS - t_start) - 10 ))
-  if (( left < 15 )); then
-    echo "--- $name: skipped (out of time: $left s of the ${budget} s budget left)"
-    record "$name" skipped 0 "out of time"
-    return 125
+# The working tree as it travels (tracked and untracked files that git does not ignore) + the bundle, in a fresh
+# folder; then both passes under env -i with the bundle's runtime. Prints the time per pass.
+rehearse() {
+  local out="${outdir:-build/gpu-check-rehearsal}"
+  if [[ ! -f "$bundle/jre.tar.gz" || ! -d "$bundle/lib" ]]; then
+    echo "ci/gpu-check.sh --rehearse: no bundle in $bundle (run ci/gpu-bundle.sh first)" >&2
+    return 1
   fi
-  (( limit > left )) && limit=$left
-  echo "--- $name (timeout ${limit} s): $*"
-  local t0=$SECONDS rc
-  timeout --kill-after=10 "$limit" "$@"
-  rc=$?
-  local dt=$(( SECONDS - t0 ))
-  if (( rc == 0 )); then
-    record "$name" ok "$dt" ""
-  elif (( rc == 124 || rc == 137 )); then
-    record "$name" TIMEOUT "$dt" "killed after ${limit} s"
+  mkdir -p "$out" && out="$(cd "$out" && pwd)"
+  rm -rf "${out:?}"/correctness "${out:?}"/perf
+  local tmp home
+  tmp="$(mktemp -d "${TMPDIR:-/tmp}/lorakit-rehearsal.XXXXXX")"
+  home="$(mktemp -d "${TMPDIR:-/tmp}/lorakit-rehearsal-home.XXXXXX")"
+  local t0=$SECONDS
+  mkdir -p "$tmp/repo/build"
+  if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    { git ls-files -z --cached --others --exclude-standard; } \
+      | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$tmp/repo"
   else
-    record "$name" "FAIL($rc)" "$dt" ""
+    tar --exclude=./build --exclude='./*/target*' -cf - . | tar -xf - -C "$tmp/repo"
   fi
-  echo "--- $name: rc=$rc, ${dt} s"
+  cp -r "$bundle" "$tmp/repo/build/gpu-bundle"
+  echo "rehearsal: working tree + bundle in $tmp/repo ($(du -sh "$tmp/repo" | cut -f1), $((SECONDS - t0)) s)"
+  local rc=0 p t
+  for p in correctness perf; do
+    t=$SECONDS
+    env -i PATH=/usr/bin:/bin HOME="$home" bash "$tmp/repo/ci/gpu-check.sh" --pass "$p" --rehearsal "$out/$p"
+    local prc=$?
+    echo "rehearsal: pass $p: exit $prc, $((SECONDS - t)) s" | tee -a "$out/times.txt"
+    (( prc != 0 )) && rc=1
+  done
+  rm -rf "$tmp" "$home"
+  echo "rehearsal: $((SECONDS - t0)) s in all, exit $rc; results in $out"
   return $rc
 }
 
-java_major() { "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'; }
+if [[ "$mode" == rehearse ]]; then
+  rm -f "${outdir:-build/gpu-check-rehearsal}/times.txt" 2>/dev/null
+  rehearse
+  exit $?
+fi
+
+# --------------------------------------------------------------------------------------- steps and results
+
+case "$mode" in
+  pass) budget="${GPU_CHECK_BUDGET:-$([[ $pass == correctness ]] && echo 240 || echo 420)}" ;;
+  *) budget="${GPU_CHECK_BUDGET:-240}" ;;
+esac
+outdir="${outdir:-${OUT:-build/gpu-check}}"
+mkdir -p "$outdir/steps" || { echo "ci/gpu-check.sh: cannot create $outdir" >&2; exit 2; }
+outdir="$(cd "$outdir" && pwd)"
+rm -f "$outdir"/steps/* "$outdir/steps.tsv"
+: > "$outdir/steps.tsv"
+work="$(mktemp -d "${TMPDIR:-/tmp}/lorakit-gpu-check.XXXXXX")"
+t_start=$SECONDS
+nstep=0
+min_start=30          # a step may start cut to the budget when at least this much is left
+reserve=5             # seconds kept for the summary at the end
+declare -A status_of  # step name -> status
+
+json_str() {   # a JSON string literal of $1
+  local s="${1//\\/\\\\}"
+  s="${s//\"/\\\"}"
+  s="${s//$'\t'/ }"
+  s="${s//$'\n'/ }"
+  s="${s//$'\r'/ }"
+  printf '"%s"' "$s"
+}
+
+# record NAME STATUS SECONDS DETAIL: the step's result, on disk at once
+record() {
+  local name="$1" st="$2" secs="$3" detail="$4" id="$5"
+  status_of["$name"]="$st"
+  printf '%s\t%s\t%s\t%s\n' "$name" "$st" "$secs" "$detail" >> "$outdir/steps.tsv"
+  printf '{"step": %s, "status": %s, "seconds": %s, "detail": %s, "log": %s}\n' "$(json_str "$name")" \
+    "$(json_str "$st")" "$secs" "$(json_str "$detail")" "$(json_str "steps/$id.log")" > "$outdir/steps/$id.json"
+  echo "--- $name: $st${detail:+ ($detail)}, ${secs} s"
+}
+
+banner() { echo; echo "=== $* ($(( SECONDS - t_start )) s of ${budget} s)"; }
+
+# skip NAME REASON: recorded as skipped without running
+skip() {
+  nstep=$((nstep + 1))
+  local id
+  id="$(printf '%02d' "$nstep")-$(echo "$1" | tr -c 'a-zA-Z0-9\n' '-' | tr -s '-' | sed 's/-$//')"
+  : > "$outdir/steps/$id.log"
+  record "$1" skipped 0 "$2" "$id"
+}
+
+# step NAME TIMEOUT CMD...: runs CMD under its own timeout, output to the console and steps/NN-name.log.
+# CMD's exit status: 0 passed; 3 "no CUDA device" (GpuCheck; skipped in a rehearsal, else failed); 4 skipped (the
+# reason is CMD's last output line); 124/137 timed out (failed, or not run (budget) when cut by the budget).
+# Returns 0 when the step passed.
+step() {
+  local name="$1" limit="$2"
+  shift 2
+  nstep=$((nstep + 1))
+  local id
+  id="$(printf '%02d' "$nstep")-$(echo "$name" | tr -c 'a-zA-Z0-9\n' '-' | tr -s '-' | sed 's/-$//')"
+  local log="$outdir/steps/$id.log"
+  local left=$(( budget - reserve - (SECONDS - t_start) )) cut=0
+  if (( left < limit )); then
+    if (( left < min_start )); then
+      : > "$log"
+      record "$name" "not run (budget)" 0 "$(( left > 0 ? left : 0 )) s of the ${budget} s budget left, the step may take ${limit} s" "$id"
+      return 1
+    fi
+    cut=1
+    limit=$left
+  fi
+  echo "--- $name (timeout ${limit} s$([[ $cut == 1 ]] && echo ', cut to the budget'))"
+  echo "    $*"
+  local t0=$SECONDS rc
+  # a child bash gets the helpers and the Java command line (timeout runs programs, not functions)
+  timeout --kill-after=5 "$limit" bash -c "$(declare -p java cp_main cp_list test_jar console jflags py_missing \
+      outdir work c_launcher 2>/dev/null); $(declare -f gpucheck gpucheck_sync lorakit_cli peer junit_list junit_run \
+      make_base fatbin_out c_launch); \"\$@\"" _ "$@" < /dev/null 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  local dt=$(( SECONDS - t0 ))
+  case "$rc" in
+    0) record "$name" passed "$dt" "" "$id"; return 0 ;;
+    3) if [[ $rehearsal == 1 || $mode == dry-run ]]; then
+         record "$name" skipped "$dt" "no CUDA device (stops before the first CUDA call)" "$id"
+       else
+         record "$name" failed "$dt" "no CUDA device" "$id"
+       fi ;;
+    4) record "$name" skipped "$dt" "$(tail -1 "$log")" "$id" ;;
+    124|137)
+      if [[ $cut == 1 ]]; then
+        record "$name" "not run (budget)" "$dt" "cut after ${limit} s: the pass budget ran out" "$id"
+      else
+        record "$name" failed "$dt" "timed out after ${limit} s" "$id"
+      fi ;;
+    *) record "$name" failed "$dt" "exit $rc: $(grep -v '^\s*$' "$log" | tail -1 | cut -c1-200)" "$id" ;;
+  esac
+  return 1
+}
+
+# needs NAME DEP...: true when every DEP passed, else NAME is skipped with the reason
+needs() {
+  local name="$1" d
+  shift
+  for d in "$@"; do
+    if [[ "${status_of[$d]:-not run}" != passed ]]; then
+      skip "$name" "needs '$d' (${status_of[$d]:-not run})"
+      return 1
+    fi
+  done
+  return 0
+}
 
 # ------------------------------------------------------------------------------------------- layout + Java
 
-bundle="${LORAKIT_GPU_BUNDLE:-$root/build/gpu-bundle}"
 version=$(sed -n '0,/<version>/s:.*<version>\(.*\)</version>.*:\1:p' pom.xml)
 junit=$(sed -n 's:.*<junit.version>\(5\.[0-9]*\.[0-9]*\)</junit.version>.*:\1:p' pom.xml | head -1)
 platform="1.${junit#5.}"
@@ -112,387 +241,291 @@ else
   c_launcher="$work/launch_overhead"
 fi
 
+# Java: the bundle's runtime whenever there is a bundle (what the GPU machine has), else (dry run on a development
+# machine) the JDK of ci/jdk.sh. The runtime is unpacked once per machine into TMPDIR (both passes share it).
+java=""
+java_from=""
 find_java() {
-  local j
-  for j in "${JAVA_HOME:-/nonexistent}/bin/java" "$(command -v java 2>/dev/null)"; do
-    if [[ -n "$j" && -x "$j" ]] && (( $(java_major "$j" || echo 0) >= 25 )) 2>/dev/null; then
-      java="$j"; java_from="system ($j)"; return 0
-    fi
-  done
   if [[ -f "$bundle/jre.tar.gz" ]]; then
-    local dest="${TMPDIR:-/tmp}/lorakit-jre-$(cksum < "$bundle/jre.tar.gz" | cut -d' ' -f1)"
+    local dest
+    dest="${TMPDIR:-/tmp}/lorakit-jre-$(cksum < "$bundle/jre.tar.gz" | cut -d' ' -f1)"
     if [[ ! -x "$dest/jre/bin/java" ]]; then
-      mkdir -p "$dest" && tar -xzf "$bundle/jre.tar.gz" -C "$dest" || return 1
+      rm -rf "$dest.tmp" && mkdir -p "$dest.tmp" && tar -xzf "$bundle/jre.tar.gz" -C "$dest.tmp" \
+        && rm -rf "$dest" && mv "$dest.tmp" "$dest" || return 1
     fi
-    java="$dest/jre/bin/java"; java_from="bundled jlink runtime ($dest/jre)"; return 0
+    java="$dest/jre/bin/java"; java_from="the bundle's runtime ($dest/jre)"
+    return 0
   fi
-  if [[ -x "$bundle/jre/bin/java" ]]; then
-    java="$bundle/jre/bin/java"; java_from="bundled jlink runtime"; return 0
+  if [[ $rehearsal == 1 ]]; then
+    return 1     # never the system's Java
   fi
   if [[ -f ci/jdk.sh ]] && ( . ci/jdk.sh >/dev/null 2>&1 ); then
-    java="$(. ci/jdk.sh >/dev/null 2>&1; echo "$JAVA_HOME/bin/java")"; java_from="ci/jdk.sh ($java)"; return 0
+    java="$(. ci/jdk.sh >/dev/null 2>&1; echo "$JAVA_HOME/bin/java")"; java_from="ci/jdk.sh ($java)"
+    return 0
   fi
   return 1
 }
 
 jflags=(--enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector --sun-misc-unsafe-memory-access=allow
         -XX:+UseParallelGC)
-gpucheck=()      # the java command lines, set once Java is found (arrays, so that timeout can run them)
-gpucheck_sync=()
-lorakit_cli=()
+py_missing=""    # python packages the peers need and this python3 lacks ("" = all there)
 
-main() {
-  echo "lorakit GPU check $(date -u +%Y-%m-%dT%H:%M:%SZ)$([[ $dry == 1 ]] && echo ' (dry run)'); results in $outdir"
-  echo "commit $(git rev-parse --short HEAD 2>/dev/null || cat "$bundle/BUNDLE.txt" 2>/dev/null | sed -n 's/^commit *//p')"
-  [[ -f "$bundle/BUNDLE.txt" ]] && sed 's/^/  bundle: /' "$bundle/BUNDLE.txt"
+# ---------------------------------------------------------------------------------------------- the steps
 
-  # ---------------------------------------------------------------------------------------------- 1. facts
-  banner "1. facts"
-  fact layout "$layout"
-  if command -v nvidia-smi >/dev/null 2>&1; then
-    timeout 30 nvidia-smi || true
-    fact gpu "$(timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)"
-    fact cuda_driver_api "$(timeout 20 nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p' | head -1)"
-  else
-    fact gpu "none (no nvidia-smi)"
-  fi
-  command -v nvcc >/dev/null 2>&1 && fact nvcc "$(nvcc --version | grep -m1 release)"
-  local libcuda
-  libcuda="$(ldconfig -p 2>/dev/null | grep -m1 'libcuda\.so\.1 ' | sed 's/.*=> //' || true)"
-  if [[ -z "$libcuda" ]]; then   # not in the loader cache: look where drivers are mounted, and tell the JVM
-    local d
-    for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/cuda/compat; do
-      if [[ -e "$d/libcuda.so.1" ]]; then
-        libcuda="$d/libcuda.so.1 (not in ldconfig; added to LD_LIBRARY_PATH)"
-        export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-        break
-      fi
-    done
-  fi
-  fact libcuda "${libcuda:-none}"
-  fact libcublas_ldconfig "$(ldconfig -p 2>/dev/null | grep -E 'libcublas(Lt)?\.so\.[0-9]+ ' | sed 's/.*=> //' | tr '\n' ' ')"
-  if command -v python3 >/dev/null 2>&1; then
-    fact python3 "$(command -v python3) $(python3 --version 2>&1)"
-    fact libcublas_python "$(timeout 30 python3 - <<'EOF' 2>/dev/null
-import glob, site, sys
-roots = set(site.getsitepackages() + [site.getusersitepackages()] + [p for p in sys.path if p.endswith("-packages")])
-hits = sorted({f for r in roots for f in glob.glob(r + "/nvidia/*/lib/libcublas*.so*")})
-print(" ".join(hits) or "none")
-EOF
-)"
-    # cuBLAS only in a Python environment's nvidia/cublas/lib (e.g. /opt/torch/.venv): point lorakit at it
-    local pyblas
-    pyblas="$(sed -n 's/^libcublas_python\t//p' "$facts" | tr ' ' '\n' | grep -m1 -E 'libcublas\.so\.1[23]$' || true)"
-    if ! ldconfig -p 2>/dev/null | grep -q 'libcublas\.so\.1[23] ' && [[ -n "$pyblas" && -z "${LORAKIT_CUBLAS:-}" ]]; then
-      export LORAKIT_CUBLAS="$pyblas"
+facts() {
+  local f="$outdir/facts.txt"
+  {
+    echo "layout: $layout"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || sed -n 's/^commit *//p' "$bundle/BUNDLE.txt" 2>/dev/null)"
+    [[ -f "$bundle/BUNDLE.txt" ]] && sed 's/^/bundle: /' "$bundle/BUNDLE.txt"
+    if command -v nvidia-smi >/dev/null 2>&1; then
+      echo "gpu: $(timeout 20 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)"
+      echo "cuda (driver API): $(timeout 20 nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p' | head -1)"
+    else
+      echo "gpu: none (no nvidia-smi)"
     fi
-  else
-    fact python3 "none"
-  fi
-  if [[ -n "${LORAKIT_CUBLAS:-}" ]]; then
-    jflags+=("-Dlorakit.cublas=$LORAKIT_CUBLAS")
-    fact cublas_for_lorakit "$LORAKIT_CUBLAS (-Dlorakit.cublas)"
-  fi
-  local icd="none"
-  if ls /etc/OpenCL/vendors/*.icd >/dev/null 2>&1; then
-    icd="$(ls /etc/OpenCL/vendors/ | tr '\n' ' ')"
-  fi
-  fact opencl_icd "$icd"
+    local libcuda d
+    libcuda="$(ldconfig -p 2>/dev/null | grep -m1 'libcuda\.so\.1 ' | sed 's/.*=> //' || true)"
+    if [[ -z "$libcuda" ]]; then   # not in the loader cache: look where drivers are mounted, and tell the JVM
+      for d in /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/cuda/compat; do
+        if [[ -e "$d/libcuda.so.1" ]]; then
+          libcuda="$d/libcuda.so.1 (not in the loader cache: added to LD_LIBRARY_PATH)"
+          export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+          break
+        fi
+      done
+    fi
+    echo "libcuda.so.1: ${libcuda:-none}"
+    echo "libcublas (loader): $(ldconfig -p 2>/dev/null | grep -E 'libcublas(Lt)?\.so\.[0-9]+ ' | sed 's/.*=> //' | tr '\n' ' ')"
+    echo "libnccl (loader): $(ldconfig -p 2>/dev/null | grep -E 'libnccl\.so\.[0-9]+ ' | sed 's/.*=> //' | tr '\n' ' ')"
+    echo "opencl icd: $(ls /etc/OpenCL/vendors/ 2>/dev/null | tr '\n' ' ')"
+    echo "glibc: $(ldd --version 2>/dev/null | head -1)"
+    if command -v python3 >/dev/null 2>&1; then
+      echo "python3: $(command -v python3) $(python3 --version 2>&1)"
+      timeout 60 python3 - <<'EOF' 2>&1
+import importlib, os
+for name in ("torch", "peft", "transformers", "nvidia.cublas", "nvidia.nccl"):
+    try:
+        m = importlib.import_module(name)
+        where = getattr(m, "__version__", None) or os.path.dirname(getattr(m, "__file__", None) or list(m.__path__)[0])
+        print("python %s: %s" % (name, where))
+    except Exception as e:
+        print("python %s: missing (%s)" % (name, type(e).__name__))
+EOF
+    else
+      echo "python3: none"
+    fi
+  } > "$f" 2>&1
+  cat "$f"
+  py_missing="$(sed -n 's/^python \(torch\|peft\|transformers\): missing.*/\1/p' "$f" | tr '\n' ' ' | sed 's/ $//')"
+  command -v python3 >/dev/null 2>&1 || py_missing="python3"
   if ! find_java; then
-    fact java "none: no Java >= 25 and no bundled runtime (run ci/gpu-bundle.sh on the development machine)"
-    record java FAIL 0 "no Java >= 25"
+    echo "java: none (no bundle with a runtime; run ci/gpu-bundle.sh)"
     return 1
   fi
-  fact java "$java_from: $("$java" -version 2>&1 | head -1)"
-  gpucheck=("$java" "${jflags[@]}" -cp "$cp_main" ai.lorakit.bench.gpu.GpuCheck)
-  # correctness runs synchronise after every launch, so an asynchronous fault names the launch that caused it
-  gpucheck_sync=("$java" "${jflags[@]}" -Dlorakit.gpu.debugSync=true -cp "$cp_main" ai.lorakit.bench.gpu.GpuCheck)
-  lorakit_cli=("$java" "${jflags[@]}" -cp "$cp_main" ai.lorakit.cli.Main)
-  local missing=""
-  for f in ${cp_main//:/ } "$test_jar"; do
-    [[ "$f" == *'*' ]] && f="${f%\*}"
-    [[ -e "$f" ]] || missing+=" $f"
+  echo "java: $java_from: $("$java" -version 2>&1 | head -1)" | tee -a "$f"
+  local missing="" x
+  for x in ${cp_main//:/ } "$test_jar" "$console"; do
+    [[ "$x" == *'*' ]] && x="${x%\*}"
+    [[ -e "$x" ]] || missing+=" $x"
   done
   if [[ -n "$missing" ]]; then
-    fact jars "MISSING:$missing (run ci/gpu-bundle.sh, or mvn package for the dry run)"
-    record jars FAIL 0 "missing:$missing"
+    echo "jars missing:$missing (run ci/gpu-bundle.sh, or mvn package for the dry run)"
     return 1
-  fi
-  fact jars "ok ($cp_main; tests $test_jar)"
-  [[ -f "$console" ]] && fact junit_console "$console" || fact junit_console "not found ($console)"
-
-  if [[ $dry == 1 ]]; then
-    # what the real run needs, checked without touching CUDA
-    if [[ ! -f "$console" && "$layout" != bundle* ]] && command -v mvn >/dev/null 2>&1; then
-      echo "fetching the JUnit console launcher $platform into ~/.m2 (for the listing below)"
-      timeout 180 mvn -B -ntp -q org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get \
-        -Dartifact="org.junit.platform:junit-platform-console-standalone:$platform" -Dtransitive=false \
-        >/dev/null 2>&1 || echo "  (could not fetch it: the listing is skipped)"
-    fi
-    if [[ -f "$console" ]]; then
-      # discovery loads every contract test class (no test runs, no CUDA call); a class that does not resolve
-      # is only logged by JUnit, so its SEVERE line fails the step here
-      run_step "contract suite listing" 120 sh -c '"$@" > "$0" 2>&1; rc=$?; cat "$0";
-          if grep -q "SEVERE\|resolution failed" "$0"; then exit 3; fi; exit $rc' "$work/discover.txt" \
-        "$java" "${jflags[@]}" -jar "$console" discover --class-path "$test_jar:$cp_list" \
-        --select-package ai.lorakit.gpu.contract --include-classname '^.*(Tests?|IT)$' --disable-banner \
-        --disable-ansi-colors --details-theme=ascii
-    fi
-    if command -v python3 >/dev/null 2>&1; then
-      run_step "peers compile" 60 python3 -c "import py_compile, sys; [py_compile.compile(f, doraise=True, cfile='$work/' + f.split('/')[-1] + 'c') for f in sys.argv[1:]]" "$peers"/*.py
-    fi
-    if [[ ! -x "$c_launcher" ]] && command -v cc >/dev/null 2>&1; then
-      run_step "C launcher build" 60 cc -O2 -std=c11 -Wall -Wextra -Werror -o "$c_launcher" \
-        cuda-kernels/cuda/bench/launch_overhead.c -ldl
-    fi
-  elif [[ -x "$(command -v python3)" ]]; then
-    fact python_packages "$(timeout 60 python3 -c 'import torch, peft, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpu", torch.cuda.is_available(), "| peft", peft.__version__, "| transformers", transformers.__version__)' 2>&1 | tail -1)"
-  fi
-
-  banner "probe (the first CUDA call)"
-  "${gpucheck[@]}" probe
-  local prc=$?
-  if (( prc == 3 )); then
-    if [[ $dry == 1 ]]; then
-      record probe "no CUDA device" 0 ""
-      return 0
-    fi
-    record probe "FAIL(no CUDA device)" 0 ""
-    return 1
-  elif (( prc != 0 )); then
-    record probe "FAIL($prc)" 0 ""
-    return 1
-  fi
-  record probe ok 0 ""
-  if [[ $dry == 1 ]]; then
-    echo "dry run: a CUDA device is present, stopping before the first launch"
-    return 0
-  fi
-
-  # ------------------------------------------------------------------------------------------- 2. contract
-  banner "2. fast tier vs portable twins, then the contract suite"
-  for b in ffm jcuda; do
-    run_step "fast tier ($b)" 90 "${gpucheck_sync[@]}" fast-tier --binding "$b" --out "$work/fast_tier_$b.json"
-  done
-  local props=(-Dlorakit.test.requireCuda=true)
-  [[ "$icd" == *nvidia* ]] && props+=(-Dlorakit.test.requireOpenCl=true)
-  run_step "contract suite" 180 "$java" "${jflags[@]}" "${props[@]}" -jar "$console" execute \
-    --class-path "$test_jar:$cp_list" --disable-ansi-colors \
-    --select-package ai.lorakit.gpu.contract --select-package ai.lorakit.gpu.cuda \
-    --select-package ai.lorakit.gpu.ffm --select-package ai.lorakit.gpu.jcuda --select-package ai.lorakit.gpu.blas \
-    --select-class ai.lorakit.gpu.DeviceBinariesTest \
-    --include-classname '^.*(Tests?|IT)$' --disable-banner --details=tree --details-theme=ascii \
-    --reports-dir "$work/junit"
-
-  # ----------------------------------------------------------------------------------------- 3. benchmarks
-  banner "3. benchmarks, peers, interop"
-  run_step "micro (lorakit, ffm)" 150 "${gpucheck[@]}" micro --binding ffm --out "$work/micro.json"
-  if command -v python3 >/dev/null 2>&1; then
-    run_step "micro peer (peft_layers.py)" 150 env PYTHONUNBUFFERED=1 python3 "$peers/peft_layers.py" \
-      --out "$work/peer_layers.json"
-  fi
-  for b in jcuda ffm; do
-    run_step "launch overhead ($b)" 45 "${gpucheck[@]}" launch --binding "$b" --out "$work/launch_$b.json"
-  done
-  local fatbin="$work/lorakit.fatbin"
-  python3 - "$cp_main" "$fatbin" <<'EOF' || unzip -p "$(ls ${cp_main%\*}lorakit-java-bindings-*.jar 2>/dev/null | grep -v tests | head -1)" ai/lorakit/kernels/lorakit.fatbin > "$fatbin" 2>/dev/null
-import glob, sys, zipfile
-cp, out = sys.argv[1], sys.argv[2]
-jars = [j for p in cp.split(":") for j in (glob.glob(p) if "*" in p else [p])]
-for j in jars:
-    try:
-        with zipfile.ZipFile(j) as z:
-            if "ai/lorakit/kernels/lorakit.fatbin" in z.namelist():
-                open(out, "wb").write(z.read("ai/lorakit/kernels/lorakit.fatbin"))
-                sys.exit(0)
-    except (OSError, zipfile.BadZipFile):
-        pass
-sys.exit(1)
-EOF
-  if [[ ! -x "$c_launcher" ]] && command -v cc >/dev/null 2>&1; then
-    cc -O2 -o "$c_launcher" cuda-kernels/cuda/bench/launch_overhead.c -ldl || true
-  fi
-  if [[ -x "$c_launcher" && -s "$fatbin" ]]; then
-    run_step "launch overhead (C)" 45 sh -c '"$1" "$2" 256 40 > "$3"; rc=$?; cat "$3"; exit $rc' _ \
-      "$c_launcher" "$fatbin" "$work/launch_c.json"
-  else
-    record "launch overhead (C)" FAIL 0 "no C launcher or no fatbin"
-  fi
-  run_step "gpt2 step (lorakit, ffm)" 150 "${gpucheck[@]}" gpt2 --binding ffm --out "$work/gpt2_lorakit.json"
-  if command -v python3 >/dev/null 2>&1; then
-    run_step "gpt2 peer (PEFT eager + compile)" 200 env PYTHONUNBUFFERED=1 python3 "$peers/gpt2_finetune_peft.py" \
-      --out "$work/peer_gpt2.json"
-    interop
   fi
   return 0
 }
 
-interop() {
-  local d="$work/interop"
-  mkdir -p "$d"
-  local tokens
-  if ! run_step "interop: make base (transformers)" 90 sh -c 'python3 "$1" make-base "$2" > "$3"' _ \
-       "$peers/interop_peft.py" "$d/base" "$d/tokens.txt"; then
-    return 0
+# a java command line (arrays, so that timeout can run them)
+gpucheck() { "$java" "${jflags[@]}" -cp "$cp_main" ai.lorakit.bench.gpu.GpuCheck "$@"; }
+# correctness runs synchronise after every launch, so an asynchronous fault names the launch that caused it
+gpucheck_sync() { "$java" "${jflags[@]}" -Dlorakit.gpu.debugSync=true -cp "$cp_main" ai.lorakit.bench.gpu.GpuCheck "$@"; }
+lorakit_cli() { "$java" "${jflags[@]}" -cp "$cp_main" ai.lorakit.cli.Main "$@"; }
+# python3 with the peers' packages, or exit 4 ("skipped") naming the missing ones
+peer() {
+  if [[ -n "$py_missing" ]]; then
+    echo "python package missing: $py_missing"
+    return 4
   fi
-  tokens="$(tail -1 "$d/tokens.txt")"
-  local backend=cuda-ffm
-  if ! run_step "interop: lorakit train (cuda-ffm)" 120 "${lorakit_cli[@]}" train --model "$d/base" --data "$d/base.txt" \
-       --tokenizer bytes --backend "$backend" --steps 40 --batch 4 --seq-len 64 --lr 2e-2 --r 8 --alpha 16 \
-       --eval-every 0 --checkpoint-every 0 --log-every 10 --out "$d/run"; then
-    backend=cpu
-    run_step "interop: lorakit train (cpu fallback)" 120 "${lorakit_cli[@]}" train --model "$d/base" --data "$d/base.txt" \
-      --tokenizer bytes --backend cpu --steps 40 --batch 4 --seq-len 64 --lr 2e-2 --r 8 --alpha 16 \
-      --eval-every 0 --checkpoint-every 0 --log-every 10 --out "$d/run" || return 0
-  fi
-  run_step "interop: lorakit export-peft" 60 "${lorakit_cli[@]}" export-peft "$d/run" --out "$d/adapter" || return 0
-  run_step "interop: lorakit logits (ffm)" 60 "${gpucheck[@]}" interop-logits --binding ffm --model "$d/base" \
-    --adapter "$d/adapter" --tokens "$tokens" --out "$d/lorakit_logits.json" || return 0
-  run_step "interop: PEFT loads the adapter, logits compared" 90 python3 "$peers/interop_peft.py" compare \
-    "$d/base" "$d/adapter" "$d/lorakit_logits.json" --out "$work/interop.json"
-  echo "interop: trained on $backend" >> "$work/interop.note"
+  PYTHONUNBUFFERED=1 python3 "$@"
 }
 
-# ------------------------------------------------------------------------------------------ 4. results
+# JUnit: the listing (discovery loads every class; a class that does not resolve is only logged by JUnit, so its
+# SEVERE line fails the step) and the run
+junit_list() {
+  "$java" "${jflags[@]}" -jar "$console" discover --class-path "$test_jar:$cp_list" \
+    --select-package ai.lorakit.gpu.contract --include-classname '^.*(Tests?|IT)$' --disable-banner \
+    --disable-ansi-colors --details-theme=ascii > "$work/discover.txt" 2>&1
+  local rc=$?
+  cat "$work/discover.txt"
+  if grep -q "SEVERE\|resolution failed" "$work/discover.txt"; then
+    return 5
+  fi
+  return $rc
+}
+
+junit_run() {   # junit_run PROPS... -- SELECTORS...
+  local props=()
+  while [[ "$1" != -- ]]; do props+=("$1"); shift; done
+  shift
+  "$java" "${jflags[@]}" "${props[@]}" -jar "$console" execute --class-path "$test_jar:$cp_list" \
+    --disable-ansi-colors --disable-banner --details=tree --details-theme=ascii --include-classname '^.*(Tests?|IT)$' \
+    --reports-dir "$outdir/junit" "$@"
+}
+nogpu_selectors=(--select-package ai.lorakit.gpu.cuda --select-package ai.lorakit.gpu.ffm
+                 --select-package ai.lorakit.gpu.jcuda --select-package ai.lorakit.gpu.blas
+                 --select-class ai.lorakit.gpu.DeviceBinariesTest)
+
+make_base() {   # make_base SCRIPT DIR TOKENS: the tiny transformers GPT-2 and the probe tokens
+  peer "$1" make-base "$2" > "$3"
+  local rc=$?
+  cat "$3"
+  return $rc
+}
+
+fatbin_out() {   # the fatbin of the bindings jar, for the C launcher
+  unzip -p "$(ls ${cp_main%\*}lorakit-java-bindings-*.jar 2>/dev/null | grep -v tests | head -1)" \
+    ai/lorakit/kernels/lorakit.fatbin > "$1" 2>/dev/null || \
+    (cd "$work" && "${java%/java}/jar" xf "$(ls ${cp_main%\*}lorakit-java-bindings-*.jar | grep -v tests | head -1)" \
+      ai/lorakit/kernels/lorakit.fatbin 2>/dev/null && mv ai/lorakit/kernels/lorakit.fatbin "$1")
+  [[ -s "$1" ]]
+}
+
+c_launch() {   # the C baseline of the launch-overhead benchmark
+  if [[ ! -x "$c_launcher" ]]; then
+    echo "no C launcher ($c_launcher): ci/gpu-bundle.sh builds it"
+    return 1
+  fi
+  if ! ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1 ' && [[ -z "${LD_LIBRARY_PATH:-}" ]]; then
+    echo "no CUDA device: no libcuda.so.1"
+    return 3
+  fi
+  local fb="$work/lorakit.fatbin"
+  fatbin_out "$fb" || { echo "no fatbin in the bindings jar"; return 1; }
+  "$c_launcher" "$fb" 256 40 > "$outdir/launch_c.json" && cat "$outdir/launch_c.json"
+}
+
+pass_correctness() {
+  banner "probe and info"
+  step "probe" 20 gpucheck probe   # without a device every GPU step below fails fast with "no CUDA device"
+  step "lorakit info" 15 lorakit_cli info
+
+  banner "fast tier vs portable twins"
+  step "fast tier (ffm)" 25 gpucheck_sync fast-tier --binding ffm --out "$outdir/fast_tier_ffm.json"
+  step "fast tier (jcuda)" 25 gpucheck_sync fast-tier --binding jcuda --out "$outdir/fast_tier_jcuda.json"
+
+  banner "JUnit: contract suite, cuBLAS, CUDA graphs, interop, fake-driver tests"
+  if [[ $rehearsal == 1 ]]; then
+    # no GPU: every test that needs none runs (the CUDA ITs abort on their assumption); the contract suite
+    # (cpu/opencl here) is listed only: CI runs it through Maven
+    step "junit: no-GPU tests of the bundle" 60 junit_run -Dlorakit.test.requireCuda=false -- "${nogpu_selectors[@]}"
+    step "junit: contract suite listing" 40 junit_list
+  else
+    local props=(-Dlorakit.test.requireCuda=true)
+    grep -qi nvidia <(ls /etc/OpenCL/vendors/ 2>/dev/null) && props+=(-Dlorakit.test.requireOpenCl=true)
+    step "junit: contract suite + CUDA tests" 90 junit_run "${props[@]}" -- \
+      --select-package ai.lorakit.gpu.contract "${nogpu_selectors[@]}"
+  fi
+
+  banner "training steps of every method, CUDA against cpu"
+  step "training (ffm vs cpu)" 30 gpucheck_sync train --binding ffm --out "$outdir/train_ffm.json"
+  step "training (jcuda vs cpu)" 30 gpucheck_sync train --binding jcuda --out "$outdir/train_jcuda.json"
+}
+
+pass_perf() {
+  banner "microbenchmarks"
+  step "micro (lorakit, ffm)" 90 gpucheck micro --binding ffm --out "$outdir/micro.json"
+  step "micro peer (PEFT layers)" 90 peer "$peers/peft_layers.py" --out "$outdir/peer_layers.json"
+  step "launch overhead (ffm)" 25 gpucheck launch --binding ffm --out "$outdir/launch_ffm.json"
+  step "launch overhead (jcuda)" 25 gpucheck launch --binding jcuda --out "$outdir/launch_jcuda.json"
+  step "launch overhead (C)" 20 c_launch
+
+  banner "GPT-2 step"
+  step "gpt2 step (lorakit, ffm)" 60 gpucheck gpt2 --binding ffm --out "$outdir/gpt2_lorakit.json"
+  step "gpt2 peer (PEFT eager)" 60 peer "$peers/gpt2_finetune_peft.py" --modes eager --out "$outdir/peer_gpt2_eager.json"
+
+  banner "interop with PEFT"
+  local d="$work/interop"
+  mkdir -p "$d"
+  step "interop: base model (transformers)" 40 make_base "$peers/interop_peft.py" "$d/base" "$d/tokens.txt"
+  if needs "interop: lorakit train (cuda-ffm)" "interop: base model (transformers)"; then
+    step "interop: lorakit train (cuda-ffm)" 40 lorakit_cli train --model "$d/base" --data "$d/base.txt" \
+      --tokenizer bytes --backend cuda-ffm --steps 40 --batch 4 --seq-len 64 --lr 2e-2 --r 8 --alpha 16 \
+      --eval-every 0 --checkpoint-every 0 --log-every 10 --out "$d/run"
+  fi
+  if needs "interop: export-peft" "interop: lorakit train (cuda-ffm)"; then
+    step "interop: export-peft" 20 lorakit_cli export-peft "$d/run" --out "$d/adapter"
+  fi
+  if needs "interop: lorakit logits (ffm)" "interop: export-peft"; then
+    step "interop: lorakit logits (ffm)" 30 gpucheck interop-logits --binding ffm --model "$d/base" \
+      --adapter "$d/adapter" --tokens "$(tail -1 "$d/tokens.txt")" --out "$d/lorakit_logits.json"
+  fi
+  if needs "interop: PEFT compares the logits" "interop: lorakit logits (ffm)"; then
+    step "interop: PEFT compares the logits" 40 peer "$peers/interop_peft.py" compare "$d/base" "$d/adapter" \
+      "$d/lorakit_logits.json" --out "$outdir/interop.json"
+  fi
+
+  banner "torch.compile peer (last: its compilation alone can take 60-120 s)"
+  step "gpt2 peer (PEFT torch.compile)" 150 peer "$peers/gpt2_finetune_peft.py" --modes compile \
+    --out "$outdir/peer_gpt2_compile.json"
+}
+
+pass_dry_run() {
+  if [[ ! -f "$console" && "$layout" != bundle* ]] && command -v mvn >/dev/null 2>&1; then
+    echo "fetching the JUnit console launcher $platform into ~/.m2 (for the listing)"
+    timeout 180 mvn -B -ntp -q org.apache.maven.plugins:maven-dependency-plugin:3.8.1:get \
+      -Dartifact="org.junit.platform:junit-platform-console-standalone:$platform" -Dtransitive=false \
+      >/dev/null 2>&1 || echo "  (could not fetch it)"
+  fi
+  step "junit: contract suite listing" 120 junit_list
+  if command -v python3 >/dev/null 2>&1; then
+    step "peers compile" 60 python3 -c "import py_compile, sys; [py_compile.compile(f, doraise=True, cfile='$work/' + f.split('/')[-1] + 'c') for f in sys.argv[1:]]" "$peers"/*.py
+  fi
+  if [[ ! -x "$c_launcher" ]] && command -v cc >/dev/null 2>&1; then
+    step "C launcher build" 60 cc -O2 -std=c11 -Wall -Wextra -Werror -o "$c_launcher" \
+      cuda-kernels/cuda/bench/launch_overhead.c -ldl
+  fi
+  step "probe" 60 gpucheck probe
+}
+
+# ------------------------------------------------------------------------------------------------ summary
 
 summarize() {
-  local py=python3
-  command -v python3 >/dev/null 2>&1 || py=""
-  if [[ -z "$py" ]]; then
-    echo "(no python3: results stay in $work)"
-    cat "$steps"
+  if ! command -v python3 >/dev/null 2>&1; then
+    echo "(no python3: the table is steps.tsv)"
+    column -t -s $'\t' "$outdir/steps.tsv" 2>/dev/null || cat "$outdir/steps.tsv"
+    ! grep -q $'\tfailed\t' "$outdir/steps.tsv"
     return
   fi
-  python3 - "$work" "$outdir" "$dry" <<'EOF'
-import glob, json, os, re, sys, xml.etree.ElementTree as ET
-work, out, dry = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+  python3 "$root/ci/gpu-check-summary.py" "$outdir" "$mode${pass:+ $pass}$([[ $rehearsal == 1 ]] && echo ' (rehearsal)')"
+}
 
-def load(name):
-    p = os.path.join(work, name)
-    try:
-        return json.load(open(p))
-    except (OSError, ValueError):
-        return None
-
-def dump(name, obj):
-    if obj is not None:
-        with open(os.path.join(out, name), "w") as f:
-            json.dump(obj, f, indent=1)
-
-steps = [l.rstrip("\n").split("\t") for l in open(os.path.join(work, "steps.tsv")) if l.strip()]
-facts = dict(l.rstrip("\n").split("\t", 1) for l in open(os.path.join(work, "facts.tsv")) if "\t" in l)
-
-# contract: per backend (the parameterized invocation names carry it: "[3] cuda-ffm"), from the XML reports
-contract = None
-reports = glob.glob(os.path.join(work, "junit", "*.xml"))
-if reports:
-    per, failures = {}, []
-    for rep in reports:
-        for tc in ET.parse(rep).getroot().iter("testcase"):
-            name = tc.get("name", "")
-            out_el = tc.find("system-out")
-            disp = re.findall(r"display-name: (.*)", out_el.text or "") if out_el is not None else []
-            last = disp[-1].split(" > ")[-1] if disp else name
-            m = re.search(r"(cpu-naive|cpu|opencl|cuda-ffm|cuda-jcuda)\b", last)
-            cls = tc.get("classname", "")
-            if m:
-                be = m.group(1)
-            elif ".gpu.jcuda." in cls:
-                be = "cuda-jcuda"
-            elif ".gpu.ffm." in cls:
-                be = "cuda-ffm"
-            elif ".gpu.cuda." in cls or ".gpu.blas." in cls:
-                be = "cuda (device/cuBLAS tests)"
-            else:
-                be = "other"
-            st = per.setdefault(be, {"passed": 0, "failed": 0, "skipped": 0})
-            if tc.find("failure") is not None or tc.find("error") is not None:
-                st["failed"] += 1
-                el = tc.find("failure") if tc.find("failure") is not None else tc.find("error")
-                failures.append({"class": tc.get("classname"), "test": name,
-                                 "message": (el.get("message") or "")[:400]})
-            elif tc.find("skipped") is not None:
-                st["skipped"] += 1
-            else:
-                st["passed"] += 1
-    contract = {"per_backend": per, "failures": failures[:200]}
-
-fast = {b: load("fast_tier_%s.json" % b) for b in ("ffm", "jcuda")}
-fast = {k: v for k, v in fast.items() if v is not None} or None
-micro = {"lorakit": load("micro.json"), "peft": load("peer_layers.json")}
-launch = {b: load("launch_%s.json" % b) for b in ("c", "jcuda", "ffm")}
-gpt2 = {"lorakit": load("gpt2_lorakit.json"), "peft": load("peer_gpt2.json")}
-interop = load("interop.json")
-if interop is not None and os.path.exists(os.path.join(work, "interop.note")):
-    interop["note"] = open(os.path.join(work, "interop.note")).read().strip()
-
-table = []   # (what, value, target / note)
-for name, status, secs, detail in steps:
-    table.append((name, status, (secs + " s " + detail).strip()))
-if contract:
-    for be, st in sorted(contract["per_backend"].items()):
-        table.append(("contract " + be, "%d passed, %d failed, %d skipped" % (st["passed"], st["failed"], st["skipped"]), ""))
-if fast:
-    for b, r in fast.items():
-        cases = r.get("cases", [])
-        table.append(("fast tier " + b, "%d/%d ok" % (sum(c["ok"] for c in cases), len(cases)) if cases else "not run",
-                      r.get("error", r.get("skipped", ""))[:80]))
-ml = micro["lorakit"] or {}
-for row in ml.get("rows", []):
-    if "ratio" in row or "share_of_copy" in row:
-        v = row.get("ratio", row.get("share_of_copy"))
-        tgt = row.get("target")
-        table.append((row["op"], "%.3f" % v, ("target %s %s" % (tgt, "met" if row.get("met") else "MISSED")) if tgt else ""))
-mp = micro["peft"] or {}
-for row in mp.get("rows", []):
-    if "fwd_ratio_vs_gemm" in row:
-        table.append(("peft " + row["method"], "fwd %.3f, fwd+bwd %.3f" % (row["fwd_ratio_vs_gemm"], row["fwd_bwd_ratio_vs_gemms"]), "x frozen GEMMs"))
-c_us = (launch.get("c") or {}).get("launch_us_median")
-for b in ("jcuda", "ffm"):
-    l = launch.get(b) or {}
-    if "launch_us_median" in l:
-        ratio = l["launch_us_median"] / c_us if c_us else None
-        table.append(("launch " + b, "%.2f us" % l["launch_us_median"] + (" (%.2f x C)" % ratio if ratio else ""), "target <= 1.2 x C"))
-if c_us:
-    table.append(("launch C", "%.2f us" % c_us, ""))
-lk = (gpt2["lorakit"] or {}).get("tokens_per_s")
-if lk:
-    table.append(("gpt2 lorakit", "%.0f tok/s" % lk, ""))
-for row in (gpt2["peft"] or {}).get("rows", []):
-    if "tokens_per_s" in row:
-        table.append(("gpt2 peft " + row["mode"], "%.0f tok/s" % row["tokens_per_s"],
-                      ("lorakit %.2f x (target %s)" % (lk / row["tokens_per_s"], "1.5" if row["mode"] == "eager" else "1.0")) if lk else ""))
-if interop:
-    table.append(("interop", "ok" if interop.get("ok") else "FAIL", "max |diff| %.2e, adapter moves %.2e" % (interop.get("max_abs_diff", float("nan")), interop.get("adapter_moves_logits_by", float("nan")))))
-
-failed = [s for s in steps if s[1] not in ("ok", "no CUDA device") and not (dry and s[1] == "skipped")]
-summary = {"dry_run": dry, "facts": facts, "steps": [dict(zip(("step", "status", "seconds", "detail"), s)) for s in steps],
-           "table": [dict(zip(("what", "value", "note"), t)) for t in table], "ok": not failed}
-dump("summary.json", summary)
-if not dry:
-    dump("contract.json", contract)
-    dump("fast_tier.json", fast)
-    dump("micro.json", micro)
-    dump("launch.json", launch)
-    dump("gpt2.json", gpt2)
-    dump("interop.json", interop)
-w = max([len(t[0]) for t in table] + [10])
-print()
-print("%-*s  %-28s  %s" % (w, "what", "result", "note"))
-for t in table:
-    print("%-*s  %-28s  %s" % (w, t[0], t[1], t[2]))
-print("GPU check: %s" % ("no CUDA device (dry run ok)" if dry and not failed else ("all steps ok" if not failed else "%d step(s) not ok" % len(failed))))
-sys.exit(0 if not failed else 1)
-EOF
+main() {
+  echo "lorakit GPU check: $mode${pass:+ $pass}$([[ $rehearsal == 1 ]] && echo ' (rehearsal, no GPU)'), budget ${budget} s," \
+       "$(date -u +%Y-%m-%dT%H:%M:%SZ); results in $outdir"
+  banner "facts"
+  nstep=$((nstep + 1))
+  local t0=$SECONDS id="$(printf '%02d' "$nstep")-facts"
+  facts > "$outdir/steps/$id.log" 2>&1   # in this shell: it sets java and py_missing
+  local frc=$?
+  cat "$outdir/steps/$id.log"
+  if (( frc == 0 )); then
+    record facts passed $((SECONDS - t0)) "" "$id"
+  else
+    record facts failed $((SECONDS - t0)) "$(tail -1 "$outdir/steps/$id.log")" "$id"
+    return
+  fi
+  case "$mode" in
+    pass) "pass_$pass" ;;
+    dry-run) pass_dry_run ;;
+  esac
 }
 
 {
   main
-  rc=$?
-  banner "4. results"
+  banner "results"
   summarize
-  src=$?
-  (( rc == 0 )) && rc=$src
+  rc=$?
   echo "ci/gpu-check.sh: $(( SECONDS - t_start )) s, exit $rc"
   exit $rc
 } 2>&1 | tee "$outdir/gpu-check.log"

@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# ci/jre.sh [DEST]: a jlinked JDK 25 runtime for the GPU machine, which has no Java (TOOLCHAIN.md, "Carrying Java
+# ci/jre.sh [DEST | --modules | --excluded]: a jlinked JDK 25 runtime for the GPU machine, which has no Java (TOOLCHAIN.md, "Carrying Java
 # to the GPU machine"). Default DEST: build/jre (ci/gpu-bundle.sh packs it into build/gpu-bundle/jre.tar.gz:
 # unpacked, runtime + jars + working tree would not fit the 64 MiB that travel).
-#   modules  java.base java.logging java.management java.xml jdk.unsupported jdk.zipfs jdk.incubator.vector
-#            (enough for lorakit, JUnit's console launcher, JMH, JCuda and LWJGL)
+#   modules  what `jdeps --print-module-deps` finds over the bundle's jars (ci/gpu-bundle.sh re-checks it on every
+#            build and fails when a module is missing), plus the ones only looked up at run time:
+#              java.base jdk.incubator.vector       lorakit (FFM, the Vector API)
+#              java.management jdk.management      the benchmarks, CudaDeviceIT (com.sun.management.ThreadMXBean)
+#              java.logging                        JCuda, jline
+#              jdk.unsupported                     LWJGL, JCuda (sun.misc.Unsafe)
+#              java.sql java.xml                   JUnit's console launcher (its shaded parsers; XML reports)
+#              jdk.zipfs                           JUnit's console launcher (a service: jdeps cannot see it)
+#            Left out on purpose: java.desktop (only the xchart loss plots of ai.lorakit.bench.variants, which no
+#            GPU check step runs; it would add 12 MiB to the packed runtime).
 #   flags    --compress=zip-9 --strip-debug --no-header-files --no-man-pages, then strip --strip-unneeded libjvm.so
-# About 44 MiB on disk (25 MiB as tar.gz), ~20-40 s on 2 cores. Cached: nothing is done when DEST/lorakit-jre.stamp
+# About 46 MiB on disk (27 MiB as tar.gz), ~20-40 s on 2 cores. Cached: nothing is done when DEST/lorakit-jre.stamp
 # names the same JDK build and module list. Works with JDKs without jmods/ (JDK 24+ links from its own runtime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+modules="java.base,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.management,jdk.unsupported,jdk.zipfs"
+# modules that jdeps reports and that are left out on purpose (see above); ci/gpu-bundle.sh reads this line
+excluded="java.desktop"
+case "${1:-}" in
+  --modules) echo "$modules"; exit 0 ;;     # for ci/gpu-bundle.sh's jdeps check
+  --excluded) echo "$excluded"; exit 0 ;;
+esac
 dest="${1:-build/jre}"
-modules="java.base,java.logging,java.management,java.xml,jdk.unsupported,jdk.zipfs,jdk.incubator.vector"
 
 . ci/jdk.sh
 jdk_release="$(sed -n 's/^JAVA_RUNTIME_VERSION="\(.*\)"/\1/p' "$JAVA_HOME/release")"

@@ -21,5 +21,19 @@ echo "ci/test.sh: JDK $JAVA_HOME"
 # With PoCL installed, the OpenCL contract tests must run: a missing device is a failure, not a skip.
 req=()
 dpkg -s pocl-opencl-icd >/dev/null 2>&1 && req+=(-Dlorakit.test.requireOpenCl=true)
-mvn -B -ntp "${req[@]}" "$@" verify
-ci/gpu-check.sh build/gpu-check-dry --dry-run   # the GPU check up to its first CUDA call (GPU.md): "no CUDA device", exit 0
+# The GPU bundle (GPU.md) reuses this build: the same Maven run copies the third-party jars for it.
+bundle_args=()
+if command -v nvcc >/dev/null 2>&1; then
+  rm -rf build/gpu-bundle-deps
+  mapfile -t bundle_args < <(ci/gpu-bundle.sh --maven-args "$(pwd)/build/gpu-bundle-deps")
+fi
+mvn -B -ntp "${req[@]}" "$@" verify "${bundle_args[@]}"
+if [ ${#bundle_args[@]} -gt 0 ]; then
+  # the bundle as it travels, rehearsed under env -i with its own runtime: a missing runtime module, resource or
+  # an absolute path fails here (ci/GPU-CHECK.md)
+  ci/gpu-bundle.sh --deps build/gpu-bundle-deps
+  ci/gpu-check.sh --rehearse build/gpu-check-rehearsal
+else
+  # without nvcc there is no bundle: the GPU check up to its first CUDA call ("no CUDA device", exit 0)
+  ci/gpu-check.sh build/gpu-check-dry --dry-run
+fi

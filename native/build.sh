@@ -8,6 +8,10 @@
 #    without a driver its calls return cudaErrorInsufficientDriver (35) instead of failing to load.
 #  - Only the lorakit_* functions are exported (-fvisibility=hidden + LORAKIT_API in lorakit.h).
 #  - Incremental: nothing is rebuilt when no input is newer than the library and the source set is unchanged.
+#  - Beside the library, liblorakit.so.requires (a resource too) names what it needs from the machine that loads
+#    it, read from its dynamic section and versioned symbols (objdump -T): the newest GLIBC_, GLIBCXX_ and CXXABI_
+#    version of any symbol it imports, and its NEEDED libraries. `lorakit info` prints it, and a failed load names
+#    it (NativeRequirements).
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -36,10 +40,30 @@ if [[ ${#sources[@]} -eq 0 ]]; then
   exit 1
 fi
 
+# write_requires LIB: LIB.requires, e.g. "glibc=2.34", "glibcxx=3.4.29", "cxxabi=1.3.9", "needed=libc.so.6 ..."
+write_requires() {
+  local so="$1" newest
+  if ! command -v objdump >/dev/null 2>&1 || ! command -v readelf >/dev/null 2>&1; then
+    echo "native: no objdump/readelf: liblorakit.so.requires not written (lorakit info will say 'unknown')"
+    return 0
+  fi
+  newest() { objdump -T "$so" | grep -oE "\b$1_[0-9]+(\.[0-9]+)*\b" | sed "s/^$1_//" | sort -uV | tail -1; }
+  {
+    echo "# what liblorakit.so needs from the loading machine (native/build.sh, objdump -T and readelf -d)"
+    echo "glibc=$(newest GLIBC)"
+    echo "glibcxx=$(newest GLIBCXX)"
+    echo "cxxabi=$(newest CXXABI)"
+    echo "needed=$(readelf -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ' | sed 's/ $//')"
+  } > "$so.requires.tmp"
+  mv "$so.requires.tmp" "$so.requires"
+  echo "native: liblorakit.so needs $(grep '^glibc=' "$so.requires")"
+}
+
 printf '%s\n' "${inputs[@]}" > "$manifest.new"
 if [[ -f "$lib" && -f "$manifest" ]] && cmp -s "$manifest" "$manifest.new" \
    && [[ -z "$(find "${inputs[@]}" -newer "$lib" -print -quit)" ]]; then
   rm -f "$manifest.new"
+  [[ -f "$lib.requires" ]] || write_requires "$lib"
   echo "native: liblorakit.so is up to date"
   exit 0
 fi
@@ -53,4 +77,5 @@ nvcc -shared -Xcompiler -fPIC,-fvisibility=hidden -cudart static -Xlinker -z,def
   -I"$here/include" -I"$kernels" -I"$kernels/portable" \
   "${sources[@]}" -o "$lib.tmp"
 mv "$lib.tmp" "$lib"
+write_requires "$lib"
 echo "native: built liblorakit.so ($(stat -c %s "$lib") bytes, ${#sources[@]} sources, $((SECONDS - start)) s)"

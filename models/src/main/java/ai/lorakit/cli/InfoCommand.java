@@ -2,6 +2,9 @@ package ai.lorakit.cli;
 
 import ai.lorakit.gpu.BackendRegistry;
 import ai.lorakit.gpu.GpuException;
+import ai.lorakit.gpu.blas.LibraryLocator;
+import ai.lorakit.gpu.cuda.CudaProbe;
+import ai.lorakit.gpu.ffm.LorakitNative;
 import ai.lorakit.gpu.opencl.OpenClDevice;
 import ai.lorakit.gpu.opencl.OpenClDeviceInfo;
 import picocli.CommandLine.Command;
@@ -12,8 +15,9 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /**
- * {@code lorakit info}: every backend in auto order, available or why not; the OpenCL platforms and devices
- * (the choices of {@code --device}); and whether the default model is built in.
+ * {@code lorakit info}: every backend in auto order, available or why not; the native libraries (liblorakit.so and
+ * the minimum glibc it needs, where cuBLAS and NCCL load from); the OpenCL platforms and devices (the choices of
+ * {@code --device}); and whether the default model is built in.
  */
 @Command(name = "info", description = "List the backends (cuda-ffm, cuda-jcuda, opencl, cpu) and why any cannot load, "
         + "and the OpenCL platforms and devices.", mixinStandardHelpOptions = true)
@@ -34,9 +38,19 @@ final class InfoCommand implements Callable<Integer> {
         for (BackendRegistry.Status s : BackendRegistry.list()) {
             cli.out.println("  " + s);
         }
+        printNativeLibraries();
         printOpenClDevices();
         cli.out.println("embedded default model: " + (ModelSource.hasDefault() ? "present" : "not in this build"));
         return 0;
+    }
+
+    /** liblorakit.so (and the glibc it needs), then where cuBLAS and NCCL load from. */
+    private void printNativeLibraries() {
+        int driver = CudaProbe.get().driverVersion();
+        cli.out.println("native libraries:");
+        cli.out.println("  liblorakit.so  " + LorakitNative.describeLoad());
+        cli.out.println("  cuBLAS         " + LibraryLocator.describe(LibraryLocator.CUBLAS, driver));
+        cli.out.println("  NCCL           " + LibraryLocator.describe(LibraryLocator.NCCL, driver));
     }
 
     /** Platforms, then their devices with the selectors --device accepts (N and P.D). */

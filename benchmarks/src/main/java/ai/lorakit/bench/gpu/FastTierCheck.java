@@ -1,5 +1,6 @@
 package ai.lorakit.bench.gpu;
 
+import ai.lorakit.gpu.AdamW;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Dim3;
 import ai.lorakit.gpu.Tensor;
@@ -75,6 +76,11 @@ final class FastTierCheck {
                 () -> deltaLora(200, 260, 8, "comp", false));
         guard("adamw_fwd_kernel2", "n=4099 (+ unaligned tail)", () -> adamw(4099));
         guard("adamw_multi_fwd_kernel1", "3 tensors, 2 groups, 1 frozen", this::adamwMulti);
+        guard("fast ops: no allocation in the steady state", "lora, vera, dora, adamw, delta-lora x 10",
+                this::steadyState);
+        // last: were the alignment check missing, the misaligned vector load would leave the context unusable
+        guard("loraLinearForward at an odd offset", "x wrapped at +2 bytes, N=300 in=264 out=200 r=16",
+                () -> oddOffset(300, 264, 200, 16));
         return cases;
     }
 
@@ -111,6 +117,79 @@ final class FastTierCheck {
     }
 
     // ---------------------------------------------------------------- LoRA
+
+    /**
+     * Every wired fast op through the Backend, once to warm up (its scratch is allocated then), then 10 times: the
+     * device must make no allocation in those 10 (cuMemFree synchronises; a CUDA graph cannot capture cuMemAlloc).
+     */
+    private String steadyState() {
+        int n = 256;
+        int in = 264;
+        int out = 200;
+        int r = 16;
+        Tensor x = h.upload(Harness.random(51, n * in, 1f), DType.BF16, n, in);
+        Tensor w = h.upload(Harness.random(52, out * in, 0.05f), DType.BF16, out, in);
+        Tensor a = h.upload(Harness.random(53, r * in, 0.1f), DType.F32, r, in);
+        Tensor b = h.upload(Harness.random(54, out * r, 0.1f), DType.F32, out, r);
+        Tensor u = h.zeros(DType.F32, n, r);
+        Tensor v = h.zeros(DType.F32, n, r);
+        Tensor y = h.zeros(DType.F32, n, out);
+        Tensor nrm = h.zeros(DType.F32, out);
+        Tensor ld = h.upload(Harness.random(55, r, 1f), DType.F32, r);
+        Tensor lb = h.upload(Harness.random(56, out, 1f), DType.F32, out);
+        Tensor p = h.upload(Harness.random(57, 4096, 1f), DType.F32, 4096);
+        Tensor g = h.upload(Harness.random(58, 4096, 1f), DType.F32, 4096);
+        Tensor m = h.zeros(DType.F32, 4096);
+        Tensor vv = h.zeros(DType.F32, 4096);
+        Tensor a2 = h.upload(Harness.random(59, r * in, 0.1f), DType.F32, r, in);
+        Tensor b2 = h.upload(Harness.random(60, out * r, 0.1f), DType.F32, out, r);
+        Runnable step = new Runnable() {
+            int t;
+
+            @Override
+            public void run() {
+                h.be.loraLinearForward(x, w, false, null, a, b, 0.5f, u, y);
+                h.be.veraForward(x, a, b, ld, lb, u, v, y);
+                h.be.doraWeightNorm(w, false, a, b, 2f, nrm);
+                h.be.adamw(p, g, m, vv, new AdamW(1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, ++t));
+                h.be.deltaLoraUpdate(w, false, 0.1f, b2, a2, b, a);
+            }
+        };
+        step.run();
+        h.sync();
+        long before = h.dev.allocations();
+        for (int i = 0; i < 10; i++) {
+            step.run();
+        }
+        h.sync();
+        long made = h.dev.allocations() - before;
+        return made == 0 ? null : made + " device allocations in 10 steady-state calls of the fast ops";
+    }
+
+    /**
+     * The Backend op on x wrapped one bf16 element past an aligned address (a user's pointer into a bigger buffer):
+     * the fast tier must decline its vector kernel (the portable kernels run), with the same y and u as for an
+     * aligned copy of x, which takes lora_shrink_fwd_kernel2.
+     */
+    private String oddOffset(int n, int in, int out, int r) {
+        Tensor x = h.upload(Harness.random(41, n * in, 1f), DType.BF16, n, in);
+        Tensor arena = h.zeros(DType.BF16, n * in + 8);
+        try (Tensor xOdd = h.be.wrap(h.addr(arena) + 2, DType.BF16, n, in)) {
+            h.be.copy(x, xOdd);
+            Tensor w = h.upload(Harness.random(42, out * in, 0.05f), DType.BF16, out, in);
+            Tensor a = h.upload(Harness.random(43, r * in, 0.1f), DType.F32, r, in);
+            Tensor b = h.upload(Harness.random(44, out * r, 0.1f), DType.F32, out, r);
+            Tensor u = h.zeros(DType.F32, n, r);
+            Tensor y = h.zeros(DType.F32, n, out);
+            Tensor uOdd = h.zeros(DType.F32, n, r);
+            Tensor yOdd = h.zeros(DType.F32, n, out);
+            h.be.loraLinearForward(x, w, false, null, a, b, 0.5f, u, y);
+            h.be.loraLinearForward(xOdd, w, false, null, a, b, 0.5f, uOdd, yOdd);
+            h.sync();
+            return first(check(Tolerance.BF16, "u at an odd offset vs aligned", h.download(uOdd), h.download(u)),
+                    check(Tolerance.BF16, "y at an odd offset vs aligned", h.download(yOdd), h.download(y)));
+        }
+    }
 
     /** u = x A^T through lora_shrink_fwd_kernel2 (margin write) vs the host and vs lora_shrink_fwd_kernel1. */
     private String shrink(int n, int in, int r, boolean structured, long seed) {

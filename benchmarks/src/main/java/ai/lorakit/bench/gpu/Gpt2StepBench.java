@@ -49,6 +49,7 @@ final class Gpt2StepBench {
                     loss = step(m, opt, windows);
                 }
                 h.sync();
+                long allocs = h.dev.allocations();
                 long t0 = System.nanoTime();
                 for (int i = 0; i < steps; i++) {
                     loss = step(m, opt, windows);
@@ -59,6 +60,9 @@ final class Gpt2StepBench {
                 out.put("seconds", sec);
                 out.put("tokens_per_s", (double) batch * seqLen * steps / sec);
                 out.put("last_loss", loss);
+                out.put("peak_device_bytes", h.dev.peakAllocatedBytes());
+                // device allocations per step after warm-up (cuMemFree synchronises; 0 is the goal)
+                out.put("allocations_per_step", (double) (h.dev.allocations() - allocs) / steps);   // lorakit's allocations, cuBLAS workspace included
             }
         }
         return out;

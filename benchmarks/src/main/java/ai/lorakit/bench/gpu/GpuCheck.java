@@ -1,6 +1,9 @@
 package ai.lorakit.bench.gpu;
 
 import ai.lorakit.gpu.BackendRegistry;
+import ai.lorakit.gpu.blas.LibraryLocator;
+import ai.lorakit.gpu.cuda.CudaProbe;
+import ai.lorakit.gpu.ffm.LorakitNative;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 
@@ -14,6 +17,8 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * The Java half of ci/gpu-check.sh (GPU.md): one entry point per step that needs the JVM on the GPU machine.
@@ -24,6 +29,7 @@ import java.util.Map;
  *   GpuCheck launch    --binding B --out F [--burst 256 --bursts 40]
  *   GpuCheck gpt2      --binding B --out F [--batch 8 --seq 1024 --warmup 2 --steps 8]
  *   GpuCheck interop-logits --binding B --model DIR --adapter DIR --tokens 1,2,3 --out F
+ *   GpuCheck train     --binding B --out F          a few training steps of every method, against cpu (TrainParity)
  * </pre>
  * B is {@code jcuda} or {@code ffm}. Each command writes one JSON object to F (with the device description and a
  * timestamp) and a short summary to stdout. Exit codes: 0 done (and every check passed), 1 a check failed or the
@@ -31,6 +37,9 @@ import java.util.Map;
  */
 public final class GpuCheck {
     static final int NO_DEVICE = 3;
+    /** The commands after {@code probe}; an unknown one is a usage error before any device is probed. */
+    static final Set<String> COMMANDS = Set.of("fast-tier", "micro", "launch", "gpt2",
+            "interop-logits", "train");
 
     private GpuCheck() {
     }
@@ -52,13 +61,17 @@ public final class GpuCheck {
 
     static int run(String[] args, PrintStream out) throws IOException {
         if (args.length == 0) {
-            throw new IllegalArgumentException("usage: GpuCheck probe | fast-tier | micro | launch | gpt2 | interop-logits"
+            throw new IllegalArgumentException("usage: GpuCheck probe | fast-tier | micro | launch | gpt2 | interop-logits | train"
                     + " [--binding jcuda|ffm] [--out FILE] ...");
         }
         String cmd = args[0];
         Map<String, String> opt = options(args);
         if (cmd.equals("probe")) {
             return probe(out);
+        }
+        if (!COMMANDS.contains(cmd)) {
+            throw new IllegalArgumentException("unknown command '" + cmd + "' (probe, " + String.join(", ",
+                    new TreeSet<>(COMMANDS)) + ")");
         }
         String binding = opt.getOrDefault("binding", "ffm");
         Path file = opt.containsKey("out") ? Path.of(opt.get("out")) : null;
@@ -124,6 +137,19 @@ public final class GpuCheck {
                             tokens));
                     out.println("  logits for " + tokens.length + " tokens written");
                 }
+                case "train" -> {
+                    Path dir = Files.createTempDirectory("lorakit-train-parity");
+                    List<Map<String, Object>> rows = TrainParity.run(h.be, dir);
+                    result.put("methods", rows);
+                    long bad = rows.stream().filter(r -> !Boolean.TRUE.equals(r.get("ok"))).count();
+                    for (Map<String, Object> row : rows) {
+                        out.printf("  %-4s %-10s %s%n", Boolean.TRUE.equals(row.get("ok")) ? "ok" : "FAIL",
+                                row.get("method"), row.getOrDefault("detail", row.get("losses")));
+                    }
+                    out.println("training on " + binding + " vs cpu: " + (rows.size() - bad) + "/" + rows.size()
+                            + " methods ok");
+                    rc = bad == 0 ? 0 : 1;
+                }
                 default -> throw new IllegalArgumentException("unknown command '" + cmd + "'");
             }
         } catch (RuntimeException e) {
@@ -138,6 +164,10 @@ public final class GpuCheck {
     /** Step 1's Java facts; exit 0 when some CUDA binding can open device 0, else 3 ("no CUDA device"). */
     static int probe(PrintStream out) {
         out.println("driver probe: " + Harness.probeSummary());
+        int driver = CudaProbe.get().driverVersion();
+        out.println("liblorakit.so: " + LorakitNative.describeLoad());
+        out.println("cuBLAS: " + LibraryLocator.describe(LibraryLocator.CUBLAS, driver));
+        out.println("NCCL: " + LibraryLocator.describe(LibraryLocator.NCCL, driver));
         boolean any = false;
         for (String b : new String[] {"jcuda", "ffm"}) {
             String reason = Harness.unavailableReason(b);

@@ -3,7 +3,7 @@ package ai.lorakit.gpu.blas;
 /**
  * cuBLAS as lorakit uses it: column-major strided-batched GEMM with fp32 accumulation on one CUDA stream, all
  * pointers raw device addresses. Two implementations: {@link FfmCublas} (Panama FFM into whichever
- * libcublas.so.13/.12 {@link CublasLocator} finds) and {@link JCublas2Blas} (JCuda's JCublas2, where it loads).
+ * libcublas.so.13/.12 {@link LibraryLocator} finds) and {@link JCublas2Blas} (JCuda's JCublas2, where it loads).
  * {@link RowMajorGemm} maps lorakit's row-major GEMM onto it.
  *
  * <p>Types are cudaDataType values ({@link #R_32F}, {@link #R_16F}, {@link #R_16BF}); supported: A and B of one type,

@@ -7,7 +7,7 @@ import java.util.List;
 
 /**
  * Picks the cuBLAS binding for a CUDA device: for the JCuda device JCublas2 first (where it loads), then FFM over
- * each {@link CublasLocator} candidate in order; for the FFM device FFM only. The first that creates a handle wins;
+ * each {@link LibraryLocator} candidate in order; for the FFM device FFM only. The first that creates a handle wins;
  * when none does, {@link Result#blas()} is null and {@link Result#note()} lists what was tried, so the backend can
  * fall back to the portable GEMM kernel and say why.
  */
@@ -25,14 +25,15 @@ public final class Blases {
      * missing library: the reasons end up in the note.
      */
     public static Result open(boolean jcuda, int driverVersion) {
-        String prop = System.getProperty(CublasLocator.PROPERTY);
-        if (prop != null && (prop.equalsIgnoreCase("none") || prop.equalsIgnoreCase("off"))) {
-            return new Result(null, "cuBLAS disabled (-D" + CublasLocator.PROPERTY + "=" + prop + ")");
+        LibraryLocator.Library lib = LibraryLocator.CUBLAS;
+        if (LibraryLocator.disabled(lib)) {
+            return new Result(null, "cuBLAS disabled (-D" + lib.property() + "=" + System.getProperty(lib.property()) + ")");
         }
-        List<CublasLocator.Candidate> candidates = CublasLocator.candidates(CublasLocator.Env.system(), driverVersion);
+        List<LibraryLocator.Candidate> candidates = LibraryLocator.candidates(lib, LibraryLocator.Env.system(lib),
+                driverVersion);
         List<String> failures = new ArrayList<>();
         if (jcuda) {
-            CublasLocator.Candidate preload = candidates.stream()
+            LibraryLocator.Candidate preload = candidates.stream()
                     .filter(c -> c.major() == 12 && c.path() != null).findFirst().orElse(null);
             try {
                 Blas b = JCublas2Blas.open(preload);
@@ -41,7 +42,7 @@ public final class Blases {
                 failures.add("JCublas2: " + e.getMessage());
             }
         }
-        for (CublasLocator.Candidate c : candidates) {
+        for (LibraryLocator.Candidate c : candidates) {
             try {
                 Blas b = FfmCublas.open(c);
                 return new Result(b, b.description());

@@ -26,7 +26,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 public final class FfmCublas implements Blas {
     private static final Linker LINKER = Linker.nativeLinker();
 
-    private final CublasLocator.Candidate from;
+    private final LibraryLocator.Candidate from;
     private final MethodHandle destroy;
     private final MethodHandle setStream;
     private final MethodHandle setWorkspace;
@@ -41,7 +41,7 @@ public final class FfmCublas implements Blas {
     private final int version;
     private boolean closed;
 
-    private FfmCublas(CublasLocator.Candidate from, SymbolLookup lib) {
+    private FfmCublas(LibraryLocator.Candidate from, SymbolLookup lib) {
         this.from = from;
         MethodHandle create = fn(lib, "cublasCreate_v2", ADDRESS);
         this.destroy = fn(lib, "cublasDestroy_v2", JAVA_LONG);
@@ -87,18 +87,18 @@ public final class FfmCublas implements Blas {
      * Loads {@code c} (its libcublasLt first, so libcublas finds it by soname) and creates a handle in the current
      * context. GpuException naming the candidate when the library is missing, lacks a symbol, or cublasCreate fails.
      */
-    public static FfmCublas open(CublasLocator.Candidate c) {
+    public static FfmCublas open(LibraryLocator.Candidate c) {
         return new FfmCublas(c, load(c));
     }
 
     /** Loads {@code c}'s libraries (libcublasLt first) for the JVM's lifetime, without creating a handle. */
-    public static SymbolLookup load(CublasLocator.Candidate c) {
+    public static SymbolLookup load(LibraryLocator.Candidate c) {
         try {
             if (c.path() == null) {
                 return SymbolLookup.libraryLookup(c.soname(), Arena.global());
             }
-            if (c.lt() != null) {
-                SymbolLookup.libraryLookup(c.lt(), Arena.global());
+            if (c.companion() != null) {
+                SymbolLookup.libraryLookup(c.companion(), Arena.global());
             }
             return SymbolLookup.libraryLookup(c.path(), Arena.global());
         } catch (IllegalArgumentException e) {

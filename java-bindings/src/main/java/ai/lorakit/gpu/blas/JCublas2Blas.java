@@ -42,7 +42,7 @@ public final class JCublas2Blas implements Blas {
      * Opens JCublas2 in the current context. {@code preload} (a libcublas.so.12 candidate with a path, or null) is
      * loaded first through FFM. Throws GpuException (a missing libcublas.so.12 included: the LinkageError is caught).
      */
-    public static JCublas2Blas open(CublasLocator.Candidate preload) {
+    public static JCublas2Blas open(LibraryLocator.Candidate preload) {
         try {
             if (preload != null && preload.path() != null && preload.major() == 12) {
                 FfmCublas.load(preload);   // libcublasLt.so.12 and libcublas.so.12 stay loaded

@@ -159,10 +159,17 @@ public class CudaBackend extends KernelBackend {
     /**
      * A tensor over {@code dtype.bytes() * numel(shape)} bytes of existing device memory at {@code address} (a user's
      * allocation in this device's primary context), without a copy. Closing the tensor does not free the memory.
+     * The address must be a multiple of the element size; one that is not 16-byte aligned is valid, and the fast
+     * tier then runs the portable kernels for it.
      */
     public Tensor wrap(long address, DType dtype, int... shape) {
         if (dtype == null) {
             throw new ShapeException("wrap: dtype is null");
+        }
+        if (address % dtype.bytes() != 0) {
+            throw new ShapeException("wrap: address 0x" + Long.toHexString(address) + " is not a multiple of "
+                    + dtype.bytes() + " bytes, the size of a " + dtype + " element; every kernel reads whole elements,"
+                    + " so pass an element-aligned address (16-byte aligned for the fast tier's vector kernels)");
         }
         long bytes = Tensor.numel(shape) * dtype.bytes();
         return adopt(cuda.borrow(address, bytes), dtype, shape);

@@ -77,6 +77,9 @@ public abstract class CudaDevice implements Device {
     private final boolean debugSync = Boolean.getBoolean(DEBUG_SYNC_PROPERTY);
     private final Arena paramArena = Arena.ofShared();
     private final Set<CudaBuffer> buffers = Collections.newSetFromMap(new IdentityHashMap<>());
+    private long allocatedBytes;       // OWNED + CAPTURED buffers not yet freed
+    private long peakAllocatedBytes;
+    private long allocations;          // alloc calls since the device opened
     private final List<CudaModule> modules = new ArrayList<>();
     private final List<CudaQueue> queues = new ArrayList<>();
     private final Set<CudaEvent> events = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -240,7 +243,25 @@ public abstract class CudaDevice implements Device {
             b = new CudaBuffer(this, driver.memAlloc(size), bytes, CudaBuffer.Kind.OWNED);
         }
         buffers.add(b);
+        allocatedBytes += size;
+        peakAllocatedBytes = Math.max(peakAllocatedBytes, allocatedBytes);
+        allocations++;
         return b;
+    }
+
+    /** Bytes of device memory this device allocated and has not freed (borrowed memory is not counted). */
+    public long allocatedBytes() {
+        return allocatedBytes;
+    }
+
+    /** How many device allocations (cuMemAlloc / cuMemAllocAsync) this device has made since it opened. */
+    public long allocations() {
+        return allocations;
+    }
+
+    /** The most {@link #allocatedBytes()} has been since the device opened (benchmarks: device memory of a step). */
+    public long peakAllocatedBytes() {
+        return peakAllocatedBytes;
     }
 
     /**
@@ -272,6 +293,21 @@ public abstract class CudaDevice implements Device {
         return b;
     }
 
+    /**
+     * The first {@code bytes} bytes of an open buffer of this device as a buffer of its own, without a driver call
+     * (scratch views: {@link CudaScratch}); freeing the view only forgets it, the parent keeps the memory.
+     */
+    CudaBuffer view(CudaBuffer parent, long bytes) {
+        checkOpen("view");
+        if (parent.owner != this || parent.freed || bytes < 0 || bytes > parent.bytes) {
+            throw new IllegalArgumentException("view: " + bytes + " bytes of " + parent + " (open buffer of " + name()
+                    + " needed, at most its size)");
+        }
+        CudaBuffer b = new CudaBuffer(this, parent.address, bytes, CudaBuffer.Kind.BORROWED);
+        buffers.add(b);
+        return b;
+    }
+
     @Override
     public void free(DeviceBuffer buffer) {
         CudaBuffer b = own("cuMemFree", buffer, true);
@@ -280,6 +316,9 @@ public abstract class CudaDevice implements Device {
         }
         b.freed = true;
         buffers.remove(b);
+        if (b.kind != CudaBuffer.Kind.BORROWED) {
+            allocatedBytes -= Math.max(b.bytes, 1);
+        }
         makeCurrent();
         switch (b.kind) {
             case BORROWED -> { }

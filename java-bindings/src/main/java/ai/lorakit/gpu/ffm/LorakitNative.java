@@ -96,24 +96,75 @@ public final class LorakitNative {
         return LorakitNative.class.getResource(NativeAbi.NATIVE_RESOURCE) != null;
     }
 
+    /** The library of this JVM or, when it cannot load here, why not; tried once, never throws. */
+    public record Loaded(LorakitNative library, String unavailableReason) {
+    }
+
+    private static volatile Loaded tried;
+
+    /**
+     * {@link #get()} without the exception: cuda-ffm launches its kernels through libcuda's cuLaunchKernel and runs
+     * without liblorakit.so, which only carries the C launchers (benchmarks, interop); it asks here and keeps the
+     * reason for {@link FfmCudaDevice#lorakit()} and {@code lorakit info}.
+     */
+    public static Loaded tryGet() {
+        Loaded t = tried;
+        if (t == null) {
+            synchronized (LorakitNative.class) {
+                t = tried;
+                if (t == null) {
+                    try {
+                        t = new Loaded(get(), null);
+                    } catch (GpuException | LinkageError e) {
+                        t = new Loaded(null, e.getMessage());
+                    }
+                    tried = t;
+                }
+            }
+        }
+        return t;
+    }
+
+    /** One line for {@code lorakit info}: loaded or why not, and what the library needs from this machine. */
+    public static String describeLoad() {
+        if (!present()) {
+            return "not in this build (built without nvcc)";
+        }
+        Loaded l = tryGet();
+        String needs = NativeRequirements.summary();
+        return (l.library() != null ? "loads (ABI " + l.library().abiVersion() + ")"
+                : "cannot load, cuda-ffm runs without it: " + l.unavailableReason())
+                + (needs.isEmpty() || l.library() == null ? "" : "; " + needs);
+    }
+
     private static LorakitNative load() {
-        Path tmp;
         try (InputStream in = LorakitNative.class.getResourceAsStream(NativeAbi.NATIVE_RESOURCE)) {
             if (in == null) {
                 throw new GpuException("liblorakit.so missing: the jar has no " + NativeAbi.NATIVE_RESOURCE
                         + " (it was built without nvcc)");
             }
-            tmp = Files.createTempFile("liblorakit-", ".so");
-            tmp.toFile().deleteOnExit();
-            Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
+            return load(in);
         } catch (IOException e) {
             throw new GpuException("liblorakit.so: extracting " + NativeAbi.NATIVE_RESOURCE + " failed: " + e, e);
         }
+    }
+
+    /**
+     * Extracts {@code in} to a temporary file and loads it. A library the dynamic loader refuses (an older glibc, a
+     * missing libstdc++, not an ELF file) is reported with the loader's message and what the library needs
+     * ({@link NativeRequirements}).
+     */
+    static LorakitNative load(InputStream in) throws IOException {
+        Path tmp = Files.createTempFile("liblorakit-", ".so");
+        tmp.toFile().deleteOnExit();
+        Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
         SymbolLookup lib;
         try {
             lib = SymbolLookup.libraryLookup(tmp, Arena.global());
         } catch (IllegalArgumentException e) {
-            throw new GpuException("liblorakit.so: loading " + tmp + " failed: " + e.getMessage(), e);
+            String needs = NativeRequirements.summary();
+            throw new GpuException("liblorakit.so: loading " + tmp + " failed: " + e.getMessage()
+                    + (needs.isEmpty() ? "" : "; liblorakit.so " + needs), e);
         }
         return new LorakitNative(tmp, lib);
     }

@@ -4,6 +4,7 @@ import ai.lorakit.gpu.AdamW;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.cuda.CudaBackend;
+import ai.lorakit.gpu.cuda.CudaScratch;
 import ai.lorakit.gpu.cuda.FastTier;
 
 import static ai.lorakit.gpu.cuda.fast.FastGeometry.MAX_GRID;
@@ -15,7 +16,15 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  * kernel's documented requirements (dtypes: bf16 base and activations, fp32 adapters and optimizer state; shapes;
  * pitches and {@code in} multiples of 8; DoRA r <= 64; grid limits; tensors open and of this backend) and returns
  * false when any fails, so the portable kernels run and report errors with the standard messages. Tensors are dense
- * and row-major (Tensor's contract), so every pitch is the row length and cudaMalloc'd bases are 16-byte aligned.
+ * and row-major (Tensor's contract), so every pitch is the row length. Before a kernel with 16-byte vector loads
+ * (the WMMA shrink tile: lora_shrink, vera_shrink, dora_norm) is chosen, every pointer it loads through is checked
+ * for 16-byte alignment and every leading dimension for a multiple of 16 bytes ({@link VectorAlignment}): a wrapped
+ * user pointer at an odd offset would otherwise stop the context with the sticky CUDA_ERROR_MISALIGNED_ADDRESS; such
+ * a call goes to the portable kernels. adamw_fwd_kernel2 and delta_lora_update_fwd_kernel1 check alignment on the
+ * device and take their scalar path; dora_gram_fwd_kernel1 is scalar.
+ *
+ * <p>No allocation in the steady state: the bf16 copies of A, the Gram matrix and VeRA's product live in a {@link
+ * CudaScratch} of this tier (one per backend, hence per stream), grown when a call needs more, freed on close.
  *
  * <p>Wired: {@code adamw} (adamw_fwd_kernel2), {@code deltaLoraUpdate} (delta_lora_update_fwd_kernel1, no master nor
  * compensation buffer: W = bf16(W + cΔ) as the portable op does), {@code doraWeightNorm} (dora_gram_fwd_kernel1 +
@@ -37,9 +46,17 @@ final class FusedKernelsTier implements FastTier {
     static final int DELTA_LORA_MAX_ROWS = 4194240;
 
     private final CudaBackend be;
+    private final CudaScratch scratch;
 
     FusedKernelsTier(CudaBackend backend) {
         this.be = backend;
+        this.scratch = new CudaScratch(backend);
+    }
+
+    /** Frees the scratch slots. */
+    @Override
+    public void close() {
+        scratch.close();
     }
 
     // ------------------------------------------------------------------------------------------ checks
@@ -149,10 +166,18 @@ final class FusedKernelsTier implements FastTier {
             return false;
         }
         String op = "doraWeightNorm";
-        try (Tensor g = be.zeros(DType.F32, r, r); Tensor abf = be.zeros(DType.BF16, r, in)) {
+        long pw = addr(op, w);
+        if (!VectorAlignment.aligned(pw) || !VectorAlignment.pitch(in, DType.BF16)) {
+            return false;
+        }
+        try (Tensor g = scratch.tensor("gram", DType.F32, r, r); Tensor abf = scratch.tensor("a_bf16", DType.BF16, r, in)) {
+            long pabf = addr(op, abf);
+            if (!VectorAlignment.aligned(pabf)) {
+                return false;
+            }
             be.copy(a, abf);
             be.launchKernel(DORA_GRAM, FastGeometry.doraGram(r), block(), addr(op, a), in, in, r, addr(op, g));
-            be.launchKernel(DORA_NORM, FastGeometry.doraNorm(out), block(), addr(op, w), in, addr(op, abf), in,
+            be.launchKernel(DORA_NORM, FastGeometry.doraNorm(out), block(), pw, in, pabf, in,
                     addr(op, b), addr(op, g), s, 0L, addr(op, n), 0L, out, in, r);
         }
         return true;
@@ -182,13 +207,21 @@ final class FusedKernelsTier implements FastTier {
             return false;
         }
         String op = "loraLinearForward";
-        be.matmul(x, false, w, !fanInFanOut, y, 1f, 0f);
-        if (bias != null) {
-            be.addRowVector(y, bias, y);
+        long px = addr(op, x);
+        if (!VectorAlignment.aligned(px) || !VectorAlignment.pitch(in, DType.BF16)) {
+            return false;
         }
-        try (Tensor abf = be.zeros(DType.BF16, r, in)) {
+        try (Tensor abf = scratch.tensor("a_bf16", DType.BF16, r, in)) {
+            long pabf = addr(op, abf);
+            if (!VectorAlignment.aligned(pabf)) {
+                return false;
+            }
+            be.matmul(x, false, w, !fanInFanOut, y, 1f, 0f);
+            if (bias != null) {
+                be.addRowVector(y, bias, y);
+            }
             be.copy(a, abf);
-            be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), addr(op, x), in, addr(op, abf), in,
+            be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pabf, in,
                     addr(op, u), 0L, 0, nRows, in, r);
         }
         be.loraExpand(u, b, s, y);
@@ -223,13 +256,22 @@ final class FusedKernelsTier implements FastTier {
             return false;
         }
         String op = "veraForward";
-        try (Tensor abf = be.zeros(DType.BF16, r, inMax)) {
+        long px = addr(op, x);
+        if (!VectorAlignment.aligned(px) || !VectorAlignment.pitch(in, DType.BF16)
+                || !VectorAlignment.pitch(inMax, DType.BF16)) {
+            return false;
+        }
+        try (Tensor abf = scratch.tensor("a_bf16", DType.BF16, r, inMax)) {
+            long pabf = addr(op, abf);
+            if (!VectorAlignment.aligned(pabf)) {
+                return false;
+            }
             be.copy(sharedA, abf);
-            be.launchKernel(VERA_SHRINK, FastGeometry.shrink(nRows, r), block(), addr(op, x), in, addr(op, abf), inMax,
+            be.launchKernel(VERA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pabf, inMax,
                     addr(op, lambdaD), addr(op, u), 0L, 0, nRows, in, r);
         }
         be.mulRowVector(u, lambdaD, v);
-        try (Tensor z = be.zeros(DType.F32, nRows, out)) {
+        try (Tensor z = scratch.tensor("vera_z", DType.F32, nRows, out)) {   // written whole by the GEMM (beta 0)
             be.gemm(false, true, nRows, out, r, 1f, v, 0, r, sharedB, 0, r, 0f, z, 0, out);
             be.mulRowVector(z, lambdaB, z);
             be.axpby(1f, z, 1f, y);

@@ -30,6 +30,8 @@ final class FakeCuda {
     final CudaDriver driver;
     final CudaBackend backend;
     private final Field launches;
+    private final Field calls;
+    private final Field memory;
 
     FakeCuda(List<FastTierProvider> providers) {
         try {
@@ -43,6 +45,10 @@ final class FakeCuda {
             CudaDevice device = (CudaDevice) dc.newInstance(driver, 0L);
             launches = fd.getDeclaredField("launches");
             launches.setAccessible(true);
+            calls = fd.getDeclaredField("calls");
+            calls.setAccessible(true);
+            memory = fd.getDeclaredField("memory");
+            memory.setAccessible(true);
             backend = new CudaBackend(device, "cuda-fake", true, providers, false);
         } catch (ReflectiveOperationException e) {
             throw new AssertionError("the fake CUDA driver of ai.lorakit.gpu.cuda's tests is not reachable", e);
@@ -58,6 +64,30 @@ final class FakeCuda {
                         (long[]) call(l, "slots")));
             }
             return out;
+        } catch (ReflectiveOperationException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /** Every driver call so far by name ("cuMemAlloc", "cuLaunchKernel(name)", ...), in order. */
+    @SuppressWarnings("unchecked")
+    List<String> calls() {
+        try {
+            return List.copyOf((List<String>) calls.get(driver));
+        } catch (ReflectiveOperationException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /** How many of the driver calls so far allocate or free device memory (cuMemAlloc*, cuMemFree*). */
+    long allocsAndFrees() {
+        return calls().stream().filter(c -> c.startsWith("cuMemAlloc") || c.startsWith("cuMemFree")).count();
+    }
+
+    /** Live fake device allocations. */
+    int liveAllocations() {
+        try {
+            return ((java.util.Map<?, ?>) memory.get(driver)).size();
         } catch (ReflectiveOperationException e) {
             throw new AssertionError(e);
         }

@@ -1,0 +1,96 @@
+package ai.lorakit.gpu.cuda.fast;
+
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.KernelSources;
+import ai.lorakit.gpu.ShapeException;
+import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.cuda.CudaBackend;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Proves on the in-memory CUDA driver that the fast tier chooses a 16-byte-vector kernel only for aligned operands:
+ * tensors wrapped at an element offset that is not a multiple of 16 bytes (x for the LoRA and VeRA shrinks, W for the
+ * DoRA norm) run the portable kernels instead, the same calls at a 16-byte offset run the fast kernels (so the check
+ * is what decides), and an address that is not even element-aligned is refused by wrap with a message.
+ */
+class FastTierAlignmentTest {
+    private FakeCuda fake;
+    private CudaBackend be;
+    private Tensor arena;   // device memory the wrapped tensors live in
+
+    @BeforeEach
+    void open() {
+        assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
+        fake = new FakeCuda(List.of(new FusedKernelsProvider()));
+        be = fake.backend;
+        arena = be.zeros(DType.BF16, 64 * 1024);
+    }
+
+    @AfterEach
+    void close() {
+        if (be != null) {
+            be.close();
+        }
+    }
+
+    /** A bf16 tensor over the arena at {@code byteOffset} from its (256-byte aligned) base. */
+    private Tensor wrapped(long byteOffset, int... shape) {
+        return be.wrap(be.address("test", arena) + byteOffset, DType.BF16, shape);
+    }
+
+    private List<String> lora(Tensor x) {
+        int from = fake.launches().size();
+        be.loraLinearForward(x, be.zeros(DType.BF16, 16, 32), false, null, be.zeros(DType.F32, 4, 32),
+                be.zeros(DType.F32, 16, 4), 1f, be.zeros(DType.F32, 24, 4), be.zeros(DType.BF16, 24, 16));
+        return fake.kernelsSince(from);
+    }
+
+    @Test
+    void loraShrinkNeedsAnAlignedX() {
+        List<String> odd = lora(wrapped(2, 24, 32));        // one bf16 element past an aligned base
+        assertFalse(odd.contains(FusedKernelsTier.LORA_SHRINK), odd.toString());
+        assertTrue(odd.contains("gemm_fwd_kernel1"), "the portable composition ran: " + odd);
+        List<String> odd8 = lora(wrapped(8, 24, 32));       // 8 bytes: aligned for fp32 loads, not for vectors
+        assertFalse(odd8.contains(FusedKernelsTier.LORA_SHRINK), odd8.toString());
+        List<String> aligned = lora(wrapped(16, 24, 32));
+        assertTrue(aligned.contains(FusedKernelsTier.LORA_SHRINK), aligned.toString());
+    }
+
+    @Test
+    void veraShrinkNeedsAnAlignedX() {
+        for (long off : new long[] {6, 16}) {
+            int from = fake.launches().size();
+            be.veraForward(wrapped(off, 20, 16), be.zeros(DType.F32, 8, 32), be.zeros(DType.F32, 24, 8),
+                    be.zeros(DType.F32, 8), be.zeros(DType.F32, 12), be.zeros(DType.F32, 20, 8),
+                    be.zeros(DType.F32, 20, 8), be.zeros(DType.F32, 20, 12));
+            List<String> k = fake.kernelsSince(from);
+            assertTrue(k.contains(FusedKernelsTier.VERA_SHRINK) == (off % 16 == 0), "offset " + off + ": " + k);
+        }
+    }
+
+    @Test
+    void doraNormNeedsAnAlignedW() {
+        for (long off : new long[] {2, 32}) {
+            int from = fake.launches().size();
+            be.doraWeightNorm(wrapped(off, 40, 32), false, be.zeros(DType.F32, 8, 32), be.zeros(DType.F32, 40, 8), 2f,
+                    be.zeros(DType.F32, 40));
+            List<String> k = fake.kernelsSince(from);
+            assertTrue(k.contains(FusedKernelsTier.DORA_NORM) == (off % 16 == 0), "offset " + off + ": " + k);
+        }
+    }
+
+    @Test
+    void wrapRefusesAnAddressThatIsNotElementAligned() {
+        ShapeException e = assertThrows(ShapeException.class, () -> wrapped(1, 8, 8));
+        assertTrue(e.getMessage().contains("not a multiple of 2 bytes"), e.getMessage());
+    }
+}
