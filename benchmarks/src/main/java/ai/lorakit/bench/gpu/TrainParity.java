@@ -14,8 +14,8 @@ import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
 import ai.lorakit.models.data.Document;
 import ai.lorakit.models.data.TextDataset;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.gpt2.Gpt2Config;
-import ai.lorakit.models.gpt2.Gpt2Model;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
 import ai.lorakit.models.train.MetricsLog;
 import ai.lorakit.models.train.TrainConfig;
@@ -115,7 +115,7 @@ final class TrainParity {
         Files.createDirectories(out);
         TrainConfig cfg = new TrainConfig(STEPS, 2, 16, m.lr(), 0, TrainConfig.Schedule.CONSTANT, 0f, 0.01f, 1f, 1, 2,
                 2, 0, 5L, 1);
-        try (Gpt2Model model = Gpt2Model.random(CFG, be, 11)) {
+        try (DecoderModel model = DecoderModel.random(CFG, be, 11)) {
             AdapterConfig adapter = m.adapter().get();
             if (adapter == null) {
                 model.setFullFineTune(true);
@@ -131,7 +131,7 @@ final class TrainParity {
     }
 
     /** "index:name" -> values of the trainable parameters (the policy decides: LoRA-FA freezes A in the Trainer). */
-    private static Map<String, float[]> values(Backend be, Gpt2Model m) {
+    private static Map<String, float[]> values(Backend be, DecoderModel m) {
         Map<String, float[]> out = new LinkedHashMap<>();
         List<Parameter> all = Trainer.distinct(m.parameters());
         for (int i = 0; i < all.size(); i++) {
