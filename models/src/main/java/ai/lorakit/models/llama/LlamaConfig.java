@@ -66,8 +66,8 @@ public record LlamaConfig(LlamaFamily family, int vocabSize, int hiddenSize, int
 
     @Override
     public String maxSeqLenKey() {
-        return slidingWindow > 0 && slidingWindow < maxPositionEmbeddings ? "sliding_window (lorakit has no"
-                + " sliding-window attention, so windows must fit in it)" : "max_position_embeddings";
+        return slidingWindow > 0 && slidingWindow < maxPositionEmbeddings
+                ? "sliding_window (lorakit implements no sliding-window attention)" : "max_position_embeddings";
     }
 
     @Override
