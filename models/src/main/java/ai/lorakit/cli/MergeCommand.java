@@ -12,8 +12,8 @@ import java.util.concurrent.Callable;
 
 /**
  * {@code lorakit merge}: folds a PEFT adapter into its base model's weights (W += ΔW; DoRA W = m ∘ (W + ΔW)/‖·‖)
- * and writes a plain HF checkpoint (config.json + model.safetensors, plus the base folder's vocab.json and
- * merges.txt), whose logits equal the adapted model's.
+ * and writes a plain HF checkpoint (config.json + model.safetensors, or shards + model.safetensors.index.json above
+ * --max-shard-size; plus the base folder's vocab.json and merges.txt), whose logits equal the adapted model's.
  */
 @Command(name = "merge", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Merge a PEFT adapter into the base model and write an HF checkpoint.")
@@ -53,9 +53,10 @@ final class MergeCommand implements Callable<Integer> {
             case "bf16", "bfloat16" -> DType.BF16;
             default -> throw new UsageException("--dtype must be f32 or bf16, got '" + dtype + "'");
         };
+        long shard = shardBytes(maxShardSize);
         try (LoadedModel lm = LoadedModel.open(model, adapter, backend, null)) {
             lm.model.adapters().merge();
-            lm.model.saveHf(out, storage, shardBytes(maxShardSize));
+            lm.model.saveHf(out, storage, shard);
             ModelSource.copyTokenizerFiles(lm.source.dir(), out);
             cli.out.println("merged " + adapter + " (" + LoadedModel.describe(lm.adapter, lm.model.adaptedModules().size())
                     + ") into " + lm.source.name() + "; wrote " + out + " (config.json + "

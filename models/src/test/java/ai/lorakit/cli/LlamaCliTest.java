@@ -32,7 +32,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * byte tokenizer), with the same commands as GPT-2: LoRA train (validation loss drops), eval, generate, merge into
  * shards (merged logits == adapted logits), export-peft with HF/PEFT names
  * (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight) and import-peft; every method trains; a missing
- * shard and a wrong-shaped tensor exit 2 naming the file and the tensor.
+ * shard and a wrong-shaped tensor exit 2 naming the file and the tensor, a bad --max-shard-size exits 2.
  */
 class LlamaCliTest {
 
@@ -172,6 +172,11 @@ class LlamaCliTest {
         CliRun r = CliRun.of("eval", "--model", broken.toString(), "--data", data, "--backend", "cpu");
         assertEquals(2, r.code(), r.toString());
         assertTrue(r.err().contains(second.getFileName().toString()), r.err());
+
+        CliRun bad = CliRun.of("merge", "--model", broken.toString(), "--adapter", tmp.resolve("none").toString(),
+                "--out", tmp.resolve("x").toString(), "--max-shard-size", "0");
+        assertEquals(2, bad.code(), bad.toString());
+        assertTrue(bad.err().contains("--max-shard-size"), bad.err());
 
         Path wrong = TinyLlama.save(be, tmp.resolve("wrong"), LlamaFamily.LLAMA, 3, Long.parseLong(SHARD));
         Path cfg = wrong.resolve("config.json");
