@@ -42,14 +42,15 @@ R, ALPHA = 4, 8.0
 S = ALPHA / R
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
-BASE = {"vocab_size": 61, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+BASE = {"vocab_size": 48, "hidden_size": 24, "intermediate_size": 32, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64, "rms_norm_eps": 1e-6,
         "rope_theta": 10000.0, "hidden_act": "silu"}
 CASES = {
-    # untied head, llama3 rope_scaling whose bands all occur at D=8 (wavelengths 6.3 / 63 / 628 / 6283)
+    # untied head, llama3 rope_scaling whose three bands all occur at D=6 (wavelengths 6.3 / 135 / 2920 against
+    # 256 / 4 = 64 and 256 / 1 = 256)
     "llama": dict(BASE, model_type="llama", architectures=["LlamaForCausalLM"], tie_word_embeddings=False,
                   rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
+                                "high_freq_factor": 4.0, "original_max_position_embeddings": 256}),
     # tied head, a sliding window longer than the windows used
     "mistral": dict(BASE, model_type="mistral", architectures=["MistralForCausalLM"], tie_word_embeddings=True,
                     sliding_window=32, rope_theta=1000000.0),
@@ -58,7 +59,7 @@ CASES = {
                   num_key_value_heads=1, use_sliding_window=False, sliding_window=4096),
     # per-head q/k norm, explicit head_dim != hidden/heads, untied
     "qwen3": dict(BASE, model_type="qwen3", architectures=["Qwen3ForCausalLM"], tie_word_embeddings=False,
-                  head_dim=12),
+                  head_dim=8),
 }
 
 

@@ -31,7 +31,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * Proves that {@link LlamaFamily} on the CPU backend computes what an independent plain-PyTorch model of each HF
  * family computes ({@code ci/reference/llama_reference.py}, float64 autograd): Llama (untied, llama3 rope_scaling,
  * GQA), Mistral (tied, sliding_window above the window), Qwen2 (q/k/v biases, MQA, tied) and Qwen3 (q/k norm,
- * head_dim 12 != C/H, untied). Each tiny HF checkpoint loads through config.json's model_type, and logits, mean
+ * head_dim 8 != C/H, untied). Each tiny HF checkpoint loads through config.json's model_type, and logits, mean
  * cross-entropy and every gradient agree for full fine-tuning, for LoRA and DoRA on all seven default targets
  * (non-identity adapters, DoRA norm detached), and for the merged adapters. Tolerance {@link Tolerance#F32} (1e-5
  * scale): the reference is exact up to the F32 rounding of the stored values.
