@@ -25,7 +25,7 @@ import static ai.lorakit.models.decoder.ConfigJson.text;
  * max_position_embeddings} are required; {@code num_key_value_heads} defaults to H, {@code head_dim} to C/H (Qwen3:
  * 128, as Qwen3Config), {@code rms_norm_eps} to 1e-6, {@code rope_theta} to 10000, {@code tie_word_embeddings} to
  * false, {@code rope_scaling} to none. Refused, naming the key: {@code hidden_act} other than silu,
- * {@code rope_scaling} of a type other than llama3, {@code attention_bias} or {@code mlp_bias} true (Qwen2's q/k/v
+ * {@code rope_scaling} of a type other than llama3 (or default), {@code attention_bias} or {@code mlp_bias} true (Qwen2's q/k/v
  * biases are the family's). A {@code sliding_window} (Mistral; Qwen2/3 only with {@code use_sliding_window}) is
  * not implemented: it caps {@link #maxSeqLen}, so a window longer than it is refused naming sliding_window, and
  * within it HF's attention is plain causal attention.
@@ -100,6 +100,9 @@ public record LlamaConfig(LlamaFamily family, int vocabSize, int hiddenSize, int
             window = 0;   // Qwen2/3 carry sliding_window but use it only with use_sliding_window: true
         }
         JsonNode tie = root.get("tie_word_embeddings");
+        if (tie != null && !tie.isNull() && !tie.isBoolean()) {
+            throw new IllegalArgumentException("tie_word_embeddings must be true or false, got " + tie);
+        }
         return new LlamaConfig(family, requiredInt(root, "vocab_size"), hidden, requiredInt(root, "intermediate_size"),
                 requiredInt(root, "num_hidden_layers"), heads, kv == Integer.MIN_VALUE ? heads : kv, headDim,
                 requiredInt(root, "max_position_embeddings"), ConfigJson.floatOr(root, "rms_norm_eps", 1e-6f),
@@ -112,6 +115,9 @@ public record LlamaConfig(LlamaFamily family, int vocabSize, int hiddenSize, int
             return null;
         }
         String type = n.has("rope_type") ? n.get("rope_type").asText() : n.path("type").asText(null);
+        if ("default".equals(type)) {
+            return null;   // HF's name for plain RoPE
+        }
         if (!"llama3".equals(type)) {
             throw new IllegalArgumentException("rope_scaling of type \"" + type + "\" is not supported (only llama3"
                     + " or null)");

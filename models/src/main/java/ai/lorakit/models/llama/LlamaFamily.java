@@ -98,11 +98,12 @@ public final class LlamaFamily implements Family<LlamaConfig> {
         for (int l = 0; l < cfg.numLayers(); l++) {
             String p = PREFIX + "layers." + l + ".";
             m.put(p + "input_layernorm.weight", new int[] {c});
-            for (String[] proj : new String[][] {{"q_proj", "" + qw}, {"k_proj", "" + kw}, {"v_proj", "" + kw}}) {
-                int out = Integer.parseInt(proj[1]);
-                m.put(p + "self_attn." + proj[0] + ".weight", new int[] {out, c});
+            String[] proj = {"q_proj", "k_proj", "v_proj"};
+            int[] out = {qw, kw, kw};
+            for (int i = 0; i < proj.length; i++) {
+                m.put(p + "self_attn." + proj[i] + ".weight", new int[] {out[i], c});
                 if (qkvBias) {
-                    m.put(p + "self_attn." + proj[0] + ".bias", new int[] {out});
+                    m.put(p + "self_attn." + proj[i] + ".bias", new int[] {out[i]});
                 }
             }
             m.put(p + "self_attn.o_proj.weight", new int[] {c, qw});

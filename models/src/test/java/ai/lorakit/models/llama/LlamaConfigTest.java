@@ -50,6 +50,7 @@ class LlamaConfigTest {
         assertNull(l.ropeScaling());
         assertEquals(10000.0, l.ropeTheta());
         assertEquals(128, ((LlamaConfig) parse("qwen3", "")).headDim());
+        assertNull(((LlamaConfig) parse("llama", "\"rope_scaling\": {\"rope_type\": \"default\"}")).ropeScaling());
         LlamaConfig x = (LlamaConfig) parse("llama", "\"num_key_value_heads\": 2, \"head_dim\": 6,"
                 + " \"rope_theta\": 500000.0, \"tie_word_embeddings\": true, \"rope_scaling\": {\"rope_type\": \"llama3\","
                 + " \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
@@ -74,7 +75,8 @@ class LlamaConfigTest {
             {"\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}", "rope_scaling of type \"yarn\""},
             {"\"attention_bias\": true", "attention_bias"},
             {"\"num_key_value_heads\": 3", "num_key_value_heads=3"},
-            {"\"head_dim\": 5", "head_dim must be even"}};
+            {"\"head_dim\": 5", "head_dim must be even"},
+            {"\"tie_word_embeddings\": \"yes\"", "tie_word_embeddings must be true or false"}};
         for (String[] c : cases) {
             CheckpointFormatException e = assertThrows(CheckpointFormatException.class, () -> parse("llama", c[0]));
             assertTrue(e.getMessage().contains(c[1]), e.getMessage());
