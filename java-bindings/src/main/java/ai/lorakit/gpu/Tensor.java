@@ -16,6 +16,8 @@ public final class Tensor implements AutoCloseable {
     private final int[] shape;
     private final long numel;
     private final Object handle;
+    /** The tensor whose storage this one views, or null when it owns its storage. */
+    private final Tensor base;
     private String name;
     private boolean closed;
 
@@ -26,6 +28,30 @@ public final class Tensor implements AutoCloseable {
         this.shape = shape.clone();
         this.numel = numel(this.shape);
         this.handle = handle;
+        this.base = null;
+    }
+
+    private Tensor(Tensor base, int[] shape) {
+        this.owner = base.owner;
+        this.dtype = base.dtype;
+        this.shape = shape.clone();
+        this.numel = numel(this.shape);
+        this.handle = base.handle;
+        this.base = base;
+    }
+
+    /**
+     * The same storage seen with another shape of equal element count (row-major, no copy), e.g. q [B,T,H*D] as
+     * [B*T*H, D] for a per-head op. Writes through either are seen by both. The view owns nothing: closing it only
+     * marks the view closed, and it is unusable once this tensor is closed.
+     */
+    public Tensor view(int... newShape) {
+        checkOpen();
+        if (numel(newShape) != numel) {
+            throw new ShapeException("view " + Arrays.toString(newShape) + " of " + this + ": element counts differ ("
+                    + numel(newShape) + " vs " + numel + ")");
+        }
+        return new Tensor(base == null ? this : base, newShape);
     }
 
     /** Number of elements of a shape; rejects negative dimensions. */
@@ -93,11 +119,11 @@ public final class Tensor implements AutoCloseable {
     }
 
     public boolean isClosed() {
-        return closed;
+        return closed || (base != null && base.closed);
     }
 
     public void checkOpen() {
-        if (closed) {
+        if (isClosed()) {
             throw new GpuException("use of closed tensor " + this);
         }
     }
@@ -107,7 +133,9 @@ public final class Tensor implements AutoCloseable {
     public void close() {
         if (!closed) {
             closed = true;
-            owner.release(this);
+            if (base == null) {
+                owner.release(this);
+            }
         }
     }
 

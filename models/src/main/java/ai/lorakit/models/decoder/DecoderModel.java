@@ -3,6 +3,7 @@ package ai.lorakit.models.decoder;
 import ai.lorakit.adapters.AdaptedLinear;
 import ai.lorakit.adapters.AdapterConfig;
 import ai.lorakit.adapters.Parameter;
+import ai.lorakit.adapters.io.HfWeights;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tensor;
@@ -138,16 +139,25 @@ public final class DecoderModel implements LanguageModel {
 
     /**
      * Writes the base model as a Hugging Face checkpoint (config.json + model.safetensors, each atomically) with
-     * F32 or BF16 storage. W is written as it is now: merged adapters are included, unmerged ones are not (save
-     * those with {@link AdapterSet#savePeft}).
+     * F32 or BF16 storage, sharded above transformers' default 5 GB ({@link #saveHf(Path, DType, long)}).
      */
     public void saveHf(Path dir, DType storage) throws IOException {
+        saveHf(dir, storage, HfWeights.DEFAULT_MAX_SHARD_BYTES);
+    }
+
+    /**
+     * Writes the base model as a Hugging Face checkpoint with F32 or BF16 storage: one model.safetensors, or shards
+     * of at most {@code maxShardBytes} of data plus model.safetensors.index.json, then config.json (each atomically).
+     * W is written as it is now: merged adapters are included, unmerged ones are not (save those with
+     * {@link AdapterSet#savePeft}).
+     */
+    public void saveHf(Path dir, DType storage, long maxShardBytes) throws IOException {
         checkOpen();
         Map<String, float[]> host = new LinkedHashMap<>();
         for (Parameter p : base) {
             host.put(p.name(), be.download(p.value()));
         }
-        HfCheckpoint.write(dir, cfg, familyOf(cfg).shapes(cfg), host, storage);
+        HfCheckpoint.write(dir, cfg, familyOf(cfg).shapes(cfg), host, storage, maxShardBytes);
     }
 
     // ================================================================ adapters and trainability

@@ -1,6 +1,7 @@
 package ai.lorakit.models.decoder;
 
 import ai.lorakit.models.gpt2.Gpt2Family;
+import ai.lorakit.models.llama.LlamaFamily;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.io.IOException;
@@ -15,12 +16,23 @@ import java.util.TreeMap;
  */
 public final class Families {
 
-    private static final Map<String, Family<?>> BY_TYPE = new TreeMap<>(Map.of(
-            Gpt2Family.INSTANCE.modelType(), Gpt2Family.INSTANCE));
+    private static final Map<String, Family<?>> BY_TYPE = new TreeMap<>();
+
+    static {
+        register(Gpt2Family.INSTANCE);
+        register(LlamaFamily.LLAMA);
+        register(LlamaFamily.MISTRAL);
+        register(LlamaFamily.QWEN2);
+        register(LlamaFamily.QWEN3);
+    }
 
     private static final String DEFAULT_TYPE = "gpt2";
 
     private Families() {
+    }
+
+    private static void register(Family<?> f) {
+        BY_TYPE.put(f.modelType(), f);
     }
 
     /** The model_types lorakit implements, sorted. */

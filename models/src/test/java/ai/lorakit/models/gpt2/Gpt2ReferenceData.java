@@ -21,9 +21,10 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * Reads the PyTorch GPT-2 reference written by {@code ci/reference/gpt2_reference.py} (see ci/reference/README.md,
  * section "GPT-2"): the tiny HF checkpoint and the expected_*.safetensors dumps (tokens I64 [B,T+1], logits
- * [B,T,V], loss [], adapter tensors, grad.&lt;name&gt;).
+ * [B,T,V], loss [], adapter tensors, grad.&lt;name&gt;). The Llama family's reference (llama_reference.py) uses the
+ * same file layout and these helpers.
  */
-final class Gpt2ReferenceData {
+public final class Gpt2ReferenceData {
 
     private Gpt2ReferenceData() {
     }
@@ -40,11 +41,16 @@ final class Gpt2ReferenceData {
                 + "/usr/bin/python3 ci/reference/gpt2_reference.py");
     }
 
-    static SafetensorsFile open(String file) {
-        Path p = dir().resolve(file);
+    public static SafetensorsFile open(String file) {
+        return open(dir().resolve(file));
+    }
+
+    /** A reference file; a failure naming the regeneration command when it is missing. */
+    public static SafetensorsFile open(Path p) {
         if (!Files.isRegularFile(p)) {
             fail("missing reference file " + p.toAbsolutePath()
-                    + "; regenerate with /usr/bin/python3 ci/reference/gpt2_reference.py");
+                    + "; regenerate with /usr/bin/python3 ci/reference/"
+                    + (p.toString().contains("llama") ? "llama_reference.py" : "gpt2_reference.py"));
         }
         try {
             return SafetensorsFile.open(p);
@@ -54,7 +60,7 @@ final class Gpt2ReferenceData {
     }
 
     /** tokens [B, T+1] as windows. */
-    static int[][] windows(SafetensorsFile f) {
+    public static int[][] windows(SafetensorsFile f) {
         long[] shape = f.info("tokens").shape();
         int b = (int) shape[0];
         int t1 = (int) shape[1];
@@ -66,19 +72,19 @@ final class Gpt2ReferenceData {
         return w;
     }
 
-    static double loss(SafetensorsFile f) {
+    public static double loss(SafetensorsFile f) {
         return f.floats("loss")[0];
     }
 
     /** Asserts |actual - ref| within tol (a scalar); returns the absolute error. */
-    static double assertScalar(String what, double actual, double ref, Tolerance tol) {
+    public static double assertScalar(String what, double actual, double ref, Tolerance tol) {
         Tolerance.Result r = tol.compare(what, new float[]{(float) actual}, new double[]{ref});
         assertTrue(r.ok(), r.describe());
         return r.maxAbsDiff();
     }
 
     /** Compares the tensor with the reference tensor {@code name}; asserts the shape, returns the value check. */
-    static Tolerance.Result compareTensor(String what, Tensor actual, SafetensorsFile f, String name, Tolerance tol) {
+    public static Tolerance.Result compareTensor(String what, Tensor actual, SafetensorsFile f, String name, Tolerance tol) {
         assertTrue(f.contains(name), what + ": reference has no tensor '" + name + "'");
         assertArrayEquals(f.info(name).intShape(), actual.shape(),
                 what + ": shape " + Arrays.toString(actual.shape()) + " vs reference "
@@ -90,7 +96,7 @@ final class Gpt2ReferenceData {
      * Copies the reference's adapter tensors into the model's adapter parameters of the same name (PEFT names
      * without base_model.model., e.g. transformer.h.0.attn.c_attn.lora_A) and returns the names copied.
      */
-    static List<String> loadAdapters(Backend backend, List<Parameter> params, SafetensorsFile f) {
+    public static List<String> loadAdapters(Backend backend, List<Parameter> params, SafetensorsFile f) {
         List<String> copied = new ArrayList<>();
         for (Parameter p : params) {
             if (p.role() != Parameter.Role.LORA_A && p.role() != Parameter.Role.LORA_B
