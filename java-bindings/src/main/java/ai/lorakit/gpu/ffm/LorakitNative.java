@@ -2,18 +2,15 @@ package ai.lorakit.gpu.ffm;
 
 import ai.lorakit.gpu.GpuException;
 import ai.lorakit.gpu.NativeAbi;
+import ai.lorakit.gpu.NativeResources;
 
-import java.io.IOException;
-import java.io.InputStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
@@ -97,18 +94,7 @@ public final class LorakitNative {
     }
 
     private static LorakitNative load() {
-        Path tmp;
-        try (InputStream in = LorakitNative.class.getResourceAsStream(NativeAbi.NATIVE_RESOURCE)) {
-            if (in == null) {
-                throw new GpuException("liblorakit.so missing: the jar has no " + NativeAbi.NATIVE_RESOURCE
-                        + " (it was built without nvcc)");
-            }
-            tmp = Files.createTempFile("liblorakit-", ".so");
-            tmp.toFile().deleteOnExit();
-            Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
-        } catch (IOException e) {
-            throw new GpuException("liblorakit.so: extracting " + NativeAbi.NATIVE_RESOURCE + " failed: " + e, e);
-        }
+        Path tmp = NativeResources.extract(NativeAbi.NATIVE_RESOURCE, "it was built without nvcc");
         SymbolLookup lib;
         try {
             lib = SymbolLookup.libraryLookup(tmp, Arena.global());
