@@ -5,6 +5,13 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 
 /**
  * The native libraries the build puts into the jar (liblorakit.so, liblorakit_mpi.so): copied to a temporary file
@@ -32,6 +39,30 @@ public final class NativeResources {
             return tmp;
         } catch (IOException e) {
             throw new GpuException(name + ": extracting " + resource + " failed: " + e, e);
+        }
+    }
+
+    /**
+     * Why the system loader cannot load {@code file} (dlopen's dlerror text, e.g. "libmpi.so.40: cannot open shared
+     * object file: No such file or directory"), which FFM's "Cannot open library" leaves out; null if it loads or
+     * the loader cannot be asked.
+     */
+    public static String loaderError(Path file) {
+        try (Arena a = Arena.ofConfined()) {
+            Linker linker = Linker.nativeLinker();
+            SymbolLookup libc = linker.defaultLookup();
+            MethodHandle dlopen = linker.downcallHandle(libc.find("dlopen").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+            MethodHandle dlerror = linker.downcallHandle(libc.find("dlerror").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.ADDRESS));
+            MemorySegment h = (MemorySegment) dlopen.invokeExact(a.allocateFrom(file.toString()), 1 /* RTLD_LAZY */);
+            if (!h.equals(MemorySegment.NULL)) {
+                return null;                         // loads (the handle stays open, as FFM's would)
+            }
+            MemorySegment msg = (MemorySegment) dlerror.invokeExact();
+            return msg.equals(MemorySegment.NULL) ? null : msg.reinterpret(4096).getString(0);
+        } catch (Throwable t) {
+            return null;
         }
     }
 

@@ -86,11 +86,17 @@ final class MpiShim {
         } catch (RuntimeException e) {
             throw new DistributedException(e.getMessage(), e);
         }
+        return load(file);
+    }
+
+    /** Loads the shim from {@code file} (package-private: tests load a copy whose libmpi cannot be found). */
+    static MpiShim load(Path file) {
         try {
             return new MpiShim(SymbolLookup.libraryLookup(file, Arena.global()), file);
         } catch (IllegalArgumentException e) {
-            throw new DistributedException("liblorakit_mpi.so cannot load: " + e.getMessage() + " (its libmpi is"
-                    + " missing or not on the loader path; " + REMEDY + ")", e);
+            String why = NativeResources.loaderError(file);
+            throw new DistributedException("liblorakit_mpi.so cannot load: " + (why != null ? why : e.getMessage())
+                    + " (its libmpi is missing or not on the loader path; " + REMEDY + ")", e);
         }
     }
 
