@@ -521,8 +521,20 @@ final class TrainCommand implements Callable<Integer> {
             cli.out.println(String.format(Locale.ROOT, "trained to step %d in %.1f s (%s tokens/s); metrics in %s",
                     res.step(), res.elapsedS(), ProgressReporter.tokens(res.tokensPerS()),
                     outDir.resolve("metrics.jsonl")));
+            printAllReduce(tr, res);
         }
         return 0;
+    }
+
+    /** Data parallel: the all-reduce's share of a step, as rank 0 measured it. */
+    private void printAllReduce(Trainer tr, Trainer.Result res) {
+        if (!group.distributed() || res.tokensPerS() <= 0) {
+            return;
+        }
+        double step = tr.config().tokensPerStep() / res.tokensPerS();
+        double ar = tr.reducer().secondsPerStep();
+        cli.out.println(String.format(Locale.ROOT, "all-reduce: %.2f ms per step of %.1f ms (%.1f%%), %,d floats over %d"
+                + " ranks", ar * 1e3, step * 1e3, 100 * ar / step, tr.reducer().elements(), group.size()));
     }
 
     @SuppressWarnings("try")
@@ -555,6 +567,7 @@ final class TrainCommand implements Callable<Integer> {
             cli.out.println(String.format(Locale.ROOT, "trained to step %d in %.1f s (%s tokens/s); metrics in %s",
                     r2.step(), r2.elapsedS(), ProgressReporter.tokens(r2.tokensPerS()),
                     outDir.resolve("metrics.jsonl")));
+            printAllReduce(ld.stage2(), r2);
         }
         return 0;
     }

@@ -78,7 +78,7 @@ public final class Nccl {
                 tried.add(c + ": " + e.getMessage());
             }
         }
-        throw new DistributedException("NCCL unavailable: no libnccl.so.2 loads (tried " + String.join("; ", tried)
+        throw new DistributedException("no libnccl.so.2 loads (tried " + String.join("; ", tried)
                 + "); install the nvidia-nccl-cu13 (or -cu12) wheel, put libnccl.so.2 on LD_LIBRARY_PATH, or pass -D"
                 + NcclLocator.PROPERTY + "=<file or folder>");
     }

@@ -44,7 +44,7 @@ class NcclTest {
         System.setProperty(NcclLocator.PROPERTY, "/nonexistent/libnccl.so.2");
         try {
             String why = Nccl.unavailableReason();
-            assertTrue(why.startsWith("NCCL unavailable: no libnccl.so.2 loads (tried /nonexistent/libnccl.so.2 ["
+            assertTrue(why.startsWith("no libnccl.so.2 loads (tried /nonexistent/libnccl.so.2 ["
                     + NcclLocator.PROPERTY + "]: "), why);
             assertTrue(why.contains("nvidia-nccl-cu13") && why.contains("-D" + NcclLocator.PROPERTY), why);
         } finally {

@@ -26,6 +26,8 @@ public final class GradientReducer {
     private final ProcessGroup group;
     private float[] flat = new float[0];
     private long reducedNanos;
+    private int calls;
+    private long elements;
 
     public GradientReducer(ProcessGroup group) {
         this.group = group;
@@ -84,11 +86,21 @@ public final class GradientReducer {
         }
         double loss = flat[off];
         reducedNanos += System.nanoTime() - t0;
+        calls++;
+        elements = flat.length;
         return loss;
     }
 
-    /** Seconds spent in {@link #reduce} so far (packing, the all-reduce, unpacking): the benchmark's all-reduce time. */
-    public double reduceSeconds() {
-        return reducedNanos / 1e9;
+    /**
+     * Mean seconds per {@link #reduce} so far (download, the all-reduce, upload; it includes waiting for the slowest
+     * rank), 0 before the first: the benchmark's all-reduce time per step.
+     */
+    public double secondsPerStep() {
+        return calls == 0 ? 0 : reducedNanos / 1e9 / calls;
+    }
+
+    /** Elements of the last flat buffer (trainable gradient elements + 1 for the loss). */
+    public long elements() {
+        return elements;
     }
 }
