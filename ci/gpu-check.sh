@@ -276,11 +276,15 @@ EOF
   done
   local props=(-Dlorakit.test.requireCuda=true)
   [[ "$icd" == *nvidia* ]] && props+=(-Dlorakit.test.requireOpenCl=true)
+  # NCCL from the python3 that holds torch (nvidia-nccl-cu13 wheel): NcclIT's one-rank device all-reduce
+  local nccl_lib
+  nccl_lib=$(timeout 30 python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "lib"))' 2>/dev/null || true)
+  [[ -n "$nccl_lib" && -d "$nccl_lib" ]] && props+=(-Dlorakit.nccl="$nccl_lib")
   run_step "contract suite" 180 "$java" "${jflags[@]}" "${props[@]}" -jar "$console" execute \
     --class-path "$test_jar:$cp_list" --disable-ansi-colors \
     --select-package ai.lorakit.gpu.contract --select-package ai.lorakit.gpu.cuda \
     --select-package ai.lorakit.gpu.ffm --select-package ai.lorakit.gpu.jcuda --select-package ai.lorakit.gpu.blas \
-    --select-class ai.lorakit.gpu.DeviceBinariesTest \
+    --select-package ai.lorakit.gpu.dist --select-class ai.lorakit.gpu.DeviceBinariesTest \
     --include-classname '^.*(Tests?|IT)$' --disable-banner --details=tree --details-theme=ascii \
     --reports-dir "$work/junit"
 

@@ -7,6 +7,7 @@ import ai.lorakit.adapters.optim.OptimizerPolicy;
 import ai.lorakit.adapters.schedule.LoraDropOptions;
 import ai.lorakit.adapters.schedule.RankAllocator;
 import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.BackendRegistry;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.dist.ProcessGroup;
 import ai.lorakit.gpu.dist.ProcessGroups;
@@ -350,6 +351,11 @@ final class TrainCommand implements Callable<Integer> {
         if (out == null) {
             stored.add("--out");
             stored.add(outDir.toString());
+        }
+        int localRank = ai.lorakit.gpu.dist.Launch.localRank(System.getenv());
+        if (group.distributed() && localRank >= 0 && System.getProperty(BackendRegistry.CUDA_DEVICE_PROPERTY) == null) {
+            // one GPU per rank on a node: CUDA device = the node-local rank, unless -Dlorakit.cuda.device says otherwise
+            System.setProperty(BackendRegistry.CUDA_DEVICE_PROPERTY, Integer.toString(localRank));
         }
         Backend be = deviceOption.open(backend, () -> ModelSource.openBackend(backend));
         try {

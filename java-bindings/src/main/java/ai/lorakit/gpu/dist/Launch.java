@@ -36,6 +36,20 @@ public record Launch(String launcher, String variable, int size) {
         return Optional.empty();
     }
 
+    /**
+     * The node-local rank the launcher announced (Open MPI's OMPI_COMM_WORLD_LOCAL_RANK, SLURM's SLURM_LOCALID,
+     * MPICH's MPI_LOCALRANKID), or -1: the CUDA device a rank takes on a multi-GPU node.
+     */
+    public static int localRank(Map<String, String> env) {
+        for (String v : new String[] {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"}) {
+            String value = env.get(v);
+            if (value != null && value.trim().matches("\\d+")) {
+                return Integer.parseInt(value.trim());
+            }
+        }
+        return -1;
+    }
+
     /** This process's launch. */
     public static Optional<Launch> current() {
         return detect(System.getenv());
