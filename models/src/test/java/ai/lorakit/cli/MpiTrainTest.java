@@ -36,7 +36,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  *       x accumulation 2 bit for bit; only rank 0 prints and writes;</li>
  *   <li>a rank killed (SIGKILL) after a checkpoint ends the job with mpirun's message naming rank 1, the checkpoint
  *       stays intact, and {@code --resume} under mpirun finishes the run to the uninterrupted adapter, bit for bit;</li>
- *   <li>a rank that fails with an error prints "rank 1 of 2 failed" and MPI_Abort stops the other.</li>
+ *   <li>a rank that fails with an error prints "rank 1 of 2 failed: <why>" and MPI_Abort stops the other; the job
+ *       exits with the error's code.</li>
  * </ul>
  * Skipped where mpirun is absent, unless -Dlorakit.test.requireMpi=true (ci/test.sh installs Open MPI and sets it).
  */
@@ -156,9 +157,10 @@ class MpiTrainTest {
     @Test
     void aRankThatFailsStopsTheJobNamingItself() throws Exception {
         Run r = mpirun("bad-data", trainArgs(tmp.resolve("bad"), 4, 1));
-        assertNotEquals(0, r.code(), r.output());
-        assertTrue(r.output().contains("lorakit train: rank 1 of 2 failed: --data: no such file or folder: /nonexistent/data.jsonl"),
-                r.output());
-        assertTrue(r.output().contains("MPI_ABORT was invoked on rank 1"), r.output());
+        // mpirun exits with the MPI_Abort code (2: a usage error). Its own "MPI_ABORT was invoked on rank 1" notice is
+        // not asserted: Open MPI 4.1.4 sometimes loses it (ORTE_ERROR_LOG ... show_help.c) when the rank exits at once
+        assertEquals(2, r.code(), r.output());
+        assertTrue(r.output().contains("lorakit train: rank 1 of 2 failed: --data: no such file or folder:"
+                + " /nonexistent/data.jsonl"), r.output());
     }
 }
