@@ -2,6 +2,11 @@ package ai.lorakit.cli;
 
 import ai.lorakit.models.train.Checkpoint;
 
+import java.io.IOException;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -29,20 +34,19 @@ public final class MpiRankMain {
         if (rank1 && mode.startsWith("kill-after-checkpoint=")) {
             int step = Integer.parseInt(mode.substring(mode.indexOf('=') + 1));
             Path out = Path.of(train.get(train.indexOf("--out") + 1));
+            // SIGKILL through libc's kill(2): no fork/exec delay between seeing the checkpoint and dying
+            Linker linker = Linker.nativeLinker();
+            MethodHandle kill = linker.downcallHandle(linker.defaultLookup().find("kill").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+            int pid = (int) ProcessHandle.current().pid();
             Thread t = new Thread(() -> {
                 try {
-                    while (true) {
-                        Path dir = Checkpoint.locate(out);
-                        if (dir != null && Checkpoint.readState(dir).step() >= step) {
-                            new ProcessBuilder("kill", "-9", Long.toString(ProcessHandle.current().pid())).start()
-                                    .waitFor();
-                        }
-                        Thread.sleep(2);
-                    }
-                } catch (Exception e) {
+                    killAfter(out, step, kill, pid);
+                } catch (Throwable e) {
                     throw new IllegalStateException(e);
                 }
             });
+            t.setPriority(Thread.MAX_PRIORITY);
             t.setDaemon(true);
             t.start();
         }
@@ -50,5 +54,23 @@ public final class MpiRankMain {
             train.set(train.indexOf("--data") + 1, "/nonexistent/data.jsonl");
         }
         Main.main(train.toArray(String[]::new));
+    }
+
+    /** Polls (1 ms) {@code out}'s checkpoint; once it is at {@code step} or later, SIGKILLs this process. */
+    private static void killAfter(Path out, int step, MethodHandle kill, int pid) throws Throwable {
+        while (true) {
+            int at = -1;
+            try {
+                Path dir = Checkpoint.locate(out);
+                at = dir == null ? -1 : Checkpoint.readState(dir).step();
+            } catch (IOException | RuntimeException e) {
+                // rank 0 is renaming the checkpoint folders: look again
+            }
+            if (at >= step) {
+                int rc = (int) kill.invokeExact(pid, 9);
+                throw new IllegalStateException("kill(" + pid + ", SIGKILL) returned " + rc);
+            }
+            Thread.sleep(1);
+        }
     }
 }
