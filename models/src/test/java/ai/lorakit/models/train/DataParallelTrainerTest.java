@@ -44,7 +44,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *       the reduced gradients;</li>
  *   <li>LoRA-drop's importance measured on each rank's share and reduced equals the single process's;</li>
  *   <li>a 2-rank checkpoint resumes in one process (the global batch kept) to the 2-rank result, and a batch that
- *       does not split over the ranks is refused with the reason.</li>
+ *       does not split over the ranks is refused with the reason;</li>
+ *   <li>a NaN loss on rank 1 alone stops BOTH ranks at the same step (the reduced loss carries it), before any
+ *       update, with rank 0's last checkpoint kept.</li>
  * </ul>
  */
 class DataParallelTrainerTest {
@@ -145,7 +147,7 @@ class DataParallelTrainerTest {
     }
 
     @Test
-    @SuppressWarnings("unchecked")
+    @SuppressWarnings({"unchecked", "rawtypes"})
     void adaloraRanksAllocateLikeTheSingleProcess(@TempDir Path dir) throws Exception {
         // init_r 6 -> target_r 2; tinit 1, tfinal 3, deltaT 1, total 10: allocations at every step of 2..7
         AdaLoraConfig ada = new AdaLoraConfig(6, 2, 1, 3, 1, 0.85f, 0.85f, 0.5f, 10, 8f, 0f,
@@ -211,5 +213,35 @@ class DataParallelTrainerTest {
                         + " ranks"), e.getMessage());
             }
         }
+    }
+
+    @Test
+    void aNanOnOneRankStopsEveryRankAtTheSameStep(@TempDir Path dir) throws Exception {
+        TrainConfig c = new TrainConfig(8, 4, 16, 0.05f, 2, TrainConfig.Schedule.COSINE, 0.1f, 0f, 1f, 1, 0, 4, 2,
+                11L, 1);
+        ThreadRanks[] ranks = ThreadRanks.ranks(2);
+        ExecutorService ex = Executors.newFixedThreadPool(2);
+        try {
+            List<Future<TrainingDivergedException>> fs = new ArrayList<>();
+            for (ThreadRanks r : ranks) {
+                fs.add(ex.submit(() -> {
+                    try (Backend be = new CpuBackend(); BigramModel m = new BigramModel(be, 257, 16, 5);
+                         Trainer t = new Trainer(m, new AdamWPolicy(), c, data.train(), data.validation(),
+                                 dir.resolve("rank" + r.rank()))) {
+                        m.nanAtCall = r.rank() == 1 ? 5 : 0;
+                        t.setProcessGroup(r);
+                        return assertThrows(TrainingDivergedException.class, t::run, "rank " + r.rank());
+                    }
+                }));
+            }
+            for (Future<TrainingDivergedException> f : fs) {
+                TrainingDivergedException e = f.get();
+                assertEquals(5, e.step(), e.getMessage());
+                assertTrue(e.getMessage().contains("averaged over the 2 ranks is NaN"), e.getMessage());
+            }
+        } finally {
+            ex.shutdownNow();
+        }
+        assertEquals(4, Checkpoint.readState(dir.resolve("rank0").resolve(Checkpoint.DIR)).step());
     }
 }
