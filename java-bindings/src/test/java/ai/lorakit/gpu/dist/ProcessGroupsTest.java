@@ -20,10 +20,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Proves the choice of process group without launching anything: the launchers' variables (world size, node-local
- * rank) are recognised (and a
- * plain run is a single process that loads no MPI library), the single process's collectives are identities, a
- * launched process whose MPI cannot load gets an error naming the launcher and the missing library with the
- * remedy, and the shim built by mpicc is in the jar where mpicc was installed.
+ * rank) are recognised, and a plain run is a single process that loads no MPI library; the single process's
+ * collectives are identities; a launched process whose MPI cannot load gets an error naming the launcher and the
+ * missing library with the remedy; and the shim built by mpicc is in the jar where mpicc was installed.
  */
 class ProcessGroupsTest {
 
