@@ -247,9 +247,12 @@ public final class Trainer implements AutoCloseable {
         return lastCheckpoint;
     }
 
-    /** The validation loss now (eval mode; training mode is restored by the next step). */
+    /**
+     * The validation loss now (eval mode; training mode is restored by the next step); data parallel, each rank
+     * evaluates its share of the batches and the sums are reduced.
+     */
     public EvalResult evaluate() {
-        return Evaluator.evaluate(model, validation, cfg.evalBatches());
+        return Evaluator.evaluate(model, validation, cfg.evalBatches(), reducer.group());
     }
 
     /** The "run" map of the checkpoint in {@code outDir}, or null when there is none. */

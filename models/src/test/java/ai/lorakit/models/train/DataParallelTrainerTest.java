@@ -42,7 +42,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *   <li>rank 1 writes nothing (no metrics, no checkpoint), rank 0 writes both;</li>
  *   <li>AdaLoRA: the ranks make the same rank allocation as the single process, since its importance is computed from
  *       the reduced gradients;</li>
- *   <li>LoRA-drop's importance measured on each rank's share and reduced equals the single process's;</li>
+ *   <li>LoRA-drop's importance and the validation loss, measured on each rank's share and reduced, equal the single
+ *       process's;</li>
  *   <li>a 2-rank checkpoint resumes in one process (the global batch kept) to the 2-rank result, and a batch that
  *       does not split over the ranks is refused with the reason;</li>
  *   <li>a NaN loss on rank 1 alone stops BOTH ranks at the same step (the reduced loss carries it), before any
@@ -166,7 +167,7 @@ class DataParallelTrainerTest {
     }
 
     @Test
-    void loraDropImportanceIsReducedOverTheRanks() throws Exception {
+    void loraDropImportanceAndValidationLossAreReducedOverTheRanks() throws Exception {
         try (Backend be = new CpuBackend(); Gpt2Model m = TinyGpt2.random(be, 5)) {
             m.attachAdapters(LORA, 17);
             Map<String, Double> single = LoraDropTraining.measureImportance(m, data.train(), 32, 2);
@@ -186,6 +187,22 @@ class DataParallelTrainerTest {
                     Map<String, Double> got = f.get();
                     assertEquals(single.keySet(), got.keySet());
                     single.forEach((k, v) -> assertEquals(v, got.get(k), 1e-9 * Math.abs(v), k));
+                }
+                // validation: 5 batches over 2 ranks (3 + 2)
+                EvalResult one = Evaluator.evaluate(m, data.validation().sequential(32, 2), 5);
+                List<Future<EvalResult>> es = new ArrayList<>();
+                for (ThreadRanks r : ranks) {
+                    es.add(ex.submit(() -> {
+                        try (Backend b2 = new CpuBackend(); Gpt2Model mr = TinyGpt2.random(b2, 5)) {
+                            mr.attachAdapters(LORA, 17);
+                            return Evaluator.evaluate(mr, data.validation().sequential(32, 2), 5, r);
+                        }
+                    }));
+                }
+                for (Future<EvalResult> f : es) {
+                    EvalResult got = f.get();
+                    assertEquals(one.tokens(), got.tokens());
+                    assertEquals(one.loss(), got.loss(), 1e-12 * one.loss());
                 }
             } finally {
                 ex.shutdownNow();
