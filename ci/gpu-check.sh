@@ -374,7 +374,7 @@ junit_run() {   # junit_run PROPS... -- SELECTORS...
 }
 nogpu_selectors=(--select-package ai.lorakit.gpu.cuda --select-package ai.lorakit.gpu.ffm
                  --select-package ai.lorakit.gpu.jcuda --select-package ai.lorakit.gpu.blas
-                 --select-class ai.lorakit.gpu.DeviceBinariesTest)
+                 --select-package ai.lorakit.gpu.dist --select-class ai.lorakit.gpu.DeviceBinariesTest)
 
 make_base() {   # make_base SCRIPT DIR TOKENS: the tiny transformers GPT-2 and the probe tokens
   peer "$1" make-base "$2" > "$3"

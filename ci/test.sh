@@ -8,11 +8,14 @@ cd "$(dirname "$0")/.."
 need=()
 dpkg -s pocl-opencl-icd >/dev/null 2>&1 || need+=(pocl-opencl-icd)
 dpkg -s ocl-icd-libopencl1 >/dev/null 2>&1 || need+=(ocl-icd-libopencl1)
+# Open MPI for data-parallel training: mpicc builds native/'s liblorakit_mpi.so, MpiTrainTest runs mpirun -np 2.
+dpkg -s openmpi-bin >/dev/null 2>&1 || need+=(openmpi-bin)
+dpkg -s libopenmpi-dev >/dev/null 2>&1 || need+=(libopenmpi-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/test.sh: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null; }; then
-    echo "ci/test.sh: could not install ${need[*]}; OpenCL tests will report the backend unavailable" >&2
+    echo "ci/test.sh: could not install ${need[*]}; OpenCL/MPI tests will report them unavailable" >&2
   fi
 fi
 
@@ -21,6 +24,8 @@ echo "ci/test.sh: JDK $JAVA_HOME"
 # With PoCL installed, the OpenCL contract tests must run: a missing device is a failure, not a skip.
 req=()
 dpkg -s pocl-opencl-icd >/dev/null 2>&1 && req+=(-Dlorakit.test.requireOpenCl=true)
+# With Open MPI installed, the 2-rank mpirun tests must run and the MPI shim must be built.
+command -v mpirun >/dev/null 2>&1 && req+=(-Dlorakit.test.requireMpi=true)
 # The GPU bundle (GPU.md) reuses this build: the same Maven run copies the third-party jars for it.
 bundle_args=()
 if command -v nvcc >/dev/null 2>&1; then

@@ -4,6 +4,9 @@ import ai.lorakit.gpu.BackendRegistry;
 import ai.lorakit.gpu.GpuException;
 import ai.lorakit.gpu.blas.LibraryLocator;
 import ai.lorakit.gpu.cuda.CudaProbe;
+import ai.lorakit.gpu.dist.DistributedException;
+import ai.lorakit.gpu.dist.Nccl;
+import ai.lorakit.gpu.dist.ProcessGroups;
 import ai.lorakit.gpu.ffm.LorakitNative;
 import ai.lorakit.gpu.opencl.OpenClDevice;
 import ai.lorakit.gpu.opencl.OpenClDeviceInfo;
@@ -17,7 +20,8 @@ import java.util.concurrent.Callable;
 /**
  * {@code lorakit info}: every backend in auto order, available or why not; the native libraries (liblorakit.so and
  * the minimum glibc it needs, where cuBLAS and NCCL load from); the OpenCL platforms and devices (the choices of
- * {@code --device}); and whether the default model is built in.
+ * {@code --device}); whether the default model is built in; and whether MPI (data-parallel training under
+ * mpirun/srun) and NCCL (GPU all-reduce) can load, with the reason when not.
  */
 @Command(name = "info", description = "List the backends (cuda-ffm, cuda-jcuda, opencl, cpu) and why any cannot load, "
         + "and the OpenCL platforms and devices.", mixinStandardHelpOptions = true)
@@ -41,6 +45,14 @@ final class InfoCommand implements Callable<Integer> {
         printNativeLibraries();
         printOpenClDevices();
         cli.out.println("embedded default model: " + (ModelSource.hasDefault() ? "present" : "not in this build"));
+        cli.out.println("mpi:  " + ProcessGroups.mpiStatus());
+        String nccl;
+        try {
+            nccl = "available: " + Nccl.load().describe();
+        } catch (DistributedException e) {
+            nccl = "unavailable: " + e.getMessage();
+        }
+        cli.out.println("nccl: " + nccl);
         return 0;
     }
 

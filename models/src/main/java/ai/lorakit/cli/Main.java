@@ -129,6 +129,7 @@ public final class Main {
             case UsageException u -> oneLine(u.getMessage());
             case IllegalArgumentException i -> oneLine(i.getMessage());
             case TrainingDivergedException d -> oneLine(d.getMessage());
+            case ai.lorakit.gpu.dist.DistributedException d -> oneLine(d.getMessage());
             case IOException io -> oneLine(io.getMessage());
             case UncheckedIOException u -> oneLine(u.getMessage());
             default -> "internal error: " + ex.getClass().getSimpleName() + ": " + oneLine(String.valueOf(ex.getMessage()))

@@ -7,7 +7,11 @@ import ai.lorakit.adapters.optim.OptimizerPolicy;
 import ai.lorakit.adapters.schedule.LoraDropOptions;
 import ai.lorakit.adapters.schedule.RankAllocator;
 import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.BackendRegistry;
 import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.dist.ProcessGroup;
+import ai.lorakit.gpu.dist.ProcessGroups;
+import ai.lorakit.gpu.dist.SingleProcess;
 import ai.lorakit.models.data.TextDataset;
 import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.decoder.Families;
@@ -45,6 +49,10 @@ import java.util.concurrent.Callable;
  * each step past K and saves the rank-2r LoRA on the original W that reproduces the trained model (it refuses
  * adapter dropout); {@code lora-drop} runs stage 1 in {@code <out>/stage1}, writes
  * {@code <out>/lora_drop_selection.json}, then trains stage 2 ({@link LoraDropTraining}).
+ *
+ * <p>Data parallel: started by mpirun or srun ({@link ProcessGroups#fromEnvironment}), every rank runs this command;
+ * {@code --batch} is the global batch, split evenly over the ranks. Rank 0 prints and writes (the other ranks are
+ * silent); a rank that fails prints "rank r of W failed: ..." and stops the whole job (MPI_Abort).
  */
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Fine-tune a GPT-2 model with a LoRA-family adapter, or fully (--method full).",
@@ -53,9 +61,12 @@ import java.util.concurrent.Callable;
 final class TrainCommand implements Callable<Integer> {
 
 
-    private final Cli cli;
+    /** Swapped for a silent one on ranks other than 0. */
+    private Cli cli;
     /** True for the re-parse of saved + given arguments under --resume. */
     private boolean merged;
+    /** The ranks of this run; set by {@link #call} before training. */
+    private ProcessGroup group = SingleProcess.INSTANCE;
 
     @Option(names = "--method", defaultValue = "lora", paramLabel = "<m>",
             description = "lora, lora-plus, lora-fa, dora, vera, adalora, delta-lora, lora-drop, full. Default: ${DEFAULT-VALUE}.")
@@ -167,7 +178,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--steps", defaultValue = "200", paramLabel = "<n>", description = "Optimizer steps. Default: ${DEFAULT-VALUE}.")
     int steps;
 
-    @Option(names = "--batch", defaultValue = "8", paramLabel = "<b>", description = "Windows per micro-batch. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--batch", defaultValue = "8", paramLabel = "<b>", description = "Windows per micro-batch (under mpirun/srun: the global batch, split evenly over the ranks). Default: ${DEFAULT-VALUE}.")
     int batch;
 
     @Option(names = "--seq-len", paramLabel = "<t>", description = "Tokens per window. Default: min(128, n_positions).")
@@ -224,6 +235,32 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        try (ProcessGroup g = ProcessGroups.fromEnvironment()) {
+            if (!g.distributed()) {
+                return callIn(g);
+            }
+            java.io.PrintStream err = cli.err;
+            try {
+                if (g.rank() != 0) {
+                    java.io.PrintStream quiet = new java.io.PrintStream(java.io.OutputStream.nullOutputStream());
+                    Cli silent = new Cli(quiet, quiet);
+                    silent.subcommandArgs = cli.subcommandArgs;
+                    cli = silent;
+                }
+                return callIn(g);
+            } catch (Throwable ex) {
+                int code = Main.exitCode(ex);
+                err.println("lorakit train: rank " + g.rank() + " of " + g.size() + " failed: " + Main.describe(ex)
+                        + "; stopping every rank (MPI_Abort " + code + ")");
+                err.flush();
+                g.abort(code);
+                throw ex;
+            }
+        }
+    }
+
+    private Integer callIn(ProcessGroup g) throws IOException {
+        this.group = g;
         List<String> given = strip(cli.subcommandArgs);
         if (resume && !merged) {
             if (out == null) {
@@ -243,6 +280,7 @@ final class TrainCommand implements Callable<Integer> {
             all.addAll(given);
             TrainCommand again = new TrainCommand(cli);
             again.merged = true;
+            again.group = group;
             CommandLine c = new CommandLine(again);
             c.setOverwrittenOptionsAllowed(true);
             List<String> parse = new ArrayList<>(all);
@@ -312,6 +350,11 @@ final class TrainCommand implements Callable<Integer> {
         if (out == null) {
             stored.add("--out");
             stored.add(outDir.toString());
+        }
+        int localRank = ai.lorakit.gpu.dist.Launch.localRank(System.getenv());
+        if (group.distributed() && localRank >= 0 && System.getProperty(BackendRegistry.CUDA_DEVICE_PROPERTY) == null) {
+            // one GPU per rank on a node: CUDA device = the node-local rank, unless -Dlorakit.cuda.device says otherwise
+            System.setProperty(BackendRegistry.CUDA_DEVICE_PROPERTY, Integer.toString(localRank));
         }
         Backend be = deviceOption.open(backend, () -> ModelSource.openBackend(backend));
         try {
@@ -443,6 +486,7 @@ final class TrainCommand implements Callable<Integer> {
             tr.setListener(rep);
             tr.setRunInfo(Map.of("argv", stored, "method", m.cliName, "model", modelName));
             tr.setBaseModelName(modelName);
+            tr.setProcessGroup(group);
             header(m, ac, gm, modelName, trainable, total, tok, split, tc, t, w, outDir);
             if (tr.hook() instanceof RankAllocator ra) {
                 cli.out.println(String.format(Locale.ROOT, "adalora budget: %d triplets -> %d (tinit %d, tfinal %d,"
@@ -460,6 +504,9 @@ final class TrainCommand implements Callable<Integer> {
             rep.close();
             if (res.after() != null && res.step() > 0) {
                 cli.out.println("validation loss after:  " + fmt(res.after()));
+            }
+            if (group.rank() != 0) {
+                return 0;                                       // rank 0 writes the model or adapter
             }
             if (ac == null) {
                 Path dst = outDir.resolve("model");
@@ -482,8 +529,20 @@ final class TrainCommand implements Callable<Integer> {
             cli.out.println(String.format(Locale.ROOT, "trained to step %d in %.1f s (%s tokens/s); metrics in %s",
                     res.step(), res.elapsedS(), ProgressReporter.tokens(res.tokensPerS()),
                     outDir.resolve("metrics.jsonl")));
+            printAllReduce(tr, res);
         }
         return 0;
+    }
+
+    /** Data parallel: the all-reduce's share of a step, as rank 0 measured it. */
+    private void printAllReduce(Trainer tr, Trainer.Result res) {
+        if (!group.distributed() || res.tokensPerS() <= 0) {
+            return;
+        }
+        double step = tr.config().tokensPerStep() / res.tokensPerS();
+        double ar = tr.reducer().secondsPerStep();
+        cli.out.println(String.format(Locale.ROOT, "all-reduce: %.2f ms per step of %.1f ms (%.1f%%), %,d floats over %d"
+                + " ranks", ar * 1e3, step * 1e3, 100 * ar / step, tr.reducer().elements(), group.size()));
     }
 
     @SuppressWarnings("try")
@@ -499,6 +558,7 @@ final class TrainCommand implements Callable<Integer> {
             ld.setLog(cli.out::println);
             ld.setRunInfo(Map.of("argv", stored, "method", m.cliName, "model", modelName));
             ld.setBaseModelName(modelName);
+            ld.setProcessGroup(group);
             header(m, ac, gm, modelName, trainable, total, tok, split, tc, t, w, outDir);
             LoraDropTraining.Result res = ld.run(resume);
             rep.close();
@@ -507,11 +567,15 @@ final class TrainCommand implements Callable<Integer> {
                 cli.out.println("validation loss after:  " + fmt(r2.after()));
             }
             Path dst = outDir.resolve("adapter");
+            if (group.rank() != 0) {
+                return 0;
+            }
             ld.saveAdapter(dst);
             cli.out.println("wrote " + dst + " (plain PEFT LoRA: " + LoraDropTraining.adapterFiles() + ")");
             cli.out.println(String.format(Locale.ROOT, "trained to step %d in %.1f s (%s tokens/s); metrics in %s",
                     r2.step(), r2.elapsedS(), ProgressReporter.tokens(r2.tokensPerS()),
                     outDir.resolve("metrics.jsonl")));
+            printAllReduce(ld.stage2(), r2);
         }
         return 0;
     }
@@ -528,6 +592,10 @@ final class TrainCommand implements Callable<Integer> {
         cli.out.println(String.format(Locale.ROOT, "%d steps x %d tokens (batch %d x seq %d x accum %d), lr %.2e"
                 + " %s, warm-up %d; run folder %s", tc.steps(), tc.tokensPerStep(), batch, t, gradAccum, tc.lr(),
                 tc.schedule(), w, outDir));
+        if (group.distributed()) {
+            cli.out.println("data parallel: " + group.size() + " ranks x " + batch / group.size() + " windows (global"
+                    + " batch " + batch + "), one gradient all-reduce per step; rank 0 writes; " + group.describe());
+        }
     }
 
     /** "h.0.attn.c_attn 7/12, ..." : kept triplets per layer of the latest allocation (none before the first). */

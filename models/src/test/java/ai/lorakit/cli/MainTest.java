@@ -5,7 +5,10 @@ import org.junit.jupiter.api.Test;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Proves {@code lorakit info} lists the backends with reasons, help lists every command, and bad commands exit 2 with one line. */
+/**
+ * Proves {@code lorakit info} lists the backends with reasons and MPI's and NCCL's availability (available with a
+ * version, or unavailable with the reason), help lists every command, and bad commands exit 2 with one line.
+ */
 class MainTest {
 
     @Test
@@ -16,6 +19,11 @@ class MainTest {
             assertTrue(r.out().contains(b), r.out());
         }
         assertTrue(r.out().lines().anyMatch(l -> l.contains("cpu") && l.contains("available") && !l.contains("unavailable")), r.out());
+        String mpi = r.out().lines().filter(l -> l.startsWith("mpi:  ")).findFirst().orElseThrow(() -> new AssertionError(r.out()));
+        assertTrue(mpi.matches("mpi: {2}(available: .*MPI.*; not launched by mpirun/srun: single process"
+                + "|unavailable: .*(mpicc|libmpi).*)"), mpi);
+        String nccl = r.out().lines().filter(l -> l.startsWith("nccl: ")).findFirst().orElseThrow(() -> new AssertionError(r.out()));
+        assertTrue(nccl.matches("nccl: (available: NCCL \\d+\\.\\d+\\.\\d+ .*|unavailable: no libnccl.so.2 loads \\(tried .*)"), nccl);
     }
 
     @Test

@@ -11,6 +11,9 @@ import java.util.SplittableRandom;
  * base = {@code SplittableRandom(seed).nextLong()} and γ the golden-ratio constant, so the whole sampler state is
  * (seed, windows drawn so far). {@link #state()} / {@link #restore} save and restore it in O(1): a restored
  * sampler continues with the very batches the original would have produced. Not thread-safe.
+ *
+ * <p>Data parallel: {@link #nextShard}(rank, W) gives rank its share of the same global batch, so the windows of a
+ * step are a pure function of (seed, step, rank, W) and W ranks together see exactly the batch one process would.
  */
 public final class WindowSampler {
 
@@ -46,6 +49,30 @@ public final class WindowSampler {
         for (int b = 0; b < batchSize; b++) {
             batch[b] = Windows.window(tokens, windowStart(drawn++), seqLen);
         }
+        return batch;
+    }
+
+    /**
+     * Rank {@code rank}'s share of the next global batch of B windows: rows [rank·B/W, (rank+1)·B/W) of what
+     * {@link #nextBatch} would return, [B/W][T+1]. Every rank advances past the whole batch, so the state (windows
+     * drawn) is the same on every rank and does not depend on W; {@code nextShard(0, 1)} is {@link #nextBatch}.
+     *
+     * @throws IllegalArgumentException B is not divisible by W, or rank is not in [0, W)
+     */
+    public int[][] nextShard(int rank, int worldSize) {
+        if (worldSize < 1 || rank < 0 || rank >= worldSize) {
+            throw new IllegalArgumentException("rank " + rank + " is not in [0, " + worldSize + ")");
+        }
+        if (batchSize % worldSize != 0) {
+            throw new IllegalArgumentException("the global batch " + batchSize + " does not split evenly over "
+                    + worldSize + " ranks; use a batch that is a multiple of " + worldSize);
+        }
+        int share = batchSize / worldSize;
+        int[][] batch = new int[share][];
+        for (int b = 0; b < share; b++) {
+            batch[b] = Windows.window(tokens, windowStart(drawn + (long) rank * share + b), seqLen);
+        }
+        drawn += batchSize;
         return batch;
     }
 

@@ -8,6 +8,8 @@ import ai.lorakit.adapters.schedule.ImportanceMeter;
 import ai.lorakit.adapters.schedule.LoraDrop;
 import ai.lorakit.adapters.schedule.LoraDropOptions;
 import ai.lorakit.adapters.schedule.LoraDropSelection;
+import ai.lorakit.gpu.dist.ProcessGroup;
+import ai.lorakit.gpu.dist.SingleProcess;
 import ai.lorakit.models.LanguageModel;
 import ai.lorakit.models.data.SequentialBatches;
 import ai.lorakit.models.data.TextDataset;
@@ -73,6 +75,7 @@ public final class LoraDropTraining implements AutoCloseable {
     private String baseModelName;
     private LoraDrop drop;
     private Trainer stage2;
+    private ProcessGroup group = SingleProcess.INSTANCE;
 
     /**
      * @param model       the model with plain LoRA adapters attached (fresh, or as the original run attached them
@@ -134,14 +137,40 @@ public final class LoraDropTraining implements AutoCloseable {
      */
     public static Map<String, Double> measureImportance(LanguageModel model, TextDataset sample, int seqLen,
                                                         int batchSize) {
+        return measureImportance(model, sample, seqLen, batchSize, SingleProcess.INSTANCE);
+    }
+
+    /**
+     * Data parallel: rank r forwards the batches i with i mod W = r, and the ranks' sums I_i are added with one
+     * all-reduce, so every rank selects the same modules.
+     */
+    public static Map<String, Double> measureImportance(LanguageModel model, TextDataset sample, int seqLen,
+                                                        int batchSize, ProcessGroup group) {
         SequentialBatches batches = sample.sequential(seqLen, batchSize);
         model.setTraining(false);
+        Map<String, Double> importance;
         try (ImportanceMeter meter = ImportanceMeter.attach(model.adaptedModules())) {
-            for (int i = 0; i < batches.batchCount(); i++) {
+            for (int i = group.rank(); i < batches.batchCount(); i += group.size()) {
                 model.evalLoss(batches.batch(i));
             }
-            return meter.importance();
+            importance = meter.importance();
         }
+        if (!group.distributed()) {
+            return importance;
+        }
+        List<String> names = List.copyOf(importance.keySet());
+        double[] v = names.stream().mapToDouble(importance::get).toArray();
+        group.allReduceSum(v);
+        Map<String, Double> out = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < v.length; i++) {
+            out.put(names.get(i), v[i]);
+        }
+        return out;
+    }
+
+    /** Trains both stages data-parallel over {@code group} ({@link Trainer#setProcessGroup}); rank 0 writes. */
+    public void setProcessGroup(ProcessGroup group) {
+        this.group = group;
     }
 
     /** Listener of both stages' trainers. */
@@ -187,16 +216,19 @@ public final class LoraDropTraining implements AutoCloseable {
                 t1.setListener(listener);
                 t1.setRunInfo(runInfo);
                 t1.setBaseModelName(baseModelName);
+                t1.setProcessGroup(group);
                 if (resume && Checkpoint.locate(dir1) != null) {
                     int at = t1.resume();
                     log.accept("LoRA-drop stage 1 resumed from " + t1.lastCheckpoint() + " at step " + at);
                 }
                 r1 = t1.run();
             }
-            Map<String, Double> importance = measureImportance(model, sample, config.seqLen(), config.batchSize());
+            Map<String, Double> importance = measureImportance(model, sample, config.seqLen(), config.batchSize(), group);
             selection = LoraDropSelection.select(importance, options);
-            Files.createDirectories(outDir);
-            selection.save(selectionFile);
+            if (group.rank() == 0) {
+                Files.createDirectories(outDir);
+                selection.save(selectionFile);
+            }
             log.accept(describe(selection) + "; saved " + selectionFile);
         }
         drop = LoraDrop.apply(selection, model.adaptedModules(), config.seed());
@@ -208,6 +240,7 @@ public final class LoraDropTraining implements AutoCloseable {
         stage2.setListener(listener);
         stage2.setRunInfo(runInfo);
         stage2.setBaseModelName(baseModelName);
+        stage2.setProcessGroup(group);
         if (resume && Checkpoint.locate(outDir) != null) {
             int at = stage2.resume();
             log.accept("LoRA-drop stage 2 resumed from " + stage2.lastCheckpoint() + " at step " + at);

@@ -20,6 +20,8 @@ import ai.lorakit.adapters.schedule.TrainingHooks;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.dist.ProcessGroup;
+import ai.lorakit.gpu.dist.SingleProcess;
 import ai.lorakit.models.LanguageModel;
 import ai.lorakit.models.data.SequentialBatches;
 import ai.lorakit.models.data.TextDataset;
@@ -69,6 +71,12 @@ import java.util.TreeSet;
  * resume refuses a layer whose stream differs; a LoRA-drop model must have its selection applied again, see
  * {@link LoraDropTraining}).
  *
+ * <p>Data parallel ({@link #setProcessGroup}): B is the GLOBAL batch; each of the W ranks trains on its share
+ * ({@link WindowSampler#nextShard}), and {@link GradientReducer} sums the gradients and the loss once per step
+ * between step 1 and step 2, so every rank computes the same update. Rank 0 alone writes metrics.jsonl and the
+ * checkpoints; every rank reads the checkpoint on {@link #resume}. The sampler state counts global windows, so a
+ * checkpoint resumes under another W with the same window stream as long as B splits evenly over the new W.
+ *
  * <p>A NaN or infinite loss or gradient norm stops the run with {@link TrainingDivergedException} before the
  * update; no checkpoint is written after the last good one.
  */
@@ -102,6 +110,7 @@ public final class Trainer implements AutoCloseable {
     private boolean resumed;
     private Path lastCheckpoint;
     private int lastCheckpointStep;
+    private GradientReducer reducer = new GradientReducer(SingleProcess.INSTANCE);
 
     /**
      * @param model      the model, adapters already attached (or full fine-tuning enabled)
@@ -174,6 +183,30 @@ public final class Trainer implements AutoCloseable {
         this.extraFiles = body;
     }
 
+    /**
+     * Trains data-parallel over {@code group} (default: a single process); call before {@link #resume} and
+     * {@link #run}.
+     *
+     * @throws IllegalArgumentException the batch does not split evenly over the group's ranks
+     */
+    public void setProcessGroup(ProcessGroup group) {
+        if (cfg.batchSize() % group.size() != 0) {
+            throw new IllegalArgumentException("batch " + cfg.batchSize() + " is the global batch and must split"
+                    + " evenly over the " + group.size() + " ranks; use a multiple of " + group.size());
+        }
+        this.reducer = new GradientReducer(group);
+    }
+
+    /** The gradient all-reduce of this trainer (its time is the benchmark's communication time). */
+    public GradientReducer reducer() {
+        return reducer;
+    }
+
+    /** True on the rank that writes files (rank 0; the only rank of a single process). */
+    private boolean writes() {
+        return reducer.group().rank() == 0;
+    }
+
     public Optimizer optimizer() {
         return optimizer;
     }
@@ -214,9 +247,12 @@ public final class Trainer implements AutoCloseable {
         return lastCheckpoint;
     }
 
-    /** The validation loss now (eval mode; training mode is restored by the next step). */
+    /**
+     * The validation loss now (eval mode; training mode is restored by the next step); data parallel, each rank
+     * evaluates its share of the batches and the sums are reduced.
+     */
     public EvalResult evaluate() {
-        return Evaluator.evaluate(model, validation, cfg.evalBatches());
+        return Evaluator.evaluate(model, validation, cfg.evalBatches(), reducer.group());
     }
 
     /** The "run" map of the checkpoint in {@code outDir}, or null when there is none. */
@@ -235,12 +271,14 @@ public final class Trainer implements AutoCloseable {
         double lastLoss = Double.NaN;
         long runTokens = 0;
         long runTrainNanos = 0;
-        try (MetricsLog log = resumed ? MetricsLog.resume(outDir, step) : MetricsLog.create(outDir)) {
+        try (MetricsLog log = !writes() ? null : resumed ? MetricsLog.resume(outDir, step) : MetricsLog.create(outDir)) {
             if (step == 0) {
                 before = evaluate();
                 last = before;
                 listener.evaluated(0, before);
-                log.write(new StepMetrics(0, null, null, null, null, before.loss(), before.perplexity(), elapsedBefore));
+                if (log != null) {
+                    log.write(new StepMetrics(0, null, null, null, null, before.loss(), before.perplexity(), elapsedBefore));
+                }
             }
             listener.started(step, cfg.steps(), cfg.tokensPerStep(), elapsedBefore);
             long logTokens = 0;
@@ -264,13 +302,19 @@ public final class Trainer implements AutoCloseable {
                     m = m.withValidation(last);
                 }
                 if (logNow) {
-                    log.write(m);
+                    if (log != null) {
+                        log.write(m);
+                    }
                     logTokens = 0;
                     logNanos = 0;
                 }
                 listener.stepDone(m, logNow);
                 if (step == cfg.steps() || (cfg.checkpointEvery() > 0 && step % cfg.checkpointEvery() == 0)) {
-                    saveCheckpoint(elapsedBefore + (System.nanoTime() - t0) / 1e9);
+                    if (writes()) {
+                        saveCheckpoint(elapsedBefore + (System.nanoTime() - t0) / 1e9);
+                    } else {
+                        lastCheckpointStep = step;   // rank 0 wrote it
+                    }
                 }
             }
         }
@@ -283,17 +327,22 @@ public final class Trainer implements AutoCloseable {
         int s = step;
         model.setTraining(true);
         double lossSum = 0;
-        float scale = 1f / cfg.gradAccum();
+        float scale = reducer.gradScale(cfg.gradAccum());
+        ProcessGroup g = reducer.group();
         for (int k = 0; k < cfg.gradAccum(); k++) {
-            double l = model.trainStep(sampler.nextBatch(), scale);
-            if (!Double.isFinite(l)) {
+            double l = model.trainStep(sampler.nextShard(g.rank(), g.size()), scale);
+            if (!Double.isFinite(l) && !g.distributed()) {   // distributed: the reduced loss carries it to every rank
                 optimizer.zeroGrad();
                 throw diverged(s + 1, "loss is " + l + (cfg.gradAccum() > 1
                         ? " in micro-batch " + (k + 1) + " of " + cfg.gradAccum() : ""));
             }
             lossSum += l;
         }
-        double loss = lossSum / cfg.gradAccum();
+        double loss = reducer.reduce(params, lossSum / cfg.gradAccum());
+        if (!Double.isFinite(loss)) {
+            optimizer.zeroGrad();
+            throw diverged(s + 1, "the loss averaged over the " + g.size() + " ranks is " + loss);
+        }
         double reg = hook.beforeOptimizerStep(s);           // before clipping: its gradients are clipped too
         if (!Double.isFinite(reg)) {
             optimizer.zeroGrad();

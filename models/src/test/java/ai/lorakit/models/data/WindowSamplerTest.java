@@ -13,7 +13,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Proves WindowSampler draws contiguous [B][T+1] windows uniformly over every start, reproducibly from the seed,
- * and resumes exactly from a saved state; and that SequentialBatches covers each target once, in order.
+ * and resumes exactly from a saved state; that the W ranks' shards of a step are, in rank order, exactly the batch
+ * one process draws (so the state is the same under any W); and that SequentialBatches covers each target once, in
+ * order.
  */
 class WindowSamplerTest {
 
@@ -37,6 +39,33 @@ class WindowSamplerTest {
                 }
             }
         }
+    }
+
+    @Test
+    void ranksShardsConcatenateToTheSingleProcessBatch() {
+        TextDataset ds = arange(3000);
+        WindowSampler one = ds.sampler(8, 12, 5);
+        WindowSampler[] two = {ds.sampler(8, 12, 5), ds.sampler(8, 12, 5)};
+        WindowSampler[] four = {ds.sampler(8, 12, 5), ds.sampler(8, 12, 5), ds.sampler(8, 12, 5), ds.sampler(8, 12, 5)};
+        for (int step = 0; step < 6; step++) {
+            int[][] whole = one.nextBatch();
+            for (WindowSampler[] ranks : List.of(two, four)) {
+                int w = ranks.length;
+                for (int r = 0; r < w; r++) {
+                    int[][] shard = ranks[r].nextShard(r, w);
+                    assertEquals(12 / w, shard.length);
+                    for (int b = 0; b < shard.length; b++) {
+                        assertArrayEquals(whole[r * (12 / w) + b], shard[b], "step " + step + " rank " + r + " of " + w);
+                    }
+                    assertEquals(one.state(), ranks[r].state());
+                }
+            }
+        }
+        WindowSampler s = ds.sampler(8, 12, 5);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> s.nextShard(0, 5));
+        assertTrue(e.getMessage().contains("12 does not split evenly over 5 ranks"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> s.nextShard(2, 2));
+        assertEquals(0, s.state().windowsDrawn());
     }
 
     @Test
