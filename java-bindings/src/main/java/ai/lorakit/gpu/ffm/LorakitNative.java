@@ -135,26 +135,14 @@ public final class LorakitNative {
     }
 
     private static LorakitNative load() {
-        try (InputStream in = LorakitNative.class.getResourceAsStream(NativeAbi.NATIVE_RESOURCE)) {
-            if (in == null) {
-                throw new GpuException("liblorakit.so missing: the jar has no " + NativeAbi.NATIVE_RESOURCE
-                        + " (it was built without nvcc)");
-            }
-            return load(in);
-        } catch (IOException e) {
-            throw new GpuException("liblorakit.so: extracting " + NativeAbi.NATIVE_RESOURCE + " failed: " + e, e);
-        }
+        return load(NativeResources.extract(NativeAbi.NATIVE_RESOURCE, "it was built without nvcc"));
     }
 
     /**
-     * Extracts {@code in} to a temporary file and loads it. A library the dynamic loader refuses (an older glibc, a
-     * missing libstdc++, not an ELF file) is reported with the loader's message and what the library needs
-     * ({@link NativeRequirements}).
+     * Loads the extracted library file. A library the dynamic loader refuses (an older glibc, a missing libstdc++,
+     * not an ELF file) is reported with the loader's message and what the library needs ({@link NativeRequirements}).
      */
-    static LorakitNative load(InputStream in) throws IOException {
-        Path tmp = Files.createTempFile("liblorakit-", ".so");
-        tmp.toFile().deleteOnExit();
-        Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
+    static LorakitNative load(Path tmp) {
         SymbolLookup lib;
         try {
             lib = SymbolLookup.libraryLookup(tmp, Arena.global());

@@ -2,9 +2,11 @@ package ai.lorakit.gpu.ffm;
 
 import ai.lorakit.gpu.GpuException;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayInputStream;
-import java.nio.charset.StandardCharsets;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 
@@ -51,10 +53,10 @@ class NativeRequirementsTest {
     }
 
     @Test
-    void aLibraryTheLoaderRefusesIsReportedWithItsRequirements() {
+    void aLibraryTheLoaderRefusesIsReportedWithItsRequirements(@TempDir Path dir) throws IOException {
         assumeTrue(LorakitNative.present(), "the jar has no liblorakit.so (built without nvcc)");
-        GpuException e = assertThrows(GpuException.class, () -> LorakitNative.load(
-                new ByteArrayInputStream("not an ELF file".getBytes(StandardCharsets.UTF_8))));
+        Path notElf = Files.writeString(dir.resolve("liblorakit.so"), "not an ELF file");
+        GpuException e = assertThrows(GpuException.class, () -> LorakitNative.load(notElf));
         assertTrue(e.getMessage().startsWith("liblorakit.so: loading "), e.getMessage());
         assertTrue(e.getMessage().contains("needs glibc >= "), e.getMessage());
     }

@@ -11,7 +11,7 @@ import ai.lorakit.gpu.cpu.CpuBackend;
 import ai.lorakit.gpu.dist.ProcessGroup;
 import ai.lorakit.gpu.dist.SingleProcess;
 import ai.lorakit.models.data.TextDataset;
-import ai.lorakit.models.gpt2.Gpt2Model;
+import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -69,7 +69,7 @@ class DataParallelTrainerTest {
     /** Trains one rank (its own backend and model; resumeTo > 0: from out's checkpoint) and returns its trainable weights. */
     private static Map<String, float[]> train(AdapterConfig ac, TrainConfig c, Path out, ProcessGroup g, int resumeTo,
                                               Map<String, boolean[]>[] pattern) throws IOException {
-        try (Backend be = new CpuBackend(); Gpt2Model m = TinyGpt2.random(be, 5)) {
+        try (Backend be = new CpuBackend(); DecoderModel m = TinyGpt2.random(be, 5)) {
             m.attachAdapters(ac, 17);
             try (Trainer t = new Trainer(m, new AdamWPolicy(), c, data.train(), data.validation(), out)) {
                 t.setProcessGroup(g);
@@ -168,7 +168,7 @@ class DataParallelTrainerTest {
 
     @Test
     void loraDropImportanceAndValidationLossAreReducedOverTheRanks() throws Exception {
-        try (Backend be = new CpuBackend(); Gpt2Model m = TinyGpt2.random(be, 5)) {
+        try (Backend be = new CpuBackend(); DecoderModel m = TinyGpt2.random(be, 5)) {
             m.attachAdapters(LORA, 17);
             Map<String, Double> single = LoraDropTraining.measureImportance(m, data.train(), 32, 2);
             ThreadRanks[] ranks = ThreadRanks.ranks(2);
@@ -177,7 +177,7 @@ class DataParallelTrainerTest {
                 List<Future<Map<String, Double>>> fs = new ArrayList<>();
                 for (ThreadRanks r : ranks) {   // the ranks share the model read-only (eval mode, own meters)
                     fs.add(ex.submit(() -> {
-                        try (Backend b2 = new CpuBackend(); Gpt2Model mr = TinyGpt2.random(b2, 5)) {
+                        try (Backend b2 = new CpuBackend(); DecoderModel mr = TinyGpt2.random(b2, 5)) {
                             mr.attachAdapters(LORA, 17);
                             return LoraDropTraining.measureImportance(mr, data.train(), 32, 2, r);
                         }
@@ -193,7 +193,7 @@ class DataParallelTrainerTest {
                 List<Future<EvalResult>> es = new ArrayList<>();
                 for (ThreadRanks r : ranks) {
                     es.add(ex.submit(() -> {
-                        try (Backend b2 = new CpuBackend(); Gpt2Model mr = TinyGpt2.random(b2, 5)) {
+                        try (Backend b2 = new CpuBackend(); DecoderModel mr = TinyGpt2.random(b2, 5)) {
                             mr.attachAdapters(LORA, 17);
                             return Evaluator.evaluate(mr, data.validation().sequential(32, 2), 5, r);
                         }
@@ -221,7 +221,7 @@ class DataParallelTrainerTest {
         double d = maxDiff(straight.get(0), resumed);
         assertTrue(d <= 1e-6, "2 ranks to step 10, then 1 process to 20, vs 2 ranks to 20: max |diff| " + d);
 
-        try (Backend be = new CpuBackend(); Gpt2Model m = TinyGpt2.random(be, 5)) {
+        try (Backend be = new CpuBackend(); DecoderModel m = TinyGpt2.random(be, 5)) {
             m.attachAdapters(LORA, 17);
             try (Trainer t = new Trainer(m, new AdamWPolicy(), c, data.train(), data.validation(), dir.resolve("x"))) {
                 IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
