@@ -373,11 +373,10 @@ public final class PeftAdapterIO {
             }
         }
         float[] v = sf.floats(key);
-        for (int i = 0; i < v.length; i++) {
-            if (!Float.isFinite(v[i])) {
-                problems.add(key + ": element " + i + " is " + v[i] + " (non-finite values are refused)");
-                return;
-            }
+        int bad = NonFinite.first(v);
+        if (bad >= 0) {
+            problems.add(key + ": element " + bad + " is " + v[bad] + " (non-finite values are refused)");
+            return;
         }
         if (scatter) {
             v = scatter(role, v, want, kept);

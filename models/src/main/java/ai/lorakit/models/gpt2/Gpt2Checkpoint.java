@@ -1,5 +1,6 @@
 package ai.lorakit.models.gpt2;
 
+import ai.lorakit.adapters.io.NonFinite;
 import ai.lorakit.adapters.io.SafeDType;
 import ai.lorakit.adapters.io.Safetensors;
 import ai.lorakit.adapters.io.SafetensorsFile;
@@ -27,7 +28,7 @@ import java.util.TreeMap;
  * (GPT2Model, as the hub's gpt2 file), F32, BF16 or F16 data (converted to fp32), and ignores {@code lm_head.weight}
  * (tied to wte) and the attention buffers {@code h.N.attn.bias} / {@code h.N.attn.masked_bias}. Every other
  * problem (a missing tensor, a wrong shape, another dtype, a key present both with and without the prefix, a key
- * that belongs to no parameter, e.g. a layer beyond n_layer) is collected, and one {@link CheckpointFormatException}
+ * that belongs to no parameter, e.g. a layer beyond n_layer, a NaN or Inf value) is collected, and one {@link CheckpointFormatException}
  * lists them all with key, expected and found shape.
  *
  * <p>Writing: keys with the {@code transformer.} prefix and no lm_head.weight (what HF writes for tied weights),
@@ -118,7 +119,14 @@ final class Gpt2Checkpoint {
                     problems.add("tensor '" + key + "' is " + dt + "; only F32, BF16 and F16 are supported");
                     continue;
                 }
-                out.put(name, sf.floats(key));
+                float[] v = sf.floats(key);
+                String nonFinite = NonFinite.describe(v);
+                if (nonFinite != null) {
+                    problems.add("tensor '" + key + "' " + nonFinite + ": the base checkpoint is corrupt (NaN/Inf"
+                            + " weights cannot be trained or merged); re-download or re-export it");
+                    continue;
+                }
+                out.put(name, v);
             }
             unused.removeIf(Gpt2Checkpoint::ignored);
             if (!unused.isEmpty()) {
