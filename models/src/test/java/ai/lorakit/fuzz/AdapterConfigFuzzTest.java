@@ -33,7 +33,7 @@ class AdapterConfigFuzzTest {
         Files.deleteIfExists(dir);
     }
 
-    @FuzzTest(maxDuration = "20s")
+    @FuzzTest(maxDuration = "10s")
     @Timeout(10)
     void parse(byte[] input) throws IOException {
         Files.write(dir.resolve(PeftAdapterIO.CONFIG_FILE), input);

@@ -30,7 +30,7 @@ class HfConfigFuzzTest {
         Files.deleteIfExists(file);
     }
 
-    @FuzzTest(maxDuration = "20s")
+    @FuzzTest(maxDuration = "10s")
     @Timeout(10)
     void parse(byte[] input) throws IOException {
         Files.write(file, input);

@@ -66,7 +66,7 @@ class PeftLoadFuzzTest {
         return v;
     }
 
-    @FuzzTest(maxDuration = "20s")
+    @FuzzTest(maxDuration = "10s")
     @Timeout(10)
     void load(FuzzedDataProvider data) throws IOException {
         byte[] cfg = config.clone();

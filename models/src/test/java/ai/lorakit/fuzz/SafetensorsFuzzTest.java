@@ -33,7 +33,7 @@ class SafetensorsFuzzTest {
         Files.deleteIfExists(dir);
     }
 
-    @FuzzTest(maxDuration = "20s")
+    @FuzzTest(maxDuration = "10s")
     @Timeout(10)
     void parse(byte[] input) throws IOException {
         Path file = dir.resolve("f.safetensors");

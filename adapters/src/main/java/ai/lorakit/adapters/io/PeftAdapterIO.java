@@ -15,6 +15,7 @@ import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 
+import java.io.CharConversionException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -248,6 +249,8 @@ public final class PeftAdapterIO {
             throw new AdapterFormatException(dir + ": missing " + CONFIG_FILE, e);
         } catch (JsonProcessingException e) {
             throw new AdapterFormatException(cfg + ": invalid JSON: " + e.getOriginalMessage(), e);
+        } catch (CharConversionException e) {   // Jackson guessed UTF-16/32 from the first bytes (fuzz finding)
+            throw new AdapterFormatException(cfg + ": invalid JSON: not UTF-8 text (" + e.getMessage() + ")", e);
         }
         if (root == null || !root.isObject()) {
             throw new AdapterFormatException(cfg + ": must contain a JSON object");
