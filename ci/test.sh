@@ -22,4 +22,9 @@ echo "ci/test.sh: JDK $JAVA_HOME"
 req=()
 dpkg -s pocl-opencl-icd >/dev/null 2>&1 && req+=(-Dlorakit.test.requireOpenCl=true)
 mvn -B -ntp "${req[@]}" "$@" verify
+# Fuzz targets (models/src/test/java/ai/lorakit/fuzz): verify above replayed their corpora; here each one fuzzes for
+# 10 s in its own JVM (Jazzer fuzzes one target per JVM). A finding fails the build and is written to
+# models/src/test/resources/ai/lorakit/fuzz/<Target>Inputs/ as a regression input to commit with the fix.
+JAZZER_FUZZ=1 mvn -B -ntp "$@" -pl models -am test -Dtest='*FuzzTest' -Dsurefire.failIfNoSpecifiedTests=false \
+  -DreuseForks=false -Djazzer.hooks=true -Djunit.jupiter.execution.timeout.mode=disabled
 ci/gpu-check.sh build/gpu-check-dry --dry-run   # the GPU check up to its first CUDA call (GPU.md): "no CUDA device", exit 0
