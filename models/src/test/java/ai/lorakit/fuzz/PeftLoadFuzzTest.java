@@ -73,12 +73,16 @@ class PeftLoadFuzzTest {
         byte[] w = weights.clone();
         int edits = data.consumeInt(0, 8);
         for (int i = 0; i < edits && data.remainingBytes() > 0; i++) {
-            switch (data.consumeInt(0, 3)) {
-                case 0 -> cfg[data.consumeInt(0, cfg.length - 1)] = data.consumeByte();
+            int op = data.consumeInt(0, 3);
+            if (op == 0 && cfg.length > 0) {
+                cfg[data.consumeInt(0, cfg.length - 1)] = data.consumeByte();
+            } else if (op == 1 && w.length > 0) {
                 // the header (and the first values) is where the parser decides things
-                case 1 -> w[data.consumeInt(0, Math.min(w.length, 4096) - 1)] = data.consumeByte();
-                case 2 -> w = Arrays.copyOf(w, data.consumeInt(0, w.length));
-                default -> cfg = data.consumeBytes(1024);
+                w[data.consumeInt(0, Math.min(w.length, 4096) - 1)] = data.consumeByte();
+            } else if (op == 2) {
+                w = Arrays.copyOf(w, data.consumeInt(0, w.length));
+            } else if (op == 3) {
+                cfg = data.consumeBytes(1024);
             }
         }
         Path adapter = dir.resolve("edited");
