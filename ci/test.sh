@@ -33,6 +33,11 @@ if command -v nvcc >/dev/null 2>&1; then
   mapfile -t bundle_args < <(ci/gpu-bundle.sh --maven-args "$(pwd)/build/gpu-bundle-deps")
 fi
 mvn -B -ntp "${req[@]}" "$@" verify "${bundle_args[@]}"
+# Fuzz targets (models/src/test/java/ai/lorakit/fuzz): verify above replayed their corpora; here each one fuzzes for
+# 10 s in its own JVM (Jazzer fuzzes one target per JVM). A finding fails the build and is written to
+# models/src/test/resources/ai/lorakit/fuzz/<Target>Inputs/ as a regression input to commit with the fix.
+JAZZER_FUZZ=1 mvn -B -ntp "$@" -pl models -am test -Dtest='*FuzzTest' -Dsurefire.failIfNoSpecifiedTests=false \
+  -DreuseForks=false -Djazzer.hooks=true -Djunit.jupiter.execution.timeout.mode=disabled
 if [ ${#bundle_args[@]} -gt 0 ]; then
   # the bundle as it travels, rehearsed under env -i with its own runtime: a missing runtime module, resource or
   # an absolute path fails here (ci/GPU-CHECK.md)

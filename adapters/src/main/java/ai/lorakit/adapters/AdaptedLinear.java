@@ -307,8 +307,9 @@ public final class AdaptedLinear implements AutoCloseable {
     /**
      * Folds the adapter into W (VARIANTS.md: LoRA/AdaLoRA/VeRA W += ΔW, DoRA W <- f ∘ (W + ΔW)); afterwards the
      * forward is the plain base layer. Merging a merged layer does nothing (PEFT: "already merged"). Safe merge:
-     * if any merged value would be NaN or infinite, W is left untouched and an IllegalStateException
-     * "NaNs detected in the merged weights. The adapter NAME seems to be broken" is thrown.
+     * if any merged value would be NaN or infinite, W is left untouched and a {@link NonFiniteMergeException}
+     * names the culprit: the base W when it already held NaN/Inf, otherwise the adapter ("NaNs detected in the
+     * merged weights. The adapter NAME seems to be broken").
      */
     public void merge() {
         checkOpen();

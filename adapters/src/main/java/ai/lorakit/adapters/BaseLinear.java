@@ -60,12 +60,14 @@ record BaseLinear(String name, Backend backend, Tensor w, Tensor bias, boolean f
 
     /**
      * PEFT's safe_merge: W = candidate only if every value of the candidate is finite; otherwise W stays as it
-     * was and an IllegalStateException names the adapter (VARIANTS.md section 1).
+     * was and a {@link NonFiniteMergeException} names the culprit: the base W when it already held NaN/Inf,
+     * otherwise the adapter (VARIANTS.md section 1).
      */
     void replaceWeightChecked(Tensor candidate) {
         if (backend.countNonFinite(candidate) > 0) {
-            throw new IllegalStateException("NaNs detected in the merged weights. The adapter " + name
-                    + " seems to be broken");
+            long baseBad = backend.countNonFinite(w);
+            throw baseBad > 0 ? NonFiniteMergeException.base(name, baseBad, w.numel())
+                    : NonFiniteMergeException.adapter(name);
         }
         backend.copy(candidate, w);
     }

@@ -121,6 +121,23 @@ class VariantMatrixTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
+    void safeMergeBlamesTheBaseWhenWAlreadyHoldsNaN(VariantCase c) {
+        try (VariantCase.Setup s = new VariantCase.Setup(be, c, false, 13)) {
+            float[] w0 = be.download(s.w);
+            w0[3] = Float.POSITIVE_INFINITY;
+            try (Tensor broken = be.upload(w0, DType.F32, s.w.shape())) {
+                be.copy(broken, s.w);
+            }
+            NonFiniteMergeException e = assertThrows(NonFiniteMergeException.class, s.layer::merge);
+            assertEquals(NonFiniteMergeException.Culprit.BASE, e.culprit(), e.getMessage());
+            assertTrue(e.getMessage().contains("base weight W already holds 1 of " + (OUT * IN) + " non-finite")
+                    && e.getMessage().contains(VariantCase.NAME), e.getMessage());
+            assertArrayEquals(w0, be.download(s.w), c + ": a refused merge must leave W untouched");
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("cases")
     void safeMergeRefusesABrokenAdapterAndLeavesWUntouched(VariantCase c) {
         try (VariantCase.Setup s = new VariantCase.Setup(be, c, false, 13)) {
             Parameter p = s.layer.parameters().getFirst();
@@ -128,7 +145,8 @@ class VariantMatrixTest {
             v[0] = Float.NaN;
             s.set(p, v);
             float[] w0 = be.download(s.w);
-            IllegalStateException e = assertThrows(IllegalStateException.class, s.layer::merge);
+            NonFiniteMergeException e = assertThrows(NonFiniteMergeException.class, s.layer::merge);
+            assertEquals(NonFiniteMergeException.Culprit.ADAPTER, e.culprit());
             assertEquals("NaNs detected in the merged weights. The adapter " + VariantCase.NAME
                     + " seems to be broken", e.getMessage());
             assertArrayEquals(w0, be.download(s.w), c + ": a refused merge must leave W untouched");

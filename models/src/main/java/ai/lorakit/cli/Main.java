@@ -1,11 +1,16 @@
 package ai.lorakit.cli;
 
+import ai.lorakit.adapters.NonFiniteMergeException;
 import ai.lorakit.adapters.io.AdapterFormatException;
 import ai.lorakit.adapters.io.SafetensorsException;
+import ai.lorakit.gpu.GpuException;
+import ai.lorakit.gpu.ShapeException;
+import ai.lorakit.gpu.dist.DistributedException;
 import ai.lorakit.models.decoder.CheckpointFormatException;
 import ai.lorakit.models.train.TrainingDivergedException;
-import picocli.CommandLine.Command;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import picocli.CommandLine;
+import picocli.CommandLine.Command;
 
 import java.io.FileNotFoundException;
 import java.io.IOException;
@@ -22,8 +27,9 @@ import java.util.concurrent.Callable;
  * The {@code lorakit} command (picocli): train, eval, generate, merge, export-peft, import-peft, info.
  *
  * <p>Exit codes: 0 success; 2 a usage error (unknown command or option, bad value, missing file, impossible
- * setting), always ONE line on stderr, never a stack trace; 1 a failure while running (training diverged, an
- * I/O or backend error), also one line. {@code --debug} (anywhere on the line) adds the stack trace.
+ * setting, a corrupt or non-finite checkpoint or adapter), always ONE line on stderr, never a stack trace; 1 a
+ * failure while running (training diverged, an I/O or backend error, the Java heap or the device running out of
+ * memory), also one line. Only a lorakit bug says "internal error". {@code --debug} (anywhere on the line) adds the stack trace.
  */
 public final class Main {
 
@@ -35,7 +41,7 @@ public final class Main {
     }
 
     /** The top-level command: only dispatches. */
-    @Command(name = "lorakit", mixinStandardHelpOptions = true, version = "lorakit 0.1.0",
+    @Command(name = "lorakit", mixinStandardHelpOptions = true, versionProvider = BuildInfo.class,
             description = "Fine-tune GPT-2-family models with the LoRA family of adapters.",
             footer = {"", "Exit codes: 0 ok, 1 failure while running, 2 usage error.",
                 "Run 'lorakit <command> --help' for a command's options."})
@@ -83,7 +89,18 @@ public final class Main {
             }
             return code;
         });
-        return cl.execute(args);
+        try {
+            return cl.execute(args);
+        } catch (OutOfMemoryError e) {
+            // picocli hands only Exceptions to the handler above; the Java heap running out is the job's size
+            err.println("lorakit: out of Java heap memory (max heap " + Runtime.getRuntime().maxMemory() / (1 << 20)
+                    + " MiB): use a smaller --batch or --seq-len, or give the JVM more with LORAKIT_HEAP=<size>,"
+                    + " e.g. LORAKIT_HEAP=8g ./lorakit ...");
+            if (debug) {
+                e.printStackTrace(err);
+            }
+            return 1;
+        }
     }
 
     static CommandLine commandLine(Cli cli) {
@@ -117,6 +134,8 @@ public final class Main {
             case AdapterFormatException a -> 2;
             case CheckpointFormatException c -> 2;
             case SafetensorsException s -> 2;
+            case JsonProcessingException j -> 2;
+            case NonFiniteMergeException m -> 2;
             case TrainingDivergedException d -> 1;
             default -> 1;
         };
@@ -129,12 +148,20 @@ public final class Main {
             case UsageException u -> oneLine(u.getMessage());
             case IllegalArgumentException i -> oneLine(i.getMessage());
             case TrainingDivergedException d -> oneLine(d.getMessage());
-            case ai.lorakit.gpu.dist.DistributedException d -> oneLine(d.getMessage());
+            case DistributedException d -> oneLine(d.getMessage());
             case IOException io -> oneLine(io.getMessage());
             case UncheckedIOException u -> oneLine(u.getMessage());
-            default -> "internal error: " + ex.getClass().getSimpleName() + ": " + oneLine(String.valueOf(ex.getMessage()))
-                    + " (run with --debug for the stack trace)";
+            case NonFiniteMergeException m -> oneLine(m.getMessage());
+            case ShapeException s -> internal(s);
+            case GpuException g -> "backend error: " + oneLine(g.getMessage());
+            default -> internal(ex);
         };
+    }
+
+    /** A lorakit bug, not the user's doing: says so and how to get the stack trace for a report. */
+    private static String internal(Throwable ex) {
+        return "internal error: " + ex.getClass().getSimpleName() + ": " + oneLine(String.valueOf(ex.getMessage()))
+                + " (run with --debug for the stack trace)";
     }
 
     /** Multi-line messages (e.g. a list of adapter problems) folded into one line. */

@@ -15,6 +15,7 @@ import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 
+import java.io.CharConversionException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -248,6 +249,8 @@ public final class PeftAdapterIO {
             throw new AdapterFormatException(dir + ": missing " + CONFIG_FILE, e);
         } catch (JsonProcessingException e) {
             throw new AdapterFormatException(cfg + ": invalid JSON: " + e.getOriginalMessage(), e);
+        } catch (CharConversionException e) {   // Jackson guessed UTF-16/32 from the first bytes (fuzz finding)
+            throw new AdapterFormatException(cfg + ": invalid JSON: not UTF-8 text (" + e.getMessage() + ")", e);
         }
         if (root == null || !root.isObject()) {
             throw new AdapterFormatException(cfg + ": must contain a JSON object");
@@ -373,11 +376,10 @@ public final class PeftAdapterIO {
             }
         }
         float[] v = sf.floats(key);
-        for (int i = 0; i < v.length; i++) {
-            if (!Float.isFinite(v[i])) {
-                problems.add(key + ": element " + i + " is " + v[i] + " (non-finite values are refused)");
-                return;
-            }
+        int bad = NonFinite.first(v);
+        if (bad >= 0) {
+            problems.add(key + ": element " + bad + " is " + v[bad] + " (non-finite values are refused)");
+            return;
         }
         if (scatter) {
             v = scatter(role, v, want, kept);

@@ -3,6 +3,8 @@ package ai.lorakit.gpu.cuda;
 import ai.lorakit.gpu.Device;
 import ai.lorakit.gpu.DeviceBuffer;
 import ai.lorakit.gpu.DeviceEvent;
+import ai.lorakit.gpu.DeviceException;
+import ai.lorakit.gpu.DeviceOutOfMemoryException;
 import ai.lorakit.gpu.DeviceQueue;
 import ai.lorakit.gpu.Dim3;
 import ai.lorakit.gpu.GpuException;
@@ -236,11 +238,26 @@ public abstract class CudaDevice implements Device {
         makeCurrent();
         long size = Math.max(bytes, 1);   // cuMemAlloc(0) is CUDA_ERROR_INVALID_VALUE
         CudaBuffer b;
-        if (capture != null) {
-            b = new CudaBuffer(this, driver.memAllocAsync(size, defaultQueue.stream), bytes, CudaBuffer.Kind.CAPTURED);
-            capture.allocated.add(b);
-        } else {
-            b = new CudaBuffer(this, driver.memAlloc(size), bytes, CudaBuffer.Kind.OWNED);
+        try {
+            if (capture != null) {
+                b = new CudaBuffer(this, driver.memAllocAsync(size, defaultQueue.stream), bytes,
+                        CudaBuffer.Kind.CAPTURED);
+                capture.allocated.add(b);
+            } else {
+                b = new CudaBuffer(this, driver.memAlloc(size), bytes, CudaBuffer.Kind.OWNED);
+            }
+        } catch (DeviceException e) {
+            if (e.status() != CudaErrors.OUT_OF_MEMORY) {
+                throw e;
+            }
+            long[] info = {-1, totalMem};
+            try {
+                info = driver.memGetInfo();
+            } catch (RuntimeException ignored) {
+                // free memory unknown: the message says so
+            }
+            String device = name() + " (" + deviceName + ")";
+            throw new DeviceOutOfMemoryException(e, "a device buffer", bytes, device, info[0], info[1]);
         }
         buffers.add(b);
         allocatedBytes += size;

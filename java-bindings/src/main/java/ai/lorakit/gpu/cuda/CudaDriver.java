@@ -39,6 +39,9 @@ public interface CudaDriver {
 
     long deviceTotalMem(int device);
 
+    /** {free, total} bytes of the current context's device (cuMemGetInfo). */
+    long[] memGetInfo();
+
     /** A CUdevice_attribute of {@code device}. */
     int deviceAttribute(int attribute, int device);
 

@@ -141,6 +141,17 @@ final class FfmDriver implements CudaDriver {
     }
 
     @Override
+    public long[] memGetInfo() {
+        try {
+            check((int) cu.cuMemGetInfo.invokeExact(out, out.asSlice(8)), "cuMemGetInfo");
+            return new long[] {out.get(java.lang.foreign.ValueLayout.JAVA_LONG, 0),
+                out.get(java.lang.foreign.ValueLayout.JAVA_LONG, 8)};
+        } catch (Throwable t) {
+            throw rethrow("cuMemGetInfo", t);
+        }
+    }
+
+    @Override
     public long deviceTotalMem(int device) {
         try {
             check((int) cu.cuDeviceTotalMem.invokeExact(out, device), "cuDeviceTotalMem");

@@ -42,6 +42,7 @@ final class LibCuda {
     final MethodHandle cuDeviceGet;
     final MethodHandle cuDeviceGetName;
     final MethodHandle cuDeviceTotalMem;
+    final MethodHandle cuMemGetInfo;
     final MethodHandle cuDeviceGetAttribute;
     final MethodHandle cuDevicePrimaryCtxRetain;
     final MethodHandle cuDevicePrimaryCtxRelease;
@@ -109,6 +110,7 @@ final class LibCuda {
         cuDeviceGet = fn("cuDeviceGet", ADDRESS, JAVA_INT);
         cuDeviceGetName = fn("cuDeviceGetName", ADDRESS, JAVA_INT, JAVA_INT);
         cuDeviceTotalMem = fn("cuDeviceTotalMem_v2", ADDRESS, JAVA_INT);
+        cuMemGetInfo = fn("cuMemGetInfo_v2", ADDRESS, ADDRESS);
         cuDeviceGetAttribute = fn("cuDeviceGetAttribute", ADDRESS, JAVA_INT, JAVA_INT);
         cuDevicePrimaryCtxRetain = fn("cuDevicePrimaryCtxRetain", ADDRESS, JAVA_INT);
         cuDevicePrimaryCtxRelease = fnEither("cuDevicePrimaryCtxRelease_v2", "cuDevicePrimaryCtxRelease", JAVA_INT);

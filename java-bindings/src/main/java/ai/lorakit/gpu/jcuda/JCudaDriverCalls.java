@@ -196,6 +196,18 @@ final class JCudaDriverCalls implements CudaDriver {
     }
 
     @Override
+    public long[] memGetInfo() {
+        long[] free = new long[1];
+        long[] total = new long[1];
+        try {
+            check(JCudaDriver.cuMemGetInfo(free, total), "cuMemGetInfo");
+        } catch (CudaException e) {
+            throw translate(e, "cuMemGetInfo");
+        }
+        return new long[] {free[0], total[0]};
+    }
+
+    @Override
     public long deviceTotalMem(int device) {
         long[] b = new long[1];
         try {

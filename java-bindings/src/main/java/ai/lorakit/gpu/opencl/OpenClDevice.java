@@ -3,6 +3,8 @@ package ai.lorakit.gpu.opencl;
 import ai.lorakit.gpu.Device;
 import ai.lorakit.gpu.DeviceBuffer;
 import ai.lorakit.gpu.DeviceEvent;
+import ai.lorakit.gpu.DeviceException;
+import ai.lorakit.gpu.DeviceOutOfMemoryException;
 import ai.lorakit.gpu.DeviceQueue;
 import ai.lorakit.gpu.Dim3;
 import ai.lorakit.gpu.GpuException;
@@ -190,7 +192,16 @@ public final class OpenClDevice implements Device {
         try (MemoryStack stack = MemoryStack.stackPush()) {
             IntBuffer err = stack.mallocInt(1);
             long mem = clCreateBuffer(context, CL_MEM_READ_WRITE, Math.max(bytes, 4), err);   // 0 is invalid in CL
-            ClStatus.check(err.get(0), "clCreateBuffer(" + bytes + " bytes)", "on " + info.deviceName());
+            int status = allocStatusHook == null ? err.get(0) : allocStatusHook.applyAsInt(err.get(0));
+            if (status != 0 && mem != 0) {
+                clReleaseMemObject(mem);   // only when the test hook fails a successful allocation
+            }
+            String call = "clCreateBuffer(" + bytes + " bytes)";
+            if (status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES) {
+                throw new DeviceOutOfMemoryException(new DeviceException(call, status, ClStatus.name(status), ""),
+                        "a device buffer", bytes, info.deviceName(), -1, info.globalMemBytes());
+            }
+            ClStatus.check(status, call, "on " + info.deviceName());
             ClBuffer b = new ClBuffer(this, mem, bytes);
             buffers.add(b);
             return b;
@@ -206,6 +217,14 @@ public final class OpenClDevice implements Device {
             ClStatus.check(clReleaseMemObject(b.mem), "clReleaseMemObject", "");
         }
     }
+
+    static final int CL_MEM_OBJECT_ALLOCATION_FAILURE = -4;
+    static final int CL_OUT_OF_RESOURCES = -5;
+    /**
+     * Tests only: maps clCreateBuffer's status (PoCL allocates lazily and does not fail for lack of memory where
+     * a GPU would), so that the out-of-memory path can be tested. Null in production.
+     */
+    static volatile java.util.function.IntUnaryOperator allocStatusHook;
 
     /** Buffers allocated and not yet freed (leak checks in tests). */
     public int liveBuffers() {

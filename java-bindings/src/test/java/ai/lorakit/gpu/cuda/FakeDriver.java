@@ -29,6 +29,8 @@ final class FakeDriver implements CudaDriver {
     int deviceCount = 1;
     int maxThreads = 1024;
     boolean capturing;
+    /** Device memory size; cuMemAlloc beyond it fails with CUDA_ERROR_OUT_OF_MEMORY, as a real driver does. */
+    long totalMem = 80L << 30;
     private long next = 0x7f0000000000L;
 
     @Override
@@ -73,7 +75,17 @@ final class FakeDriver implements CudaDriver {
 
     @Override
     public long deviceTotalMem(int device) {
-        return 80L << 30;
+        return totalMem;
+    }
+
+    long used() {
+        return memory.values().stream().mapToLong(b -> b.length).sum();
+    }
+
+    @Override
+    public long[] memGetInfo() {
+        calls.add("cuMemGetInfo");
+        return new long[] {totalMem - used(), totalMem};
     }
 
     @Override
@@ -129,6 +141,9 @@ final class FakeDriver implements CudaDriver {
     @Override
     public long memAlloc(long bytes) {
         calls.add("cuMemAlloc");
+        if (used() + bytes > totalMem) {
+            throw CudaErrors.failure("cuMemAlloc(" + bytes + " bytes)", CudaErrors.OUT_OF_MEMORY, null, "out of memory");
+        }
         long a = handle();
         memory.put(a, new byte[(int) bytes]);
         return a;

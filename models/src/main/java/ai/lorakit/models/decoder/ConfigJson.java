@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 
+import java.io.CharConversionException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -49,6 +50,8 @@ public final class ConfigJson {
             root = JSON.readTree(bytes);
         } catch (JsonProcessingException e) {
             throw new CheckpointFormatException(file + ": invalid JSON: " + e.getOriginalMessage(), e);
+        } catch (CharConversionException e) {   // Jackson guessed UTF-16/32 from the first bytes (fuzz finding)
+            throw new CheckpointFormatException(file + ": invalid JSON: not UTF-8 text (" + e.getMessage() + ")", e);
         }
         if (root == null || !root.isObject()) {
             throw new CheckpointFormatException(file + ": must contain a JSON object");

@@ -1,6 +1,7 @@
 package ai.lorakit.models.decoder;
 
 import ai.lorakit.adapters.io.HfWeights;
+import ai.lorakit.adapters.io.NonFinite;
 import ai.lorakit.adapters.io.SafeDType;
 import ai.lorakit.adapters.io.TensorData;
 import ai.lorakit.adapters.io.TensorInfo;
@@ -87,7 +88,14 @@ public final class HfCheckpoint {
                             + " supported");
                     continue;
                 }
-                out.put(name, sf.floats(key));
+                float[] v = sf.floats(key);
+                String nonFinite = NonFinite.describe(v);
+                if (nonFinite != null) {
+                    problems.add("tensor '" + key + "'" + file + " " + nonFinite + ": the base checkpoint is corrupt"
+                            + " (NaN/Inf weights cannot be trained or merged); re-download or re-export it");
+                    continue;
+                }
+                out.put(name, v);
             }
             unused.removeIf(family::ignoredKey);
             if (!unused.isEmpty()) {

@@ -1,0 +1,27 @@
+/**
+ * Fuzz targets (Jazzer): the safetensors parser, adapter_config.json, HF config.json and the PEFT loader against a
+ * model. {@link ai.lorakit.fuzz.FuzzGuard} is the oracle: success or the entry point's documented error type with a
+ * message, within time and allocation bounds.
+ *
+ * <p>Corpora: {@code src/test/resources/ai/lorakit/fuzz/<Target>Inputs/<method>/} (seeds and regression inputs,
+ * committed; every test run replays them). What fuzzing discovers goes to {@code models/.cifuzz-corpus/} (not
+ * committed) and is read back by the next fuzzing run.
+ *
+ * <ul>
+ *   <li>CI ({@code ci/test.sh}): each target fuzzes 10 s ({@code @FuzzTest(maxDuration)}).</li>
+ *   <li>A longer run of one target (each pass fuzzes 10 s more, resuming from the corpus of the last; 180 passes
+ *       are about 30 min of fuzzing):
+ *   <pre>
+ *   . ci/jdk.sh; for i in $(seq 180); do JAZZER_FUZZ=1 mvn -B -o -q -pl models -am test \
+ *     -Dtest=SafetensorsFuzzTest -Dsurefire.failIfNoSpecifiedTests=false -Djazzer.hooks=true \
+ *     -Djunit.jupiter.execution.timeout.mode=disabled || break; done
+ *   </pre></li>
+ *   <li>A finding: the run fails and writes {@code crash-<sha1>} into the target's Inputs folder; rename it to
+ *       {@code regression-<what>}, fix the bug, commit both.</li>
+ * </ul>
+ *
+ * <p>Findings so far: adapter_config.json and config.json whose first bytes made Jackson decode them as UTF-32
+ * escaped as a raw CharConversionException instead of the loaders' format exceptions (fixed;
+ * {@code regression-utf32-*}).
+ */
+package ai.lorakit.fuzz;
