@@ -496,8 +496,9 @@ final class TrainCommand implements Callable<Integer> {
             cli.out.println(String.format(Locale.ROOT, "trained to step %d in %.1f s (%s tokens/s); metrics in %s",
                     res.step(), res.elapsedS(), ProgressReporter.tokens(res.tokensPerS()),
                     outDir.resolve("metrics.jsonl")));
-            cli.out.println(String.format(Locale.ROOT, "model tensors: %.2f MiB (weights, gradients, activation"
-                    + " buffers; precision %s)", gm.tensorBytes() / 1048576.0, gm.precision().name()));
+            cli.out.println(String.format(Locale.ROOT, "model tensors (precision %s): parameters and gradients"
+                    + " %.2f MiB, activation buffers %.2f MiB", gm.precision().name(), gm.parameterBytes() / 1048576.0,
+                    gm.activationBytes() / 1048576.0));
         }
         return 0;
     }

@@ -247,15 +247,20 @@ public final class DecoderModel implements LanguageModel {
     }
 
     /**
-     * Bytes of the tensors the model holds now (numel times dtype size, what a device stores): base weights and
-     * their gradients, adapter parameters and gradients, and the activation buffers. Optimizer state is not
-     * included (the optimizer owns it).
+     * Bytes of the parameters the model holds now (numel times dtype size, what a device stores): base weights,
+     * adapter parameters, and their gradients. Optimizer state is not included (the optimizer owns it).
      */
-    public long tensorBytes() {
+    public long parameterBytes() {
         long n = 0;
         for (Parameter p : parameters()) {
             n += bytes(p.value()) + (p.grad() == null ? 0 : bytes(p.grad()));
         }
+        return n;
+    }
+
+    /** Bytes of the activation buffer sets (training and inference) the model holds now. */
+    public long activationBytes() {
+        long n = 0;
         for (Buffers b : new Buffers[] {trainBuf, inferBuf}) {
             n += b == null ? 0 : b.bytes();
         }
