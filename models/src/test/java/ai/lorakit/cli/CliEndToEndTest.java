@@ -157,6 +157,11 @@ class CliEndToEndTest {
         CliRun e = ok("eval", "--model", model.toString(), "--adapter", run.resolve("adapter").toString(), "--data",
                 data, "--backend", "cpu", "--seq-len", "32", "--batch", "2", "--eval-batches", "2", "--precision", "bf16");
         assertTrue(e.out().contains(String.format(Locale.ROOT, "validation loss %.4f", valAfter)), e.out() + " vs " + valAfter);
+        String[] gen = {"generate", "--model", model.toString(), "--adapter", run.resolve("adapter").toString(),
+            "--prompt", "The river", "--max-tokens", "8", "--seed", "3", "--backend", "cpu", "--precision", "bf16"};
+        CliRun g = ok(gen);
+        assertEquals(g.out(), ok(gen).out(), "bf16 generation is deterministic");
+        assertTrue(g.out().startsWith("The river"), g.out());
         CliRun bad = train(tmp.resolve("bad-precision"), "--steps", "1", "--precision", "fp8");
         assertTrue(bad.code() != 0 && bad.toString().contains("--precision: precision must be fp32, bf16 or auto"),
                 bad.toString());
