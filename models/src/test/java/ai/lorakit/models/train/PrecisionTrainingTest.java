@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * within 1 % of the fp32 run's validation loss (the documented tolerance, ARCHITECTURE.md "Precision"), while the
  * policy visibly took effect: base weights are stored BF16, adapters and their gradients F32, and the two runs'
  * losses differ. Full fine-tuning refuses BF16 base weights (it needs fp32 masters) and trains with
- * {@link Precision#withFp32Weights}. {@link Precision#parse} resolves auto per backend and names bad values.
+ * {@link Precision#withFp32Weights}. {@link Precision#parse} resolves auto per backend (bf16 on cuda-*) and names bad values.
  */
 class PrecisionTrainingTest {
 
@@ -168,6 +168,16 @@ class PrecisionTrainingTest {
         assertEquals(Precision.FP32, Precision.parse("fp32", be));
         assertEquals(Precision.BF16, Precision.parse("bf16", be));
         assertEquals(Precision.FP32, Precision.parse("auto", be), "auto is fp32 off CUDA");
+        for (String cuda : new String[] {"cuda-ffm", "cuda-jcuda"}) {
+            Backend named = (Backend) java.lang.reflect.Proxy.newProxyInstance(Backend.class.getClassLoader(),
+                    new Class<?>[] {Backend.class}, (proxy, m, args) -> {
+                        if (m.getName().equals("name")) {
+                            return cuda;
+                        }
+                        throw new UnsupportedOperationException(m.getName());
+                    });
+            assertEquals(Precision.BF16, Precision.parse("auto", named), "auto is bf16 on " + cuda);
+        }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Precision.parse("fp16", be));
         assertTrue(e.getMessage().contains("fp32, bf16 or auto") && e.getMessage().contains("fp16"), e.getMessage());
     }
