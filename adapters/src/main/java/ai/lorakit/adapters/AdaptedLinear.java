@@ -163,8 +163,9 @@ public final class AdaptedLinear implements AutoCloseable {
     }
 
     /**
-     * y = the adapted layer's output for x [N,in] (or [B,T,in]): a new F32 tensor the caller closes (fp32 accumulation of
-     * the base output and the update; the caller rounds it once to its activation dtype, ARCHITECTURE.md "Precision").
+     * y = the adapted layer's output for x [N,in] (or [B,T,in]): a new F32 tensor the caller closes (the base output
+     * and the update summed in fp32; the caller rounds it once to its activation dtype, ARCHITECTURE.md
+     * "Precision").
      * Disabled or merged: the plain base layer x op(W) + b. In training mode the result of this forward is kept
      * for one {@link #backward}; a later forward replaces it. The layer keeps a reference to x (not a copy) when
      * its backward needs the input (trainable A, no dropout): x must then stay open and unchanged until backward.

@@ -223,8 +223,8 @@ public final class DecoderModel implements LanguageModel {
     public void setFullFineTune(boolean on) {
         checkOpen();
         if (on && precision.weights() != DType.F32) {
-            throw new IllegalStateException("full fine-tuning trains the base weights, which need fp32 masters, but this"
-                    + " model stores them in " + precision.weights() + "; build it with precision "
+            throw new IllegalStateException("full fine-tuning trains the base weights, which need fp32 masters, but"
+                    + " this model stores them in " + precision.weights() + "; build it with precision "
                     + precision.withFp32Weights().name() + " (Precision#withFp32Weights)");
         }
         for (Parameter p : base) {

@@ -121,12 +121,13 @@ public final class Buffers implements AutoCloseable {
             shared.put(key, x);
         } else if (!Arrays.equals(x.shape(), shape) || x.dtype() != dt) {
             throw new IllegalStateException("shared buffer '" + key + "' is " + Arrays.toString(x.shape())
-                    + " " + x.dtype() + ", asked for " + Arrays.toString(shape) + " " + dt + ": give buffers of another shape another key");
+                    + " " + x.dtype() + ", asked for " + Arrays.toString(shape) + " " + dt
+                    + ": give buffers of another shape another key");
         }
         return x;
     }
 
-    /** The cache of {@code layer}, made by {@code make} on first use (its tensors come from {@link #act} and {@link #f32}). */
+    /** The cache of {@code layer}, made by {@code make} on first use (its tensors from {@link #act}, {@link #f32}). */
     @SuppressWarnings("unchecked")
     public <K> K cache(Object layer, Function<Buffers, K> make) {
         checkOpen();

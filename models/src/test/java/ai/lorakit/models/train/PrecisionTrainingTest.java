@@ -29,7 +29,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * within 1 % of the fp32 run's validation loss (the documented tolerance, ARCHITECTURE.md "Precision"), while the
  * policy visibly took effect: base weights are stored BF16, adapters and their gradients F32, and the two runs'
  * losses differ. Full fine-tuning refuses BF16 base weights (it needs fp32 masters) and trains with
- * {@link Precision#withFp32Weights}. {@link Precision#parse} resolves auto per backend (bf16 on cuda-*) and names bad values.
+ * {@link Precision#withFp32Weights}. {@link Precision#parse} resolves auto per backend (bf16 on cuda-*) and names
+ * bad values.
  */
 class PrecisionTrainingTest {
 
@@ -57,7 +58,8 @@ class PrecisionTrainingTest {
             m.setFullFineTune(true);
             TrainConfig pre = new TrainConfig(60, 8, 32, 3e-3f, 6, TrainConfig.Schedule.COSINE, 0.1f, 0f, 1f, 1, 0, 4,
                     0, 1L, 10);
-            try (Trainer t = new Trainer(m, new AdamWPolicy(), pre, data.train(), data.validation(), dir.resolve("p"))) {
+            try (Trainer t = new Trainer(m, new AdamWPolicy(), pre, data.train(), data.validation(),
+                    dir.resolve("p"))) {
                 t.run();
             }
             m.saveHf(base, DType.F32);
@@ -65,8 +67,8 @@ class PrecisionTrainingTest {
         Trainer.Result fp32 = fineTune(base, Precision.FP32, dir.resolve("fp32"));
         Trainer.Result bf16 = fineTune(base, Precision.BF16, dir.resolve("bf16"));
         double f = fp32.after().loss(), b = bf16.after().loss();
-        assertTrue(f < fp32.before().loss() - 0.03, "the fp32 fine-tune learned: " + fp32.before() + " -> " + fp32.after());
-        assertTrue(b < bf16.before().loss() - 0.03, "the bf16 fine-tune learned: " + bf16.before() + " -> " + bf16.after());
+        assertTrue(f < fp32.before().loss() - 0.03, "fp32 fine-tune learned: " + fp32.before() + " -> " + fp32.after());
+        assertTrue(b < bf16.before().loss() - 0.03, "bf16 fine-tune learned: " + bf16.before() + " -> " + bf16.after());
         System.out.printf("validation loss: fp32 %.5f -> %.5f, bf16 %.5f -> %.5f (%.3f %% apart)%n",
                 fp32.before().loss(), f, bf16.before().loss(), b, 100 * Math.abs(b - f) / f);
         assertNotEquals(f, b, "bf16 storage changed nothing: the policy was not applied");
