@@ -163,7 +163,9 @@ public final class AdaptedLinear implements AutoCloseable {
     }
 
     /**
-     * y = the adapted layer's output for x [N,in] (or [B,T,in]): a new tensor of x's dtype the caller closes.
+     * y = the adapted layer's output for x [N,in] (or [B,T,in]): a new F32 tensor the caller closes (the base output
+     * and the update summed in fp32; the caller rounds it once to its activation dtype, ARCHITECTURE.md
+     * "Precision").
      * Disabled or merged: the plain base layer x op(W) + b. In training mode the result of this forward is kept
      * for one {@link #backward}; a later forward replaces it. The layer keeps a reference to x (not a copy) when
      * its backward needs the input (trainable A, no dropout): x must then stay open and unchanged until backward.
@@ -189,7 +191,7 @@ public final class AdaptedLinear implements AutoCloseable {
         boolean drop = !plain && training && p > 0f;
         long maskSeed = drop ? dropoutSeed(dropoutStep++) : 0L;
         ForwardCache c = training ? new ForwardCache(x.rows(), x.shape(), plain, drop, maskSeed) : null;
-        Tensor y = be.zeros(x.dtype(), yShape);
+        Tensor y = be.zeros(DType.F32, yShape);   // fp32: base + update summed before any bf16 rounding
         Tensor xd = x;
         try {
             if (plain) {
@@ -225,7 +227,7 @@ public final class AdaptedLinear implements AutoCloseable {
     }
 
     /**
-     * dx = dL/dx for dy = dL/dy (same shape as the last training forward's output): a new tensor the caller
+     * dx = dL/dx for dy = dL/dy (same shape as the last training forward's output): a new F32 tensor the caller
      * closes. Accumulates (+=) into the gradients of the trainable adapter parameters (frozen ones are skipped,
      * e.g. LoRA-FA's A); W and bias get no gradient. Consumes the forward's cache.
      *
@@ -254,7 +256,7 @@ public final class AdaptedLinear implements AutoCloseable {
         Backend be = base.backend();
         try (ForwardCache c = cache) {
             cache = null;
-            Tensor dx = be.zeros(dy.dtype(), c.xShape);
+            Tensor dx = be.zeros(DType.F32, c.xShape);   // fp32, as y
             try {
                 if (c.plain) {
                     base.inputGrad(dy, dx, 0f);

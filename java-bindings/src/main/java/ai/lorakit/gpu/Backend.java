@@ -254,10 +254,18 @@ public interface Backend extends AutoCloseable {
     /**
      * The adapted linear layer's forward, y = x op(W) + bias + s (x A^T) B^T, with u = x A^T kept for the
      * backward. W is [out,in] (y = x W^T), or [in,out] when {@code fanInFanOut} (GPT-2 Conv1D: y = x W);
-     * bias [out] or null. x [N,in], A [r,in], B [out,r], u [N,r], y [N,out].
+     * bias [out] or null. x [N,in], A [r,in], B [out,r], u [N,r], y [N,out]. The sum is accumulated in fp32 and
+     * rounded once to y's dtype (a BF16 y does not round the base output before the low-rank update is added).
      */
     default void loraLinearForward(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias,
                                    Tensor a, Tensor b, float s, Tensor u, Tensor y) {
+        if (y.dtype() != DType.F32) {
+            try (Tensor y32 = zeros(DType.F32, y.shape())) {
+                loraLinearForward(x, w, fanInFanOut, bias, a, b, s, u, y32);
+                copy(y32, y);
+            }
+            return;
+        }
         matmul(x, false, w, !fanInFanOut, y, 1f, 0f);
         if (bias != null) {
             addRowVector(y, bias, y);

@@ -51,6 +51,10 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", defaultValue = "auto", paramLabel = "<t>", description = "As for train. Default: ${DEFAULT-VALUE}.")
     String tokenizer;
 
+    @Option(names = "--precision", defaultValue = "auto", paramLabel = "<p>",
+            description = "fp32, bf16 (bf16 weights and activations, fp32 statistics and logits), or auto (bf16 on CUDA, fp32 elsewhere). Default: ${DEFAULT-VALUE}.")
+    String precision;
+
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "<b>", description = "Default: ${DEFAULT-VALUE}.")
     String backend;
 
@@ -74,7 +78,7 @@ final class EvalCommand implements Callable<Integer> {
         if (split.equals("validation") && !(valFraction > 0 && valFraction < 1)) {
             throw new UsageException("--val-fraction must be in (0, 1), got " + valFraction);
         }
-        try (LoadedModel lm = deviceOption.open(backend, () -> LoadedModel.open(model, adapter, backend, tokenizer))) {
+        try (LoadedModel lm = deviceOption.open(backend, () -> LoadedModel.open(model, adapter, backend, tokenizer, precision))) {
             int t = seqLen != null ? seqLen : Math.min(128, lm.model.maxSeqLen());
             Cli.positive("--seq-len", t);
             if (t > lm.model.maxSeqLen()) {

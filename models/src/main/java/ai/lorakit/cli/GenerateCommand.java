@@ -43,6 +43,10 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", defaultValue = "auto", paramLabel = "<t>", description = "As for train. Default: ${DEFAULT-VALUE}.")
     String tokenizer;
 
+    @Option(names = "--precision", defaultValue = "auto", paramLabel = "<p>",
+            description = "fp32, bf16 (bf16 weights and activations, fp32 statistics and logits), or auto (bf16 on CUDA, fp32 elsewhere). Default: ${DEFAULT-VALUE}.")
+    String precision;
+
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "<b>", description = "Default: ${DEFAULT-VALUE}.")
     String backend;
 
@@ -58,7 +62,7 @@ final class GenerateCommand implements Callable<Integer> {
         Cli.positive("--max-tokens", maxTokens);
         Cli.nonNegative("--temperature", temperature);
         Cli.nonNegative("--top-k", topK);
-        try (LoadedModel lm = LoadedModel.open(model, adapter, backend, tokenizer)) {
+        try (LoadedModel lm = LoadedModel.open(model, adapter, backend, tokenizer, precision)) {
             int[] ids = lm.tokenizer.encode(prompt);
             if (ids.length == 0) {
                 if (lm.tokenizer.endOfTextId().isEmpty()) {

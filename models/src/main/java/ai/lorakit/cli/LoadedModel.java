@@ -6,6 +6,7 @@ import ai.lorakit.adapters.Parameter;
 import ai.lorakit.adapters.io.PeftAdapterIO;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.layers.Precision;
 import ai.lorakit.models.tokenizer.Tokenizer;
 
 import java.io.IOException;
@@ -38,12 +39,24 @@ final class LoadedModel implements AutoCloseable {
      * @param tokenizer  --tokenizer spec, or null when no tokenizer is needed
      */
     static LoadedModel open(Path modelDir, Path adapterDir, String backendName, String tokenizer) throws IOException {
+        return open(modelDir, adapterDir, backendName, tokenizer, "fp32");
+    }
+
+    /** As {@link #open(Path, Path, String, String)}, run under --precision {@code precision} (fp32, bf16, auto). */
+    static LoadedModel open(Path modelDir, Path adapterDir, String backendName, String tokenizer, String precision)
+            throws IOException {
         ModelSource.Resolved src = ModelSource.resolve(modelDir);
         AdapterConfig ac = adapterDir == null ? null : PeftAdapterIO.readConfig(adapterDir);
         Backend be = ModelSource.openBackend(backendName);
         DecoderModel m = null;
         try {
-            m = ModelSource.load(src, be);
+            Precision p;
+            try {
+                p = Precision.parse(precision, be);
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("--precision: " + e.getMessage());
+            }
+            m = ModelSource.load(src, be, p);
             Tokenizer tok = tokenizer == null ? null : ModelSource.tokenizer(tokenizer, src.dir(), m.vocabSize());
             if (ac != null) {
                 m.attachAdapters(ac, 0L).loadPeft(adapterDir);

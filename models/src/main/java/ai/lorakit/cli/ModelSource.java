@@ -4,6 +4,7 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.BackendRegistry;
 import ai.lorakit.gpu.GpuException;
 import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.layers.Precision;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
 import ai.lorakit.models.tokenizer.Gpt2BpeTokenizer;
 import ai.lorakit.models.tokenizer.Tokenizer;
@@ -85,7 +86,11 @@ final class ModelSource {
     }
 
     static DecoderModel load(Resolved r, Backend be) throws IOException {
-        return DecoderModel.load(r.dir(), be);
+        return load(r, be, Precision.FP32);
+    }
+
+    static DecoderModel load(Resolved r, Backend be, Precision precision) throws IOException {
+        return DecoderModel.load(r.dir(), be, precision);
     }
 
     static Backend openBackend(String name) {

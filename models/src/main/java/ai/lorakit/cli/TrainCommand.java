@@ -17,6 +17,7 @@ import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.decoder.Families;
 import ai.lorakit.models.decoder.ModelConfig;
 import ai.lorakit.models.gpt2.Gpt2Config;
+import ai.lorakit.models.layers.Precision;
 import ai.lorakit.models.tokenizer.Gpt2BpeTokenizer;
 import ai.lorakit.models.tokenizer.Tokenizer;
 import ai.lorakit.models.train.Checkpoint;
@@ -110,6 +111,10 @@ final class TrainCommand implements Callable<Integer> {
 
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "<b>", description = "auto, cuda-ffm, cuda-jcuda, opencl, cpu. Default: ${DEFAULT-VALUE}.")
     String backend;
+
+    @Option(names = "--precision", defaultValue = "auto", paramLabel = "<p>",
+            description = "fp32, bf16 (bf16 frozen weights and activations; fp32 statistics, loss and adapters), or auto (bf16 on CUDA, fp32 elsewhere). Default: ${DEFAULT-VALUE}.")
+    String precision;
 
     @picocli.CommandLine.Mixin
     DeviceOption deviceOption = new DeviceOption();   // --device (OpenCL)
@@ -366,6 +371,15 @@ final class TrainCommand implements Callable<Integer> {
 
     private int train(Method m, TrainConfig.Schedule sched, Path outDir, List<String> stored, Backend be)
             throws IOException {
+        Precision prec;
+        try {
+            prec = Precision.parse(precision, be);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--precision: " + e.getMessage());
+        }
+        if (m == Method.FULL) {
+            prec = prec.withFp32Weights();   // trainable base weights are their own fp32 masters
+        }
         Tokenizer tok;
         Path modelDir;
         String modelName;
@@ -382,7 +396,7 @@ final class TrainCommand implements Callable<Integer> {
                 throw new UsageException("--vocab " + gc.vocabSize() + " is smaller than the tokenizer's "
                         + tok.vocabSize() + " ids");
             }
-            gm = DecoderModel.random(gc, be, seed);
+            gm = DecoderModel.random(gc, be, seed, prec);
             modelDir = null;
             modelName = "random-init";
         } else if (init.equals("pretrained")) {
@@ -392,7 +406,7 @@ final class TrainCommand implements Callable<Integer> {
                         + " describe a new model: they need --init random");
             }
             ModelSource.Resolved src = ModelSource.resolve(model);
-            gm = ModelSource.load(src, be);
+            gm = ModelSource.load(src, be, prec);
             modelDir = src.dir();
             modelName = src.name();
             try {
@@ -530,6 +544,9 @@ final class TrainCommand implements Callable<Integer> {
                     res.step(), res.elapsedS(), ProgressReporter.tokens(res.tokensPerS()),
                     outDir.resolve("metrics.jsonl")));
             printAllReduce(tr, res);
+            cli.out.println(String.format(Locale.ROOT, "model tensors (precision %s): parameters and gradients"
+                    + " %.2f MiB, activation buffers %.2f MiB", gm.precision().name(), gm.parameterBytes() / 1048576.0,
+                    gm.activationBytes() / 1048576.0));
         }
         return 0;
     }
@@ -583,7 +600,8 @@ final class TrainCommand implements Callable<Integer> {
     private void header(Method m, AdapterConfig ac, DecoderModel gm, String modelName, long trainable, long total,
                         Tokenizer tok, TextDataset.Split split, TrainConfig tc, int t, int w, Path outDir) {
         cli.out.println("lorakit train: " + (ac == null ? "full fine-tuning" : m.cliName + ", "
-                + LoadedModel.describe(ac, gm.adaptedModules().size())) + "; backend " + gm.backend().name());
+                + LoadedModel.describe(ac, gm.adaptedModules().size())) + "; backend " + gm.backend().name()
+                + "; precision " + gm.precision().name());
         cli.out.println("base model " + modelName + ": " + gm.config().describe() + "; trainable "
                 + String.format(Locale.ROOT, "%,d of %,d parameters (%.2f%%)", trainable, total, 100.0 * trainable / total));
         cli.out.println("data " + data + " (" + tok + "): " + split.train().tokenCount() + " training tokens ("

@@ -1,6 +1,9 @@
 package ai.lorakit.cli;
 
 import ai.lorakit.adapters.io.PeftAdapterIO;
+import ai.lorakit.adapters.io.SafeDType;
+import ai.lorakit.adapters.io.SafetensorsFile;
+import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.cpu.CpuBackend;
 import ai.lorakit.models.decoder.DecoderModel;
@@ -119,6 +122,49 @@ class CliEndToEndTest {
         assertTrue(i.out().contains("LoRA r=8") && i.out().contains("loads into"), i.out());
         assertArrayEquals(adapted, logits(model, exported, PROBE), "exported adapter logits");
         assertArrayEquals(adapted, logits(model, resaved, PROBE), "re-saved adapter logits");
+
+        // export-peft --dtype bf16: every tensor stored BF16, each the fp32 value rounded to nearest even; it loads
+        Path half = tmp.resolve("exported-bf16");
+        CliRun h = ok("export-peft", run.toString(), "--out", half.toString(), "--dtype", "bf16");
+        assertTrue(h.out().contains("(bf16)"), h.out());
+        try (SafetensorsFile f32 = SafetensorsFile.open(exported.resolve(PeftAdapterIO.WEIGHTS_FILE));
+             SafetensorsFile b16 = SafetensorsFile.open(half.resolve(PeftAdapterIO.WEIGHTS_FILE))) {
+            assertEquals(f32.names(), b16.names());
+            for (String n : f32.names()) {
+                assertEquals(SafeDType.BF16, b16.info(n).dtype(), n);
+                float[] want = f32.floats(n);
+                for (int k = 0; k < want.length; k++) {
+                    want[k] = DType.BF16.round(want[k]);
+                }
+                assertArrayEquals(want, b16.floats(n), n);
+            }
+        }
+        Tolerance.Result hr = Tolerance.BF16.compare("bf16 adapter logits", logits(model, half, PROBE), adapted);
+        assertTrue(hr.ok(), hr.describe());
+        CliRun bad = CliRun.of("export-peft", run.toString(), "--out", tmp.resolve("x").toString(), "--dtype", "fp16");
+        assertTrue(bad.code() != 0 && bad.toString().contains("--dtype must be fp32 or bf16"), bad.toString());
+    }
+
+    @Test
+    void precisionBf16TrainsAndEvaluatesAndBadValuesAreNamed() throws IOException {
+        Path run = tmp.resolve("bf16");
+        CliRun t = train(run, "--steps", "3", "--precision", "bf16");
+        assertEquals(0, t.code(), t.toString());
+        assertTrue(t.out().contains("precision bf16") && t.out().contains("activation buffers"), t.out());
+        // eval in bf16 repeats the bf16 validation loss train reported
+        List<JsonNode> metrics = MetricsLog.read(run);
+        double valAfter = metrics.getLast().get("val_loss").asDouble();
+        CliRun e = ok("eval", "--model", model.toString(), "--adapter", run.resolve("adapter").toString(), "--data",
+                data, "--backend", "cpu", "--seq-len", "32", "--batch", "2", "--eval-batches", "2", "--precision", "bf16");
+        assertTrue(e.out().contains(String.format(Locale.ROOT, "validation loss %.4f", valAfter)), e.out() + " vs " + valAfter);
+        String[] gen = {"generate", "--model", model.toString(), "--adapter", run.resolve("adapter").toString(),
+            "--prompt", "The river", "--max-tokens", "8", "--seed", "3", "--backend", "cpu", "--precision", "bf16"};
+        CliRun g = ok(gen);
+        assertEquals(g.out(), ok(gen).out(), "bf16 generation is deterministic");
+        assertTrue(g.out().startsWith("The river"), g.out());
+        CliRun bad = train(tmp.resolve("bad-precision"), "--steps", "1", "--precision", "fp8");
+        assertTrue(bad.code() != 0 && bad.toString().contains("--precision: precision must be fp32, bf16 or auto"),
+                bad.toString());
     }
 
     @Test

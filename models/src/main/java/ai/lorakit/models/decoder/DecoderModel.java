@@ -10,6 +10,7 @@ import ai.lorakit.gpu.Tensor;
 import ai.lorakit.models.LanguageModel;
 import ai.lorakit.models.layers.Buffers;
 import ai.lorakit.models.layers.Linear;
+import ai.lorakit.models.layers.Precision;
 import ai.lorakit.models.layers.PreNormBlock;
 
 import java.io.IOException;
@@ -43,6 +44,11 @@ import java.util.SplittableRandom;
  * <p>Buffers: each layer's cache for a (B,T) shape lives in a {@link Buffers} set allocated once and reused by every
  * step of that shape; training and inference keep one set each (an inference call of the training shape reuses the
  * training set). Per step only the token ids are uploaded. Not thread-safe. The model does not own the backend.
+ *
+ * <p>Precision: one {@link Precision} given at construction decides the storage of the base weights (uploaded in
+ * {@link Precision#weights()}) and of the activations (every {@link Buffers} set is made with it); the logits, the
+ * softmax probabilities and the losses are F32 under every policy. Full fine-tuning needs F32 base weights (they
+ * are the fp32 masters the optimizer updates): build the model with {@link Precision#withFp32Weights()}.
  */
 public final class DecoderModel implements LanguageModel {
 
@@ -52,6 +58,7 @@ public final class DecoderModel implements LanguageModel {
     private final List<Parameter> base;
     private final Map<String, Parameter> byName;
     private final DecoderStack net;
+    private final Precision precision;
 
     private boolean training = true;
     private boolean closed;
@@ -72,9 +79,11 @@ public final class DecoderModel implements LanguageModel {
         }
     }
 
-    private <C extends ModelConfig> DecoderModel(Backend be, Family<C> family, C cfg, Map<String, Tensor> values) {
+    private <C extends ModelConfig> DecoderModel(Backend be, Family<C> family, C cfg, Map<String, Tensor> values,
+                                                 Precision precision) {
         this.be = be;
         this.cfg = cfg;
+        this.precision = precision;
         Map<String, Parameter> ps = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : values.entrySet()) {
             String name = e.getKey();
@@ -90,15 +99,19 @@ public final class DecoderModel implements LanguageModel {
         return (Family<C>) cfg.family();
     }
 
-    /** Uploads host values (HF names -> fp32, in {@link Family#shapes} order) as F32 tensors. */
-    private static <C extends ModelConfig> DecoderModel upload(Backend be, C cfg, Map<String, float[]> host) {
+    /** Uploads host values (HF names -> fp32, in {@link Family#shapes} order) in the precision's weight dtype. */
+    private static <C extends ModelConfig> DecoderModel upload(Backend be, C cfg, Map<String, float[]> host,
+                                                               Precision precision) {
+        if (precision == null) {
+            throw new IllegalArgumentException("precision must not be null (use Precision.FP32)");
+        }
         Family<C> family = familyOf(cfg);
         Map<String, Tensor> values = new LinkedHashMap<>();
         try {
             for (Map.Entry<String, int[]> e : family.shapes(cfg).entrySet()) {
-                values.put(e.getKey(), be.upload(host.get(e.getKey()), DType.F32, e.getValue()));
+                values.put(e.getKey(), be.upload(host.get(e.getKey()), precision.weights(), e.getValue()));
             }
-            return new DecoderModel(be, family, cfg, values);
+            return new DecoderModel(be, family, cfg, values, precision);
         } catch (RuntimeException ex) {
             values.values().forEach(Tensor::close);
             throw ex;
@@ -112,6 +125,11 @@ public final class DecoderModel implements LanguageModel {
      * {@code new SplittableRandom(seed)}.
      */
     public static <C extends ModelConfig> DecoderModel random(C cfg, Backend backend, long seed) {
+        return random(cfg, backend, seed, Precision.FP32);
+    }
+
+    /** As {@link #random(ModelConfig, Backend, long)}, stored and run under {@code precision}. */
+    public static <C extends ModelConfig> DecoderModel random(C cfg, Backend backend, long seed, Precision precision) {
         Family<C> family = familyOf(cfg);
         SplittableRandom rng = new SplittableRandom(seed);
         Map<String, float[]> host = new LinkedHashMap<>();
@@ -120,7 +138,7 @@ public final class DecoderModel implements LanguageModel {
             family.init(e.getKey(), v, cfg, rng);
             host.put(e.getKey(), v);
         }
-        return upload(backend, cfg, host);
+        return upload(backend, cfg, host, precision);
     }
 
     /**
@@ -130,11 +148,17 @@ public final class DecoderModel implements LanguageModel {
      * @throws CheckpointFormatException a missing file, a bad config, or missing / wrong-shaped tensors (all named)
      */
     public static DecoderModel load(Path hfDir, Backend backend) throws IOException {
-        return load(hfDir, Families.readConfig(hfDir), backend);
+        return load(hfDir, backend, Precision.FP32);
     }
 
-    private static <C extends ModelConfig> DecoderModel load(Path hfDir, C cfg, Backend backend) throws IOException {
-        return upload(backend, cfg, HfCheckpoint.read(hfDir, familyOf(cfg), cfg));
+    /** As {@link #load(Path, Backend)}, stored and run under {@code precision}. */
+    public static DecoderModel load(Path hfDir, Backend backend, Precision precision) throws IOException {
+        return load(hfDir, Families.readConfig(hfDir), backend, precision);
+    }
+
+    private static <C extends ModelConfig> DecoderModel load(Path hfDir, C cfg, Backend backend, Precision precision)
+            throws IOException {
+        return upload(backend, cfg, HfCheckpoint.read(hfDir, familyOf(cfg), cfg), precision);
     }
 
     /**
@@ -203,9 +227,16 @@ public final class DecoderModel implements LanguageModel {
     /**
      * Full fine-tuning on or off: makes every base parameter trainable, or frozen again (dropping their
      * gradients). Adapter parameters are not changed.
+     *
+     * @throws IllegalStateException turning it on while the base weights are not F32 (no fp32 master to train)
      */
     public void setFullFineTune(boolean on) {
         checkOpen();
+        if (on && precision.weights() != DType.F32) {
+            throw new IllegalStateException("full fine-tuning trains the base weights, which need fp32 masters, but"
+                    + " this model stores them in " + precision.weights() + "; build it with precision "
+                    + precision.withFp32Weights().name() + " (Precision#withFp32Weights)");
+        }
         for (Parameter p : base) {
             p.setTrainable(on);
         }
@@ -218,6 +249,36 @@ public final class DecoderModel implements LanguageModel {
 
     public ModelConfig config() {
         return cfg;
+    }
+
+    /** The precision policy the model stores its weights and activations in. */
+    public Precision precision() {
+        return precision;
+    }
+
+    /**
+     * Bytes of the parameters the model holds now (numel times dtype size, what a device stores): base weights,
+     * adapter parameters, and their gradients. Optimizer state is not included (the optimizer owns it).
+     */
+    public long parameterBytes() {
+        long n = 0;
+        for (Parameter p : parameters()) {
+            n += bytes(p.value()) + (p.grad() == null ? 0 : bytes(p.grad()));
+        }
+        return n;
+    }
+
+    /** Bytes of the activation buffer sets (training and inference) the model holds now. */
+    public long activationBytes() {
+        long n = 0;
+        for (Buffers b : new Buffers[] {trainBuf, inferBuf}) {
+            n += b == null ? 0 : b.bytes();
+        }
+        return n;
+    }
+
+    private static long bytes(Tensor t) {
+        return t.numel() * t.dtype().bytes();
     }
 
     /** The base parameter with this HF name (e.g. transformer.h.0.ln_1.weight), or IllegalArgumentException. */
@@ -287,7 +348,7 @@ public final class DecoderModel implements LanguageModel {
                 trainBuf.close();
                 trainBuf = null;
             }
-            trainBuf = new Buffers(be, bt.b(), bt.t());
+            trainBuf = new Buffers(be, bt.b(), bt.t(), precision);
         }
         Buffers buf = trainBuf;
         setTokens(buf, bt);
@@ -367,7 +428,7 @@ public final class DecoderModel implements LanguageModel {
                 inferBuf.close();
                 inferBuf = null;
             }
-            inferBuf = new Buffers(be, b, t);
+            inferBuf = new Buffers(be, b, t, precision);
         }
         return inferBuf;
     }

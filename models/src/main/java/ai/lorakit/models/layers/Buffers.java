@@ -18,29 +18,48 @@ import java.util.function.Function;
  * every later step; backward scratch that no layer needs after its own backward is shared by key ({@link
  * #shared}), so L blocks allocate it once. A model keeps one Buffers per batch shape it runs (training, inference).
  * N = B*T tokens. Not thread-safe.
+ *
+ * <p>Dtypes follow the set's {@link Precision}: {@link #act} and {@link #shared} tensors (activations and their
+ * gradients) are stored in {@link Precision#activations()}; {@link #f32} tensors (statistics, softmax
+ * probabilities, logits, loss, gradient sinks) are always F32.
  */
 public final class Buffers implements AutoCloseable {
     /** Batch size B and sequence length T. */
     public final int b;
     public final int t;
     private final Backend be;
+    private final Precision precision;
     private final Map<Object, Object> caches = new IdentityHashMap<>();
     private final Map<String, Tensor> shared = new HashMap<>();
     private final Map<String, Tensor> slots = new HashMap<>();
     private final List<Tensor> owned = new ArrayList<>();
     private boolean closed;
 
+    /** An fp32 set ({@link Precision#FP32}). */
     public Buffers(Backend be, int b, int t) {
+        this(be, b, t, Precision.FP32);
+    }
+
+    public Buffers(Backend be, int b, int t, Precision precision) {
+        if (precision == null) {
+            throw new IllegalArgumentException("precision must not be null (use Precision.FP32)");
+        }
         if (b < 1 || t < 1) {
             throw new IllegalArgumentException("batch shape must be positive, got B=" + b + ", T=" + t);
         }
         this.be = be;
+        this.precision = precision;
         this.b = b;
         this.t = t;
     }
 
     public Backend backend() {
         return be;
+    }
+
+    /** The policy that picks {@link #act}'s dtype. */
+    public Precision precision() {
+        return precision;
     }
 
     /** N = B*T. */
@@ -53,31 +72,62 @@ public final class Buffers implements AutoCloseable {
         return this.b == b && this.t == t;
     }
 
-    /** A new zeroed F32 tensor owned (and closed) by this set. */
+    /** A new zeroed F32 tensor owned (and closed) by this set: statistics, probabilities, logits, losses. */
     public Tensor f32(int... shape) {
+        return alloc(DType.F32, shape);
+    }
+
+    /** A new zeroed activation tensor ({@link Precision#activations()}) owned (and closed) by this set. */
+    public Tensor act(int... shape) {
+        return alloc(precision.activations(), shape);
+    }
+
+    private Tensor alloc(DType dt, int... shape) {
         checkOpen();
-        Tensor x = be.zeros(DType.F32, shape);
+        Tensor x = be.zeros(dt, shape);
         owned.add(x);
         return x;
     }
 
+    /** Bytes of every tensor this set owns (numel times the dtype's size: what a device stores). */
+    public long bytes() {
+        long n = 0;
+        for (Tensor x : owned) {
+            n += x.numel() * x.dtype().bytes();
+        }
+        for (Tensor x : slots.values()) {
+            n += x.numel() * x.dtype().bytes();
+        }
+        return n;
+    }
+
     /**
-     * The scratch tensor of this key, allocated on first use: a buffer several layers use in turn (its content
-     * is meaningless between uses). Each key has one shape.
+     * The activation-gradient scratch tensor of this key ({@link Precision#activations()}), allocated on first use: a
+     * buffer several layers use in turn (its content is meaningless between uses). Each key has one shape.
      */
     public Tensor shared(String key, int... shape) {
+        return shared(key, precision.activations(), shape);
+    }
+
+    /** As {@link #shared(String, int...)}, stored in F32 (e.g. the sink of a frozen gain's gradient). */
+    public Tensor sharedF32(String key, int... shape) {
+        return shared(key, DType.F32, shape);
+    }
+
+    private Tensor shared(String key, DType dt, int... shape) {
         Tensor x = shared.get(key);
         if (x == null) {
-            x = f32(shape);
+            x = alloc(dt, shape);
             shared.put(key, x);
-        } else if (!Arrays.equals(x.shape(), shape)) {
+        } else if (!Arrays.equals(x.shape(), shape) || x.dtype() != dt) {
             throw new IllegalStateException("shared buffer '" + key + "' is " + Arrays.toString(x.shape())
-                    + ", asked for " + Arrays.toString(shape) + ": give buffers of another shape another key");
+                    + " " + x.dtype() + ", asked for " + Arrays.toString(shape) + " " + dt
+                    + ": give buffers of another shape another key");
         }
         return x;
     }
 
-    /** The cache of {@code layer}, made by {@code make} on first use (its tensors come from {@link #f32}). */
+    /** The cache of {@code layer}, made by {@code make} on first use (its tensors from {@link #act}, {@link #f32}). */
     @SuppressWarnings("unchecked")
     public <K> K cache(Object layer, Function<Buffers, K> make) {
         checkOpen();

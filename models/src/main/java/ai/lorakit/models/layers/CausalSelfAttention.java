@@ -30,9 +30,9 @@ public final class CausalSelfAttention implements Sublayer {
         final Tensor y;
 
         Cache(Buffers buf, int c, int nHead) {
-            qkv = buf.f32(buf.b, buf.t, 3 * c);
-            att = buf.f32(buf.b, nHead, buf.t, buf.t);
-            y = buf.f32(buf.b, buf.t, c);
+            qkv = buf.act(buf.b, buf.t, 3 * c);
+            att = buf.f32(buf.b, nHead, buf.t, buf.t);   // softmax probabilities: fp32
+            y = buf.act(buf.b, buf.t, c);
         }
     }
 

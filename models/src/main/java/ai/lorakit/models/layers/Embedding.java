@@ -24,7 +24,7 @@ public final class Embedding implements AutoCloseable {
         final Tensor out;
 
         Cache(Buffers buf, int c) {
-            out = buf.f32(buf.b, buf.t, c);
+            out = buf.act(buf.b, buf.t, c);
         }
     }
 

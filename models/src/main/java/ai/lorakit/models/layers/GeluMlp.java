@@ -19,8 +19,8 @@ public final class GeluMlp implements Sublayer {
         final Tensor hGelu;
 
         Cache(Buffers buf, int f) {
-            h = buf.f32(buf.b, buf.t, f);
-            hGelu = buf.f32(buf.b, buf.t, f);
+            h = buf.act(buf.b, buf.t, f);
+            hGelu = buf.act(buf.b, buf.t, f);
         }
     }
 

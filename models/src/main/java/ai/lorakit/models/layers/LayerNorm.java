@@ -26,8 +26,8 @@ public final class LayerNorm implements Norm {
         final Tensor rstd;
 
         Cache(Buffers buf, int c) {
-            out = buf.f32(buf.b, buf.t, c);
-            mean = buf.f32(buf.n());
+            out = buf.act(buf.b, buf.t, c);
+            mean = buf.f32(buf.n());   // statistics: fp32
             rstd = buf.f32(buf.n());
         }
     }
@@ -53,8 +53,8 @@ public final class LayerNorm implements Norm {
     public void backward(Buffers buf, Tensor dout, Tensor dx) {
         Cache k = buf.cacheOf(this);
         be.layerNormBackward(dout, k.x, gamma.value(), k.mean, k.rstd, dx,
-                gamma.trainable() ? gamma.gradForAccumulation() : buf.shared("norm.sink.gamma", c),
-                beta.trainable() ? beta.gradForAccumulation() : buf.shared("norm.sink.beta", c));
+                gamma.trainable() ? gamma.gradForAccumulation() : buf.sharedF32("norm.sink.gamma", c),
+                beta.trainable() ? beta.gradForAccumulation() : buf.sharedF32("norm.sink.beta", c));
     }
 
     @Override

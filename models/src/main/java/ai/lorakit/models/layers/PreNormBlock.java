@@ -26,8 +26,8 @@ public final class PreNormBlock {
         final Tensor out;
 
         Cache(Buffers buf, int c) {
-            mid = buf.f32(buf.b, buf.t, c);
-            out = buf.f32(buf.b, buf.t, c);
+            mid = buf.act(buf.b, buf.t, c);
+            out = buf.act(buf.b, buf.t, c);
         }
     }
 
