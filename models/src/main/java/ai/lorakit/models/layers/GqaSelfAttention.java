@@ -55,15 +55,15 @@ public final class GqaSelfAttention implements Sublayer {
         final Tensor sin;
 
         Cache(Buffers buf, int nHead, int nKvHead, int d, Rope rope, boolean qkNorm) {
-            q = buf.f32(buf.b, buf.t, nHead * d);
-            k = buf.f32(buf.b, buf.t, nKvHead * d);
-            qRaw = qkNorm ? buf.f32(buf.b, buf.t, nHead * d) : q;
-            kRaw = qkNorm ? buf.f32(buf.b, buf.t, nKvHead * d) : k;
+            q = buf.act(buf.b, buf.t, nHead * d);
+            k = buf.act(buf.b, buf.t, nKvHead * d);
+            qRaw = qkNorm ? buf.act(buf.b, buf.t, nHead * d) : q;
+            kRaw = qkNorm ? buf.act(buf.b, buf.t, nKvHead * d) : k;
             qRstd = qkNorm ? buf.f32(buf.n() * nHead) : null;
             kRstd = qkNorm ? buf.f32(buf.n() * nKvHead) : null;
-            v = buf.f32(buf.b, buf.t, nKvHead * d);
+            v = buf.act(buf.b, buf.t, nKvHead * d);
             att = buf.f32(buf.b, nHead, buf.t, buf.t);
-            y = buf.f32(buf.b, buf.t, nHead * d);
+            y = buf.act(buf.b, buf.t, nHead * d);
             if (rope == null) {
                 cos = null;
                 sin = null;
@@ -178,6 +178,6 @@ public final class GqaSelfAttention implements Sublayer {
 
     /** The gamma's gradient, or a shared sink that is never read when it is frozen. */
     private Tensor gammaGrad(Buffers buf, Parameter gamma) {
-        return gamma.trainable() ? gamma.gradForAccumulation() : buf.shared("qknorm.sink.gamma." + headDim, headDim);
+        return gamma.trainable() ? gamma.gradForAccumulation() : buf.sharedF32("qknorm.sink.gamma." + headDim, headDim);
     }
 }

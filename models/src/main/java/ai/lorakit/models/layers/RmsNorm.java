@@ -24,7 +24,7 @@ public final class RmsNorm implements Norm {
         final Tensor rstd;
 
         Cache(Buffers buf, int c) {
-            out = buf.f32(buf.b, buf.t, c);
+            out = buf.act(buf.b, buf.t, c);
             rstd = buf.f32(buf.n());
         }
     }
@@ -49,7 +49,7 @@ public final class RmsNorm implements Norm {
     public void backward(Buffers buf, Tensor dout, Tensor dx) {
         Cache k = buf.cacheOf(this);
         be.rmsNormBackward(dout, k.x, gamma.value(), k.rstd, dx,
-                gamma.trainable() ? gamma.gradForAccumulation() : buf.shared("norm.sink.gamma", c));
+                gamma.trainable() ? gamma.gradForAccumulation() : buf.sharedF32("norm.sink.gamma", c));
     }
 
     @Override

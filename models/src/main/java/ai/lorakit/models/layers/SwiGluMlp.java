@@ -22,9 +22,9 @@ public final class SwiGluMlp implements Sublayer {
         final Tensor h;
 
         Cache(Buffers buf, int f) {
-            g = buf.f32(buf.b, buf.t, f);
-            u = buf.f32(buf.b, buf.t, f);
-            h = buf.f32(buf.b, buf.t, f);
+            g = buf.act(buf.b, buf.t, f);
+            u = buf.act(buf.b, buf.t, f);
+            h = buf.act(buf.b, buf.t, f);
         }
     }
 

@@ -8,7 +8,10 @@ import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.cpu.CpuBackend;
 import ai.lorakit.models.data.TextDataset;
 import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.decoder.Families;
 import ai.lorakit.models.layers.Precision;
+import ai.lorakit.models.llama.LlamaFamily;
+import ai.lorakit.models.llama.TinyLlama;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -117,6 +120,38 @@ class PrecisionTrainingTest {
             assertTrue(Double.isFinite(b[i]) && Math.abs(b[i] - f[i]) <= VAL_LOSS_RTOL * f[i],
                     variant + " step " + (i + 1) + ": bf16 loss " + b[i] + " vs fp32 " + f[i]);
         }
+    }
+
+    /**
+     * The Llama-family layers (RMSNorm, RoPE with GQA, SwiGLU, Qwen2's biases, Qwen3's per-head q/k norm) follow the
+     * same policy: LoRA on all seven projections, 4 steps, per-step losses within 1 % of fp32.
+     */
+    @org.junit.jupiter.params.ParameterizedTest(name = "{0}")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"llama", "qwen2", "qwen3"})
+    void llamaFamiliesTrainInBf16LikeInFp32(String modelType, @TempDir Path dir) throws IOException {
+        LlamaFamily family = (LlamaFamily) Families.forModelType(modelType);
+        double[] f = llamaStepLosses(family, Precision.FP32, dir.resolve("fp32"));
+        double[] b = llamaStepLosses(family, Precision.BF16, dir.resolve("bf16"));
+        assertEquals(4, f.length, family + ": one loss per step");
+        assertEquals(f.length, b.length, family + ": one loss per step in bf16");
+        for (int i = 0; i < f.length; i++) {
+            assertTrue(Double.isFinite(b[i]) && Math.abs(b[i] - f[i]) <= VAL_LOSS_RTOL * f[i],
+                    family + " step " + (i + 1) + ": bf16 loss " + b[i] + " vs fp32 " + f[i]);
+        }
+    }
+
+    private static double[] llamaStepLosses(LlamaFamily family, Precision p, Path out) throws IOException {
+        TrainConfig c = new TrainConfig(4, 4, 32, 5e-3f, 0, TrainConfig.Schedule.CONSTANT, 0f, 0f, 1f, 1, 0, 2, 0,
+                3L, 1);
+        try (DecoderModel m = DecoderModel.random(TinyLlama.config(family, false), be, 5, p)) {
+            m.attachAdapters(LoraConfig.of(4, 8f, "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                    "down_proj"), 7);
+            try (Trainer t = new Trainer(m, new AdamWPolicy(), c, data.train(), data.validation(), out)) {
+                t.run();
+            }
+        }
+        return MetricsLog.read(out).stream().filter(l -> l.has("loss") && !l.get("loss").isNull())
+                .mapToDouble(l -> l.get("loss").asDouble()).toArray();
     }
 
     private static double[] stepLosses(String variant, Precision p, Path out) throws IOException {
