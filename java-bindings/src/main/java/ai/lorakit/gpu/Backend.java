@@ -33,6 +33,18 @@ public interface Backend extends AutoCloseable {
     /** A new I32 tensor (token ids, targets). */
     Tensor uploadInts(int[] data, int... shape);
 
+    /**
+     * I32 dst = data (row-major), written into the existing tensor: no allocation, so a training step can feed its
+     * token ids into the same buffer every step. {@code data.length} must equal dst's numel.
+     */
+    void write(Tensor dst, int[] data);
+
+    /**
+     * Float dst = data (row-major) rounded to dst's dtype (F32, BF16, F16), written into the existing tensor: no
+     * allocation. {@code data.length} must equal dst's numel; an I32 dst takes {@link #write(Tensor, int[])}.
+     */
+    void write(Tensor dst, float[] data);
+
     /** The tensor's values as fp32, row-major (I32 values converted exactly up to 2^24). */
     float[] download(Tensor t);
 

@@ -260,6 +260,23 @@ public class KernelBackend implements Backend {
         OpChecks.dataLength("upload", data.length, Tensor.numel(shape), shape);
         Tensor t = register(dtype, shape);
         DeviceBuffer b = ((Storage) t.handle()).buf;
+        put(b, dtype, data);
+        return t;
+    }
+
+    @Override
+    public void write(Tensor dst, float[] data) {
+        DeviceBuffer b = buffer("write", dst);
+        OpChecks.math("write", dst);
+        if (data == null) {
+            throw new ShapeException("write: data must not be null");
+        }
+        OpChecks.dataLength("write", data.length, dst.numel(), dst.shape());
+        put(b, dst.dtype(), data);
+    }
+
+    /** b = data converted to dtype on the host, then one host-to-device copy. */
+    private void put(DeviceBuffer b, DType dtype, float[] data) {
         switch (dtype) {
             case F32 -> device.write(b, 0, data);
             case BF16 -> {
@@ -284,7 +301,6 @@ public class KernelBackend implements Backend {
                 device.write(b, 0, v);
             }
         }
-        return t;
     }
 
     @Override
@@ -297,6 +313,16 @@ public class KernelBackend implements Backend {
         Tensor t = register(DType.I32, shape);
         device.write(((Storage) t.handle()).buf, 0, data);
         return t;
+    }
+
+    @Override
+    public void write(Tensor dst, int[] data) {
+        DeviceBuffer b = ints("write", dst);
+        if (data == null) {
+            throw new ShapeException("write: data must not be null");
+        }
+        OpChecks.dataLength("write", data.length, dst.numel(), dst.shape());
+        device.write(b, 0, data);
     }
 
     @Override

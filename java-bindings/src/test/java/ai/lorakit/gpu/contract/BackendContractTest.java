@@ -71,6 +71,36 @@ class BackendContractTest {
                 assertArrayEquals(ids, be.downloadInts(t));
                 assertArrayEquals(new float[] {0, 5, -3, 1 << 20}, be.download(t), "I32 download as float");
                 assertEquals(DType.I32, t.dtype());
+                int[] next = {7, -1, 1 << 21, 3};
+                be.write(t, next);
+                assertArrayEquals(next, be.downloadInts(t), "write into an existing I32 tensor");
+                ShapeException e = assertThrows(ShapeException.class, () -> be.write(t, new int[3]));
+                assertTrue(e.getMessage().contains("write"), e.getMessage());
+                assertArrayEquals(next, be.downloadInts(t), "a refused write left the tensor alone");
+                try (Tensor fl = be.zeros(DType.F32, 4)) {
+                    assertThrows(ShapeException.class, () -> be.write(fl, next), "write ints into an F32 tensor");
+                    assertThrows(ShapeException.class, () -> be.write(t, new float[4]), "write floats into I32");
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource(SRC)
+    void writeIntoAnExistingTensorRounds(Supplier<Backend> f) {
+        try (Backend be = f.get()) {
+            float[] x = {1f, -2.5f, 1.00390625f, 3.14159265f, 65504f, 1e-8f, Float.NaN, Float.POSITIVE_INFINITY};
+            for (DType dt : new DType[] {DType.F32, DType.BF16, DType.F16}) {
+                try (Tensor t = be.upload(Ref.nans(8), dt, 2, 4)) {
+                    be.write(t, x);
+                    float[] got = be.download(t);
+                    for (int i = 0; i < x.length; i++) {
+                        assertEquals(dt.round(x[i]), got[i], 0f, dt + " write element " + i);
+                    }
+                    ShapeException e = assertThrows(ShapeException.class, () -> be.write(t, new float[7]));
+                    assertTrue(e.getMessage().contains("write"), e.getMessage());
+                    assertArrayEquals(got, be.download(t), dt + ": a refused write left the tensor alone");
+                }
             }
         }
     }
