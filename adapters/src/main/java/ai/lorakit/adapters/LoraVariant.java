@@ -1,7 +1,6 @@
 package ai.lorakit.adapters;
 
 import ai.lorakit.gpu.Backend;
-import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tensor;
 
 import java.util.List;
