@@ -107,6 +107,24 @@ class BackendContractTest {
 
     @ParameterizedTest
     @MethodSource(SRC)
+    void workTensorsHaveTheirShapeAndNeverAlias(Supplier<Backend> f) {
+        try (Backend be = f.get()) {
+            for (int round = 0; round < 2; round++) {                  // round 1 gets returned tensors back
+                Tensor a = be.borrowWork(DType.F32, 3, 5);
+                Tensor b = be.borrowWork(DType.F32, 3, 5);             // same shape while a is out: another tensor
+                assertArrayEquals(new int[] {3, 5}, a.shape());
+                assertEquals(DType.F32, a.dtype());
+                be.write(a, Ref.arange(15, 0.5f));
+                be.write(b, Ref.ones(15));
+                assertArrayEquals(Ref.arange(15, 0.5f), be.download(a), "round " + round + ": b overwrote a");
+                be.returnWork(a);
+                be.returnWork(b);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource(SRC)
     void copyAndFillRoundToDestination(Supplier<Backend> f) {
         long seed = 11;
         try (Backend be = f.get()) {
