@@ -102,23 +102,16 @@ final class AdaLoraVariant implements Variant {
     @Override
     public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
         Backend be = base.backend();
-        Tensor ev = be.zeros(DType.F32, r);
-        Tensor ae = null;
-        Tensor u = null;
-        try {
-            be.copy(e.value(), ev);                      // E [r,1] as a vector [r]
-            ae = be.zeros(DType.F32, r, base.in());
-            be.mulColVector(a.value(), ev, ae);          // A ∘ E: row k of A times E_k
-            u = be.zeros(DType.F32, x.rows(), r);
-            LoraVariant.lowRankForward(base, x, xd, ae, b.value(), scaling, u, y);
-            if (cache != null) {
-                cache.e = ev;
-                cache.ae = ae;
-                cache.u = u;
-                ev = ae = u = null;
-            }
-        } finally {
-            Params.closeTensors(ev, ae, u);
+        Tensor ev = base.scratch().get("ada.e", r);
+        be.copy(e.value(), ev);                          // E [r,1] as a vector [r]
+        Tensor ae = base.scratch().get("ada.ae", r, base.in());
+        be.mulColVector(a.value(), ev, ae);              // A ∘ E: row k of A times E_k
+        Tensor u = base.scratch().get("u", x.rows(), r);
+        LoraVariant.lowRankForward(base, x, xd, ae, b.value(), scaling, u, y);
+        if (cache != null) {
+            cache.e = ev;
+            cache.ae = ae;
+            cache.u = u;
         }
     }
 
@@ -129,24 +122,21 @@ final class AdaLoraVariant implements Variant {
         Tensor dA = Params.gradOrNull(a);
         Tensor dE = Params.gradOrNull(e);
         if (dA == null && dE == null) {
-            LoraVariant.lowRankBackward(be, g, cache, cache.ae, b.value(), scaling, Params.gradOrNull(b), null, dxd);
+            LoraVariant.lowRankBackward(base, g, cache, cache.ae, b.value(), scaling, Params.gradOrNull(b), null, dxd);
             return;
         }
-        try (Tensor dAE = be.zeros(DType.F32, r, base.in())) {
-            // dAE = scaling (g B)^T x_d, formed by the LoRA helper (beta 1 into zeros)
-            LoraVariant.lowRankBackward(be, g, cache, cache.ae, b.value(), scaling, Params.gradOrNull(b), dAE, dxd);
-            if (dA != null) {
-                try (Tensor t = be.zeros(DType.F32, r, base.in())) {
-                    be.mulColVector(dAE, cache.e, t);    // dA = dAE ∘ E
-                    be.axpby(1f, t, 1f, dA);
-                }
-            }
-            if (dE != null) {
-                try (Tensor t = be.zeros(DType.F32, r)) {
-                    be.rowDot(dAE, a.value(), t);        // dE_k = Σ_i dAE_ki A_ki
-                    be.axpby(1f, t, 1f, dE);             // [r] into [r,1]: same numel
-                }
-            }
+        Tensor dAE = base.scratch().zeroed("ada.dAE", r, base.in());
+        // dAE = scaling (g B)^T x_d, formed by the LoRA helper (beta 1 into zeros)
+        LoraVariant.lowRankBackward(base, g, cache, cache.ae, b.value(), scaling, Params.gradOrNull(b), dAE, dxd);
+        if (dA != null) {
+            Tensor t = base.scratch().get("ada.rIn", r, base.in());
+            be.mulColVector(dAE, cache.e, t);            // dA = dAE ∘ E
+            be.axpby(1f, t, 1f, dA);
+        }
+        if (dE != null) {
+            Tensor t = base.scratch().get("ada.r", r);
+            be.rowDot(dAE, a.value(), t);                // dE_k = Σ_i dAE_ki A_ki
+            be.axpby(1f, t, 1f, dE);                     // [r] into [r,1]: same numel
         }
     }
 

@@ -14,9 +14,11 @@ import java.util.List;
  * or [in,out] when {@code fanInFanOut} (GPT-2 Conv1D: y = x W). x [N,in], y [N,out] (x may also be
  * [B,T,in]; then y is [B,T,out] and N = B*T).
  *
- * <p>API contract (other modules code against it): forward returns a new tensor the caller closes; in training
- * mode it caches what backward needs; backward returns dx (new tensor) and accumulates (+=) into the trainable
- * parameters' gradients. merge folds the adapter into W, unmerge restores W.
+ * <p>API contract (other modules code against it): forward writes y into the caller's buffer (or, for
+ * convenience, returns a new tensor the caller closes); in training mode it caches what backward needs; backward
+ * writes dx likewise and accumulates (+=) into the trainable parameters' gradients. merge folds the adapter into
+ * W, unmerge restores W. The layer keeps its temporaries ({@link Scratch}) between calls, so a training step of
+ * an unchanged batch shape allocates no device memory.
  *
  * <p>Structure: this class does everything that is the same for all variants (shape checks, dropout, train and
  * eval, enable/disable, merged state, the forward cache, lifetimes); the maths is in one small {@link Variant}
@@ -25,7 +27,7 @@ import java.util.List;
  * called where they fit.
  *
  * <p>Ownership: W and bias belong to the caller (only merge/unmerge write W). The layer owns its adapter
- * tensors (A, B, E, m, λb, λd), their gradients and its caches; VeRA's shared projections belong to the model.
+ * tensors (A, B, E, m, λb, λd), their gradients, its caches and its scratch; VeRA's shared projections belong to the model.
  *
  * <p>Dropout (on the adapter input only, training mode only; VARIANTS.md section 1) is inverted dropout with the
  * backend's counter-based mask {@link Backend#dropoutMask}. The mask seed of the k-th training forward that
@@ -107,7 +109,8 @@ public final class AdaptedLinear implements AutoCloseable {
             throw new IllegalArgumentException("layer " + name + ": VeRA projections given for a " + config.peftType()
                     + " adapter");
         }
-        BaseLinear b = new BaseLinear(name, weight.backend(), weight, bias, fanInFanOut, in, out);
+        BaseLinear b = new BaseLinear(name, weight.backend(), weight, bias, fanInFanOut, in, out,
+                new Scratch(weight.backend()));
         return new AdaptedLinear(b, config, Variant.create(b, config, shared, seed), seed);
     }
 
@@ -163,16 +166,141 @@ public final class AdaptedLinear implements AutoCloseable {
     }
 
     /**
-     * y = the adapted layer's output for x [N,in] (or [B,T,in]): a new F32 tensor the caller closes (the base output
-     * and the update summed in fp32; the caller rounds it once to its activation dtype, ARCHITECTURE.md
-     * "Precision").
-     * Disabled or merged: the plain base layer x op(W) + b. In training mode the result of this forward is kept
-     * for one {@link #backward}; a later forward replaces it. The layer keeps a reference to x (not a copy) when
-     * its backward needs the input (trainable A, no dropout): x must then stay open and unchanged until backward.
+     * y = the adapted layer's output for x [N,in] (or [B,T,in]): a new tensor of x's dtype the caller closes
+     * ({@link #forward(Tensor, Tensor)} into a new buffer).
      *
      * @throws ShapeException x's last dimension is not in, or x lives on another backend
      */
     public Tensor forward(Tensor x) {
+        checkInput(x);
+        int[] yShape = x.shape();
+        yShape[yShape.length - 1] = base.out();
+        Tensor y = base.backend().zeros(x.dtype(), yShape);
+        try {
+            forward(x, y);
+            return y;
+        } catch (RuntimeException e) {
+            y.close();
+            throw e;
+        }
+    }
+
+    /**
+     * y (written) = the adapted layer's output for x [N,in] (or [B,T,in]); y [N,out] (x's leading dims) is the
+     * caller's. Disabled or merged: the plain base layer x op(W) + b. In training mode what backward needs is
+     * kept for one {@link #backward}; a later forward replaces it. The layer keeps a reference to x (not a copy)
+     * when its backward needs the input (trainable A, no dropout): x must then stay open and unchanged until
+     * backward.
+     *
+     * @throws ShapeException x's last dimension is not in, y is not x's shape with out as last dimension, or
+     *                        either lives on another backend
+     */
+    public void forward(Tensor x, Tensor y) {
+        checkInput(x);
+        if (y == null) {
+            throw new IllegalArgumentException("layer " + name() + ": forward output y is null");
+        }
+        y.checkOpen();
+        if (y.rank() < 1 || y.cols() != base.out() || y.rows() != x.rows() || y.backend() != base.backend()) {
+            throw new ShapeException("layer " + name() + ": output y " + y + " must be [N=" + x.rows() + ", out="
+                    + base.out() + "] for input " + x + " on backend " + base.backend().name());
+        }
+        dropCache();
+        Backend be = base.backend();
+        boolean plain = !enabled || merged;
+        float p = config.dropout();
+        boolean drop = !plain && training && p > 0f;
+        long maskSeed = drop ? dropoutSeed(dropoutStep++) : 0L;
+        ForwardCache c = training ? new ForwardCache(x.rows(), x.shape(), plain, drop, maskSeed) : null;
+        if (plain) {
+            base.forward(x, y, true);
+        } else {
+            Tensor xd = x;
+            if (drop) {
+                xd = base.scratch().get("xd", x.shape());
+                be.dropoutMask(xd, p, maskSeed);
+                be.mul(x, xd, xd);                           // x_d = x ∘ mask
+            }
+            // bf16 activations: the base output and the update are summed in fp32, then rounded once into y
+            // (ARCHITECTURE.md "Precision")
+            Tensor y32 = y.dtype() == DType.F32 ? y : base.scratch().get("y32", y.shape());
+            variant.forward(base, x, xd, y32, c);
+            if (y32 != y) {
+                be.copy(y32, y);
+            }
+            if (observer != null) {
+                observer.observe(this, x);
+            }
+            if (c != null && variant.needsInput()) {
+                c.xd = xd;
+            }
+        }
+        cache = c;
+    }
+
+    /**
+     * dx = dL/dx for dy = dL/dy: a new tensor of dy's dtype the caller closes ({@link #backward(Tensor, Tensor)}
+     * into a new buffer).
+     *
+     * @throws IllegalStateException no training-mode forward since the last backward (or merge/unmerge)
+     * @throws ShapeException        dy is not [N,out] for that forward's N
+     */
+    public Tensor backward(Tensor dy) {
+        checkGradient(dy);
+        Tensor dx = base.backend().zeros(dy.dtype(), cache.xShape);
+        try {
+            backward(dy, dx);
+            return dx;
+        } catch (RuntimeException e) {
+            dx.close();
+            throw e;
+        }
+    }
+
+    /**
+     * dx (written) = dL/dx for dy = dL/dy (same shape as the last training forward's output); dx is the caller's,
+     * shaped like that forward's x. Accumulates (+=) into the gradients of the trainable adapter parameters
+     * (frozen ones are skipped, e.g. LoRA-FA's A); W and bias get no gradient. Consumes the forward's cache.
+     *
+     * @throws IllegalStateException no training-mode forward since the last backward (or merge/unmerge)
+     * @throws ShapeException        dy is not [N,out] for that forward's N, or dx is not [N,in]
+     */
+    public void backward(Tensor dy, Tensor dx) {
+        checkGradient(dy);
+        if (dx == null) {
+            throw new IllegalArgumentException("layer " + name() + ": backward output dx is null");
+        }
+        dx.checkOpen();
+        if (dx.numel() != Tensor.numel(cache.xShape) || dx.cols() != base.in() || dx.backend() != base.backend()) {
+            throw new ShapeException("layer " + name() + ": input gradient dx " + dx + " must be shaped like the"
+                    + " forward's input " + Arrays.toString(cache.xShape) + " on backend " + base.backend().name());
+        }
+        Backend be = base.backend();
+        try (ForwardCache c = cache) {
+            cache = null;
+            if (c.plain) {
+                base.inputGrad(dy, dx, 0f);
+                return;
+            }
+            // as in forward: the base and adapter parts of dx are summed in fp32 and rounded once
+            Tensor dx32 = dx.dtype() == DType.F32 ? dx : base.scratch().get("dx32", dx.shape());
+            if (!c.dropout) {
+                variant.backward(base, dy, c, dx32, dx32);
+            } else {
+                Tensor dxd = base.scratch().zeroed("dxd", c.xShape);
+                variant.backward(base, dy, c, dx32, dxd);
+                Tensor mask = base.scratch().get("mask", c.xShape);
+                be.dropoutMask(mask, config.dropout(), c.maskSeed);   // the forward's mask, redrawn
+                be.mul(dxd, mask, dxd);
+                be.axpby(1f, dxd, 1f, dx32);
+            }
+            if (dx32 != dx) {
+                be.copy(dx32, dx);
+            }
+        }
+    }
+
+    private void checkInput(Tensor x) {
         checkOpen();
         if (x == null) {
             throw new IllegalArgumentException("layer " + name() + ": forward input x is null");
@@ -182,59 +310,9 @@ public final class AdaptedLinear implements AutoCloseable {
             throw new ShapeException("layer " + name() + ": input x " + x + " must be [N," + base.in() + "] (in="
                     + base.in() + ") on backend " + base.backend().name());
         }
-        dropCache();
-        Backend be = base.backend();
-        int[] yShape = x.shape();
-        yShape[yShape.length - 1] = base.out();
-        boolean plain = !enabled || merged;
-        float p = config.dropout();
-        boolean drop = !plain && training && p > 0f;
-        long maskSeed = drop ? dropoutSeed(dropoutStep++) : 0L;
-        ForwardCache c = training ? new ForwardCache(x.rows(), x.shape(), plain, drop, maskSeed) : null;
-        Tensor y = be.zeros(DType.F32, yShape);   // fp32: base + update summed before any bf16 rounding
-        Tensor xd = x;
-        try {
-            if (plain) {
-                base.forward(x, y, true);
-            } else {
-                if (drop) {
-                    xd = be.zeros(DType.F32, x.shape());
-                    be.dropoutMask(xd, p, maskSeed);
-                    be.mul(x, xd, xd);                       // x_d = x ∘ mask
-                }
-                variant.forward(base, x, xd, y, c);
-                if (observer != null) {
-                    observer.observe(this, x);
-                }
-                if (c != null && variant.needsInput()) {
-                    c.xd = xd;
-                    xd = x;                                  // now owned by the cache
-                }
-            }
-        } catch (RuntimeException e) {
-            y.close();
-            if (c != null) {
-                c.close();
-            }
-            throw e;
-        } finally {
-            if (xd != x) {
-                xd.close();
-            }
-        }
-        cache = c;
-        return y;
     }
 
-    /**
-     * dx = dL/dx for dy = dL/dy (same shape as the last training forward's output): a new F32 tensor the caller
-     * closes. Accumulates (+=) into the gradients of the trainable adapter parameters (frozen ones are skipped,
-     * e.g. LoRA-FA's A); W and bias get no gradient. Consumes the forward's cache.
-     *
-     * @throws IllegalStateException no training-mode forward since the last backward (or merge/unmerge)
-     * @throws ShapeException        dy is not [N,out] for that forward's N
-     */
-    public Tensor backward(Tensor dy) {
+    private void checkGradient(Tensor dy) {
         checkOpen();
         if (cache == null) {
             throw new IllegalStateException("layer " + name() + ": backward without a preceding training-mode forward"
@@ -252,31 +330,6 @@ public final class AdaptedLinear implements AutoCloseable {
         if (!cache.plain && cache.xd == null && variant.needsInput()) {
             throw new IllegalStateException("layer " + name() + ": lora_A (or lora_E) was frozen during the forward, so"
                     + " the layer input was not kept, and unfrozen before backward; unfreeze before the forward");
-        }
-        Backend be = base.backend();
-        try (ForwardCache c = cache) {
-            cache = null;
-            Tensor dx = be.zeros(DType.F32, c.xShape);   // fp32, as y
-            try {
-                if (c.plain) {
-                    base.inputGrad(dy, dx, 0f);
-                } else if (!c.dropout) {
-                    variant.backward(base, dy, c, dx, dx);
-                } else {
-                    try (Tensor dxd = be.zeros(DType.F32, c.xShape)) {
-                        variant.backward(base, dy, c, dx, dxd);
-                        try (Tensor mask = be.zeros(DType.F32, c.xShape)) {
-                            be.dropoutMask(mask, config.dropout(), c.maskSeed);   // the forward's mask, redrawn
-                            be.mul(dxd, mask, dxd);
-                        }
-                        be.axpby(1f, dxd, 1f, dx);
-                    }
-                }
-                return dx;
-            } catch (RuntimeException e) {
-                dx.close();
-                throw e;
-            }
         }
     }
 
@@ -309,9 +362,8 @@ public final class AdaptedLinear implements AutoCloseable {
     /**
      * Folds the adapter into W (VARIANTS.md: LoRA/AdaLoRA/VeRA W += ΔW, DoRA W <- f ∘ (W + ΔW)); afterwards the
      * forward is the plain base layer. Merging a merged layer does nothing (PEFT: "already merged"). Safe merge:
-     * if any merged value would be NaN or infinite, W is left untouched and a {@link NonFiniteMergeException}
-     * names the culprit: the base W when it already held NaN/Inf, otherwise the adapter ("NaNs detected in the
-     * merged weights. The adapter NAME seems to be broken").
+     * if any merged value would be NaN or infinite, W is left untouched and an IllegalStateException
+     * "NaNs detected in the merged weights. The adapter NAME seems to be broken" is thrown.
      */
     public void merge() {
         checkOpen();
@@ -424,6 +476,7 @@ public final class AdaptedLinear implements AutoCloseable {
         closed = true;
         dropCache();
         variant.close();
+        base.scratch().close();
     }
 
     @Override

@@ -16,8 +16,10 @@ import ai.lorakit.gpu.Tensor;
  * @param fifo    fan_in_fan_out (W stored [in,out])
  * @param in      input features
  * @param out     output features
+ * @param scratch the adapted layer's work tensors (its variant's temporaries and forward cache)
  */
-record BaseLinear(String name, Backend backend, Tensor w, Tensor bias, boolean fifo, int in, int out) {
+record BaseLinear(String name, Backend backend, Tensor w, Tensor bias, boolean fifo, int in, int out,
+                  Scratch scratch) {
 
     /** y = x op(W) (+ b when withBias); x [N,in], y [N,out] (written). */
     void forward(Tensor x, Tensor y, boolean withBias) {

@@ -65,10 +65,9 @@ final class DoraVariant implements Variant {
 
     /** The current norm n [out] on the host. */
     private float[] hostNorm(BaseLinear base) {
-        try (Tensor n = base.backend().zeros(DType.F32, base.out())) {
-            weightNorm(base, lora, n);
-            return base.backend().download(n);
-        }
+        Tensor n = base.scratch().get("dora.n", base.out());
+        weightNorm(base, lora, n);
+        return base.backend().download(n);
     }
 
     @Override
@@ -102,41 +101,36 @@ final class DoraVariant implements Variant {
         for (int o = 0; o < out; o++) {
             k[o] = mh[o] / n[o];
         }
-        Tensor kT = be.upload(k, DType.F32, out);
-        Tensor u = null;
-        Tensor comb = null;
-        try {
-            u = be.zeros(DType.F32, tokens, lora.r);
-            comb = be.zeros(DType.F32, tokens, out);
-            if (xd == x) {
-                // step 1 "optimized" path: comb = x op(W) + s (x A^T) B^T; y = k ∘ comb + b
-                be.loraLinearForward(x, base.w(), base.fifo(), null, lora.a.value(), lora.b.value(), lora.s, u, comb);
-                be.mulRowVector(comb, kT, y);
-                if (base.bias() != null) {
-                    be.addRowVector(y, base.bias(), y);
-                }
-            } else {
-                // y = x op(W) + b - x_d op(W) + k ∘ (x_d op(W) + s (x_d A^T) B^T)
-                base.forward(x, y, true);
-                try (Tensor baseD = be.zeros(DType.F32, tokens, out)) {
-                    base.forward(xd, baseD, false);
-                    be.copy(baseD, comb);
-                    be.loraShrink(xd, lora.a.value(), u);
-                    be.loraExpand(u, lora.b.value(), lora.s, comb);
-                    be.axpby(-1f, baseD, 1f, y);
-                    be.mulRowVector(comb, kT, baseD);
-                    be.axpby(1f, baseD, 1f, y);
-                }
+        Scratch sc = base.scratch();
+        Tensor kT = sc.get("dora.k", out);
+        be.write(kT, k);
+        Tensor u = sc.get("u", tokens, lora.r);
+        Tensor comb = sc.get("dora.comb", tokens, out);
+        if (xd == x) {
+            // step 1 "optimized" path: comb = x op(W) + s (x A^T) B^T; y = k ∘ comb + b
+            be.loraLinearForward(x, base.w(), base.fifo(), null, lora.a.value(), lora.b.value(), lora.s, u, comb);
+            be.mulRowVector(comb, kT, y);
+            if (base.bias() != null) {
+                be.addRowVector(y, base.bias(), y);
             }
-            if (cache != null) {
-                cache.u = u;
-                cache.comb = comb;
-                cache.k = kT;
-                cache.invN = be.upload(Params.reciprocal(n), DType.F32, out);
-                u = comb = kT = null;
-            }
-        } finally {
-            Params.closeTensors(u, comb, kT);
+        } else {
+            // y = x op(W) + b - x_d op(W) + k ∘ (x_d op(W) + s (x_d A^T) B^T)
+            base.forward(x, y, true);
+            Tensor baseD = sc.get("dora.nOut", tokens, out);
+            base.forward(xd, baseD, false);
+            be.copy(baseD, comb);
+            be.loraShrink(xd, lora.a.value(), u);
+            be.loraExpand(u, lora.b.value(), lora.s, comb);
+            be.axpby(-1f, baseD, 1f, y);
+            be.mulRowVector(comb, kT, baseD);
+            be.axpby(1f, baseD, 1f, y);
+        }
+        if (cache != null) {
+            cache.u = u;
+            cache.comb = comb;
+            cache.k = kT;
+            cache.invN = sc.get("dora.invN", out);
+            be.write(cache.invN, Params.reciprocal(n));
         }
     }
 
@@ -145,30 +139,29 @@ final class DoraVariant implements Variant {
         Backend be = base.backend();
         int tokens = g.rows();
         int out = base.out();
-        try (Tensor gk = be.zeros(DType.F32, tokens, out)) {
-            be.mulRowVector(g, cache.k, gk);                              // g ∘ k
-            Tensor dm = Params.gradOrNull(m);
-            if (dm != null) {
-                try (Tensor t = be.zeros(DType.F32, tokens, out); Tensor col = be.zeros(DType.F32, out)) {
-                    be.mul(g, cache.comb, t);
-                    be.sumRows(t, 0f, col);                               // Σ_tokens g ∘ comb
-                    be.mul(col, cache.invN, col);                         // / n (detached)
-                    be.axpby(1f, col, 1f, dm);
-                }
-            }
-            if (cache.dropout) {
-                base.inputGrad(g, dx, 0f);                                // base result: x op(W)
-                try (Tensor t = be.zeros(DType.F32, tokens, out)) {
-                    be.copy(gk, t);
-                    be.axpby(-1f, g, 1f, t);                              // (k - 1) ∘ g
-                    base.inputGrad(t, dxd, 1f);                           // through x_d op(W)
-                }
-            } else {
-                base.inputGrad(gk, dx, 0f);                               // (1 + (k - 1)) ∘ g = k ∘ g
-            }
-            LoraVariant.lowRankBackward(be, gk, cache, lora.a.value(), lora.b.value(), lora.s,
-                    Params.gradOrNull(lora.b), Params.gradOrNull(lora.a), dxd);
+        Scratch sc = base.scratch();
+        Tensor gk = sc.get("dora.gk", tokens, out);
+        be.mulRowVector(g, cache.k, gk);                                  // g ∘ k
+        Tensor dm = Params.gradOrNull(m);
+        if (dm != null) {
+            Tensor t = sc.get("dora.nOut", tokens, out);
+            Tensor col = sc.get("dora.col", out);
+            be.mul(g, cache.comb, t);
+            be.sumRows(t, 0f, col);                                       // Σ_tokens g ∘ comb
+            be.mul(col, cache.invN, col);                                 // / n (detached)
+            be.axpby(1f, col, 1f, dm);
         }
+        if (cache.dropout) {
+            base.inputGrad(g, dx, 0f);                                    // base result: x op(W)
+            Tensor t = sc.get("dora.nOut", tokens, out);
+            be.copy(gk, t);
+            be.axpby(-1f, g, 1f, t);                                      // (k - 1) ∘ g
+            base.inputGrad(t, dxd, 1f);                                   // through x_d op(W)
+        } else {
+            base.inputGrad(gk, dx, 0f);                                   // (1 + (k - 1)) ∘ g = k ∘ g
+        }
+        LoraVariant.lowRankBackward(base, gk, cache, lora.a.value(), lora.b.value(), lora.s,
+                Params.gradOrNull(lora.b), Params.gradOrNull(lora.a), dxd);
     }
 
     /** PEFT's get_delta_weight for DoRA: LoRA's transpose(s B A, fifo) (the magnitude is applied by merge). */

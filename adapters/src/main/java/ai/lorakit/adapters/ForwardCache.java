@@ -6,8 +6,8 @@ import ai.lorakit.gpu.Tensor;
  * What one training-mode forward of an {@link AdaptedLinear} keeps for its backward. One cache per layer: the
  * next forward (or merge/unmerge/close) releases it, and backward releases it when done.
  *
- * <p>Owned tensors are closed by {@link #close()}; {@link #xd} is owned only when dropout made a copy, the
- * caller's x is never owned. The dropout mask is not stored: backward redraws it from {@link #maskSeed}
+ * <p>The cache owns no tensor: they are the layer's {@link Scratch} (reused by the next forward) or the caller's x,
+ * so closing the cache only forgets them. The dropout mask is not stored: backward redraws it from {@link #maskSeed}
  * (counter-based, {@link ai.lorakit.gpu.Dropout}), so it costs no memory between forward and backward.
  */
 final class ForwardCache implements AutoCloseable {
@@ -47,18 +47,9 @@ final class ForwardCache implements AutoCloseable {
         this.maskSeed = maskSeed;
     }
 
-    /** Releases x_d if owned (dropout copy) and forgets it either way. */
-    void dropInput() {
-        if (dropout && xd != null) {
-            xd.close();
-        }
-        xd = null;
-    }
-
+    /** Forgets the tensors (the layer's scratch and the caller's x stay open). */
     @Override
     public void close() {
-        dropInput();
-        Params.closeTensors(u, v, comb, k, invN, ae, e);
-        u = v = comb = k = invN = ae = e = null;
+        xd = u = v = comb = k = invN = ae = e = null;
     }
 }

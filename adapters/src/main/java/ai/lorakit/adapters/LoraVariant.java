@@ -1,7 +1,6 @@
 package ai.lorakit.adapters;
 
 import ai.lorakit.gpu.Backend;
-import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tensor;
 
 import java.util.List;
@@ -88,18 +87,15 @@ final class LoraVariant implements Variant {
 
     @Override
     public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
-        Tensor u = base.backend().zeros(DType.F32, x.rows(), r);
-        try {
-            lowRankForward(base, x, xd, a.value(), b.value(), s, u, y);
-        } finally {
-            keepOrClose(cache, u);
-        }
+        Tensor u = base.scratch().get("u", x.rows(), r);
+        lowRankForward(base, x, xd, a.value(), b.value(), s, u, y);
+        keep(cache, u);
     }
 
     @Override
     public void backward(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx, Tensor dxd) {
         base.inputGrad(g, dx, 0f);
-        lowRankBackward(base.backend(), g, cache, a.value(), b.value(), s,
+        lowRankBackward(base, g, cache, a.value(), b.value(), s,
                 Params.gradOrNull(b), Params.gradOrNull(a), dxd);
     }
 
@@ -118,12 +114,10 @@ final class LoraVariant implements Variant {
 
     // ---------------------------------------------------------------- shared low-rank pieces
 
-    /** Stores u in the training cache, or closes it in eval mode. */
-    static void keepOrClose(ForwardCache cache, Tensor u) {
+    /** Stores u (scratch) in the training cache; eval mode keeps nothing. */
+    static void keep(ForwardCache cache, Tensor u) {
         if (cache != null) {
             cache.u = u;
-        } else {
-            u.close();
         }
     }
 
@@ -148,19 +142,18 @@ final class LoraVariant implements Variant {
      * The adapter path of the backward for an effective output gradient gEff [N,out]: dB += s gEff^T u,
      * dA += s (gEff B)^T x_d, dxd += s (gEff B) A. dB / dA null = frozen (skipped).
      */
-    static void lowRankBackward(Backend be, Tensor gEff, ForwardCache cache, Tensor am, Tensor bm, float s,
+    static void lowRankBackward(BaseLinear base, Tensor gEff, ForwardCache cache, Tensor am, Tensor bm, float s,
                                 Tensor dB, Tensor dA, Tensor dxd) {
-        int n = gEff.rows();
-        try (Tensor gb = be.zeros(DType.F32, n, bm.cols())) {
-            be.matmul(gEff, false, bm, false, gb, 1f, 0f);               // g B: [N,out] x [out,r]
-            if (dB != null) {
-                be.matmul(gEff, true, cache.u, false, dB, s, 1f);        // s g^T u: [out,N] x [N,r]
-            }
-            if (dA != null) {
-                be.matmul(gb, true, requireInput(cache, "lora_A"), false, dA, s, 1f);   // s (gB)^T x_d: [r,in]
-            }
-            be.matmul(gb, false, am, false, dxd, s, 1f);                 // s (gB) A: [N,r] x [r,in]
+        Backend be = base.backend();
+        Tensor gb = base.scratch().get("gb", gEff.rows(), bm.cols());
+        be.matmul(gEff, false, bm, false, gb, 1f, 0f);                   // g B: [N,out] x [out,r]
+        if (dB != null) {
+            be.matmul(gEff, true, cache.u, false, dB, s, 1f);            // s g^T u: [out,N] x [N,r]
         }
+        if (dA != null) {
+            be.matmul(gb, true, requireInput(cache, "lora_A"), false, dA, s, 1f);   // s (gB)^T x_d: [r,in]
+        }
+        be.matmul(gb, false, am, false, dxd, s, 1f);                     // s (gB) A: [N,r] x [r,in]
     }
 
     /** x_d from the cache, or an IllegalStateException when the forward did not keep it. */

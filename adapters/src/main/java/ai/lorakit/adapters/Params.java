@@ -34,15 +34,6 @@ final class Params {
         }
     }
 
-    /** Closes every non-null tensor (those not handed over to a cache; closing is idempotent). */
-    static void closeTensors(Tensor... tensors) {
-        for (Tensor t : tensors) {
-            if (t != null) {
-                t.close();
-            }
-        }
-    }
-
     /** 1 / v elementwise, on the host: the Backend has no reciprocal op (used for [out] vectors only). */
     static float[] reciprocal(float[] v) {
         float[] r = new float[v.length];

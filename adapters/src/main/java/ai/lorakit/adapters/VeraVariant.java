@@ -90,19 +90,13 @@ final class VeraVariant implements Variant {
     public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
         Backend be = base.backend();
         int r = shared.r();
-        Tensor u = be.zeros(DType.F32, x.rows(), r);
-        Tensor v = null;
-        try {
-            v = be.zeros(DType.F32, x.rows(), r);
-            base.forward(x, y, true);
-            be.veraForward(xd, shared.a(), shared.b(), lambdaD.value(), lambdaB.value(), u, v, y);
-            if (cache != null) {
-                cache.u = u;
-                cache.v = v;
-                u = v = null;
-            }
-        } finally {
-            Params.closeTensors(u, v);
+        Tensor u = base.scratch().get("u", x.rows(), r);
+        Tensor v = base.scratch().get("vera.v", x.rows(), r);
+        base.forward(x, y, true);
+        be.veraForward(xd, shared.a(), shared.b(), lambdaD.value(), lambdaB.value(), u, v, y);
+        if (cache != null) {
+            cache.u = u;
+            cache.v = v;
         }
     }
 
@@ -118,25 +112,23 @@ final class VeraVariant implements Variant {
         base.inputGrad(g, dx, 0f);
         Tensor dLb = Params.gradOrNull(lambdaB);
         if (dLb != null) {
-            try (Tensor z = be.zeros(DType.F32, n, out)) {
-                be.gemm(false, true, n, out, r, 1f, cache.v, 0, r, sb, 0, r, 0f, z, 0, out);   // z = v B_l^T
-                be.mul(g, z, z);
-                be.sumRows(z, 1f, dLb);                                                       // += Σ g ∘ z
-            }
+            Tensor z = base.scratch().get("vera.nOut", n, out);
+            be.gemm(false, true, n, out, r, 1f, cache.v, 0, r, sb, 0, r, 0f, z, 0, out);       // z = v B_l^T
+            be.mul(g, z, z);
+            be.sumRows(z, 1f, dLb);                                                           // += Σ g ∘ z
         }
-        try (Tensor gb = be.zeros(DType.F32, n, out); Tensor w = be.zeros(DType.F32, n, r)) {
-            be.mulRowVector(g, lambdaB.value(), gb);                                          // λb ∘ g
-            be.gemm(false, false, n, r, out, 1f, gb, 0, out, sb, 0, r, 0f, w, 0, r);          // (λb∘g) B_l
-            Tensor dLd = Params.gradOrNull(lambdaD);
-            if (dLd != null) {
-                try (Tensor t = be.zeros(DType.F32, n, r)) {
-                    be.mul(w, cache.u, t);
-                    be.sumRows(t, 1f, dLd);                                                   // += Σ w ∘ u
-                }
-            }
-            be.mulRowVector(w, lambdaD.value(), w);                                           // w ∘ λd
-            be.gemm(false, false, n, in, r, 1f, w, 0, r, sa, 0, sa.cols(), 1f, dxd, 0, in); // += (w∘λd) A_l
+        Tensor gb = base.scratch().get("vera.nOut", n, out);                                  // z is done
+        Tensor w = base.scratch().get("vera.w", n, r);
+        be.mulRowVector(g, lambdaB.value(), gb);                                              // λb ∘ g
+        be.gemm(false, false, n, r, out, 1f, gb, 0, out, sb, 0, r, 0f, w, 0, r);              // (λb∘g) B_l
+        Tensor dLd = Params.gradOrNull(lambdaD);
+        if (dLd != null) {
+            Tensor t = base.scratch().get("vera.t", n, r);
+            be.mul(w, cache.u, t);
+            be.sumRows(t, 1f, dLd);                                                           // += Σ w ∘ u
         }
+        be.mulRowVector(w, lambdaD.value(), w);                                               // w ∘ λd
+        be.gemm(false, false, n, in, r, 1f, w, 0, r, sa, 0, sa.cols(), 1f, dxd, 0, in);     // += (w∘λd) A_l
     }
 
     /** ΔW = transpose((λb ∘ B_l) (λd ∘ A_l), fifo). */

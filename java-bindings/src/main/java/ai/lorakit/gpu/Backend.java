@@ -33,6 +33,18 @@ public interface Backend extends AutoCloseable {
     /** A new I32 tensor (token ids, targets). */
     Tensor uploadInts(int[] data, int... shape);
 
+    /**
+     * I32 dst = data (row-major), written into the existing tensor: no allocation, so a training step can feed its
+     * token ids into the same buffer every step. {@code data.length} must equal dst's numel.
+     */
+    void write(Tensor dst, int[] data);
+
+    /**
+     * Float dst = data (row-major) rounded to dst's dtype (F32, BF16, F16), written into the existing tensor: no
+     * allocation. {@code data.length} must equal dst's numel; an I32 dst takes {@link #write(Tensor, int[])}.
+     */
+    void write(Tensor dst, float[] data);
+
     /** The tensor's values as fp32, row-major (I32 values converted exactly up to 2^24). */
     float[] download(Tensor t);
 
@@ -47,6 +59,20 @@ public interface Backend extends AutoCloseable {
 
     /** Called by {@link Tensor#close()} only. */
     void release(Tensor t);
+
+    /**
+     * A work tensor for a default composition below (contents undefined until written), handed back with {@link
+     * #returnWork} when the composition is done. This default allocates and closes; a device backend keeps returned
+     * ones by dtype and shape, so that a composition run every training step allocates nothing after its first call.
+     */
+    default Tensor borrowWork(DType dtype, int... shape) {
+        return zeros(dtype, shape);
+    }
+
+    /** Gives back a tensor from {@link #borrowWork}; the caller does not use it afterwards. */
+    default void returnWork(Tensor t) {
+        t.close();
+    }
 
     /** Blocks until all queued work is done (no-op on synchronous backends). */
     default void synchronize() {
@@ -282,16 +308,20 @@ public interface Backend extends AutoCloseable {
     default void doraWeightNorm(Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s, Tensor n) {
         int out = b.rows();
         int r = a.rows();
-        try (Tensor wat = zeros(DType.F32, out, r);
-             Tensor aat = zeros(DType.F32, r, r);
-             Tensor baat = zeros(DType.F32, out, r);
-             Tensor t = zeros(DType.F32, out)) {
+        Tensor wat = borrowWork(DType.F32, out, r);
+        Tensor aat = borrowWork(DType.F32, r, r);
+        Tensor baat = borrowWork(DType.F32, out, r);
+        Tensor t = borrowWork(DType.F32, out);
+        try {
             // ||W_o||^2
             if (fanInFanOut) {
-                try (Tensor wt = zeros(DType.F32, w.cols(), w.rows())) {
+                Tensor wt = borrowWork(DType.F32, w.cols(), w.rows());
+                try {
                     transpose(w, wt);
                     rowDot(wt, wt, n);
                     matmul(wt, false, a, true, wat, 1f, 0f);      // [out,in] x [in,r]
+                } finally {
+                    returnWork(wt);
                 }
             } else {
                 rowDot(w, w, n);
@@ -307,9 +337,12 @@ public interface Backend extends AutoCloseable {
             for (int o = 0; o < sq.length; o++) {
                 sq[o] = (float) Math.sqrt(Math.max(0f, sq[o]));
             }
-            try (Tensor tmp = upload(sq, DType.F32, out)) {
-                copy(tmp, n);
-            }
+            write(n, sq);
+        } finally {
+            returnWork(wat);
+            returnWork(aat);
+            returnWork(baat);
+            returnWork(t);
         }
     }
 
@@ -326,10 +359,13 @@ public interface Backend extends AutoCloseable {
         int out = y.cols();
         gemm(false, true, n, r, in, 1f, x, 0, in, sharedA, 0, sharedA.cols(), 0f, u, 0, r);
         mulRowVector(u, lambdaD, v);
-        try (Tensor z = zeros(DType.F32, n, out)) {
+        Tensor z = borrowWork(DType.F32, n, out);
+        try {
             gemm(false, true, n, out, r, 1f, v, 0, r, sharedB, 0, r, 0f, z, 0, out);
             mulRowVector(z, lambdaB, z);
             axpby(1f, z, 1f, y);
+        } finally {
+            returnWork(z);
         }
     }
 
@@ -363,10 +399,15 @@ public interface Backend extends AutoCloseable {
      */
     default double loraImportance(Tensor u, Tensor b, float s) {
         int r = u.cols();
-        try (Tensor btb = zeros(DType.F32, r, r); Tensor ug = zeros(DType.F32, u.rows(), r)) {
+        Tensor btb = borrowWork(DType.F32, r, r);
+        Tensor ug = borrowWork(DType.F32, u.rows(), r);
+        try {
             matmul(b, true, b, false, btb, 1f, 0f);   // B^T B: [r,r]
             matmul(u, false, btb, false, ug, 1f, 0f);
             return (double) s * s * dot(ug, u);
+        } finally {
+            returnWork(btb);
+            returnWork(ug);
         }
     }
 }

@@ -60,7 +60,10 @@ public final class OrthogonalRegularizer {
                 continue;                                  // rank-0 layer (pruned away): PEFT skips it
             }
             Backend be = w.backend();
-            try (Tensor d = be.zeros(DType.F32, r, r); Tensor eye = identity(be, r)) {
+            Tensor d = be.borrowWork(DType.F32, r, r);           // work tensors: no allocation per step
+            Tensor eye = be.borrowWork(DType.F32, r, r);
+            try {
+                be.write(eye, identity(r));
                 if (isA) {
                     be.matmul(w, false, w, true, d, 1f, 0f);       // C = A Aᵀ: [r,in] x [in,r]
                 } else {
@@ -81,16 +84,20 @@ public final class OrthogonalRegularizer {
                         be.matmul(w, false, d, false, g, coef, 1f);   // += c·B D: [out,r] x [r,r]
                     }
                 }
+            } finally {
+                be.returnWork(d);
+                be.returnWork(eye);
             }
         }
         return weight * total;
     }
 
-    private static Tensor identity(Backend be, int r) {
+    /** I [r,r] row-major. */
+    private static float[] identity(int r) {
         float[] v = new float[r * r];
         for (int i = 0; i < r; i++) {
             v[i * r + i] = 1f;
         }
-        return be.upload(v, DType.F32, r, r);
+        return v;
     }
 }

@@ -67,6 +67,13 @@ public final class RankAllocator implements TrainingHook {
         final Tensor uncB;
         /** [r,1]: 1 where the latest mask kept the triplet (the final rank_pattern once finalised). */
         final Tensor keep;
+        /** Work tensors of {@link #scores} and the mask ([r] x 3, [out,r], [r,1]): made once, so an allocation
+         *  step allocates no device memory. */
+        final Tensor sA;
+        final Tensor sB;
+        final Tensor sE;
+        final Tensor prodB;
+        final Tensor st;
 
         Layer(AdaptedLinear m) {
             name = m.name();
@@ -85,11 +92,16 @@ public final class RankAllocator implements TrainingHook {
             uncB = be.zeros(DType.F32, out, r).named(b.name() + ".exp_avg_unc");
             keep = be.zeros(DType.F32, r, 1).named(e.name() + ".rank_mask");
             be.fill(keep, 1f);
+            sA = be.zeros(DType.F32, r);
+            sB = be.zeros(DType.F32, r);
+            sE = be.zeros(DType.F32, r);
+            prodB = be.zeros(DType.F32, out, r);
+            st = be.zeros(DType.F32, r, 1);
         }
 
         @Override
         public void close() {
-            for (Tensor t : new Tensor[] {iptA, uncA, iptE, uncE, iptB, uncB, keep}) {
+            for (Tensor t : new Tensor[] {iptA, uncA, iptE, uncE, iptB, uncB, keep, sA, sB, sE, prodB, st}) {
                 t.close();
             }
         }
@@ -311,13 +323,10 @@ public final class RankAllocator implements TrainingHook {
             }
             Backend be = l.e.value().backend();
             if (k > 0) {
-                try (Tensor st = be.upload(s, DType.F32, l.r, 1)) {
-                    be.maskWhereAtMost(l.e.value(), st, thr);
-                }
+                be.write(l.st, s);
+                be.maskWhereAtMost(l.e.value(), l.st, thr);
             }
-            try (Tensor kt = be.upload(keep, DType.F32, l.r, 1)) {
-                be.copy(kt, l.keep);
-            }
+            be.write(l.keep, keep);
             pattern.put(l.e.name(), kept);
         }
         rankPattern = Collections.unmodifiableMap(pattern);
@@ -329,20 +338,15 @@ public final class RankAllocator implements TrainingHook {
      */
     private static float[] scores(Layer l) {
         Backend be = l.a.value().backend();
-        try (Tensor sA = be.zeros(DType.F32, l.r);
-             Tensor sB = be.zeros(DType.F32, l.r);
-             Tensor sE = be.zeros(DType.F32, l.r);
-             Tensor prodB = be.zeros(DType.F32, l.out, l.r)) {
-            be.rowDot(l.iptA, l.uncA, sA);                     // Σ_i Ī_ki Ū_ki: [r]
-            be.scale(sA, 1f / l.in, sA);
-            be.mul(l.iptB, l.uncB, prodB);                     // Ī ∘ Ū: [out,r]
-            be.sumRows(prodB, 0f, sB);                         // Σ_o: [r]
-            be.scale(sB, 1f / l.out, sB);
-            be.add(sA, sB, sA);                                // mean_A + mean_B
-            be.mul(l.iptE, l.uncE, sE);                        // score(E): [r,1] as [r]
-            be.add(sE, sA, sE);
-            return be.download(sE);
-        }
+        be.rowDot(l.iptA, l.uncA, l.sA);                       // Σ_i Ī_ki Ū_ki: [r]
+        be.scale(l.sA, 1f / l.in, l.sA);
+        be.mul(l.iptB, l.uncB, l.prodB);                       // Ī ∘ Ū: [out,r]
+        be.sumRows(l.prodB, 0f, l.sB);                         // Σ_o: [r]
+        be.scale(l.sB, 1f / l.out, l.sB);
+        be.add(l.sA, l.sB, l.sA);                              // mean_A + mean_B
+        be.mul(l.iptE, l.uncE, l.sE);                          // score(E): [r,1] as [r]
+        be.add(l.sE, l.sA, l.sE);
+        return be.download(l.sE);
     }
 
     // ---------------------------------------------------------------- results

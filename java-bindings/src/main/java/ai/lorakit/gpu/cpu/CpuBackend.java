@@ -225,6 +225,28 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void write(Tensor dst, int[] data) {
+        int[] d = ints("write", dst);
+        if (data == null) {
+            throw new ShapeException("write: data must not be null");
+        }
+        OpChecks.dataLength("write", data.length, dst.numel(), dst.shape());
+        System.arraycopy(data, 0, d, 0, data.length);
+    }
+
+    @Override
+    public void write(Tensor dst, float[] data) {
+        CpuStorage d = storage("write", dst);
+        OpChecks.math("write", dst);
+        if (data == null) {
+            throw new ShapeException("write: data must not be null");
+        }
+        OpChecks.dataLength("write", data.length, dst.numel(), dst.shape());
+        System.arraycopy(data, 0, d.f, 0, data.length);
+        round(dst.dtype(), d.f, 0, data.length);
+    }
+
+    @Override
     public float[] download(Tensor t) {
         CpuStorage s = storage("download", t);
         if (s.i != null) {

@@ -15,8 +15,11 @@ import ai.lorakit.gpu.Tensor;
 
 import java.lang.ref.ReferenceQueue;
 import java.lang.ref.WeakReference;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.Map;
 import java.util.Set;
@@ -57,6 +60,8 @@ public class KernelBackend implements Backend {
     private final Set<Reclaim> reclaims = Collections.newSetFromMap(new IdentityHashMap<>());
     private final ReferenceQueue<Tensor> unreachable = new ReferenceQueue<>();
     private DeviceBuffer scratch;
+    /** Returned work tensors of the default compositions by dtype and shape ({@link #borrowWork}). */
+    private final Map<String, ArrayDeque<Tensor>> work = new HashMap<>();
     private boolean closed;
 
     final KernelGemm gemm;
@@ -233,7 +238,7 @@ public class KernelBackend implements Backend {
 
     private static int hostLength(String op, long numel, int[] shape) {
         if (numel > Integer.MAX_VALUE - 8) {
-            throw new ShapeException(op + ": tensor of shape " + java.util.Arrays.toString(shape) + " has " + numel
+            throw new ShapeException(op + ": tensor of shape " + Arrays.toString(shape) + " has " + numel
                     + " elements; host arrays hold at most 2^31-9");
         }
         return (int) numel;
@@ -260,6 +265,23 @@ public class KernelBackend implements Backend {
         OpChecks.dataLength("upload", data.length, Tensor.numel(shape), shape);
         Tensor t = register(dtype, shape);
         DeviceBuffer b = ((Storage) t.handle()).buf;
+        put(b, dtype, data);
+        return t;
+    }
+
+    @Override
+    public void write(Tensor dst, float[] data) {
+        DeviceBuffer b = buffer("write", dst);
+        OpChecks.math("write", dst);
+        if (data == null) {
+            throw new ShapeException("write: data must not be null");
+        }
+        OpChecks.dataLength("write", data.length, dst.numel(), dst.shape());
+        put(b, dst.dtype(), data);
+    }
+
+    /** b = data converted to dtype on the host, then one host-to-device copy. */
+    private void put(DeviceBuffer b, DType dtype, float[] data) {
         switch (dtype) {
             case F32 -> device.write(b, 0, data);
             case BF16 -> {
@@ -284,7 +306,6 @@ public class KernelBackend implements Backend {
                 device.write(b, 0, v);
             }
         }
-        return t;
     }
 
     @Override
@@ -297,6 +318,16 @@ public class KernelBackend implements Backend {
         Tensor t = register(DType.I32, shape);
         device.write(((Storage) t.handle()).buf, 0, data);
         return t;
+    }
+
+    @Override
+    public void write(Tensor dst, int[] data) {
+        DeviceBuffer b = ints("write", dst);
+        if (data == null) {
+            throw new ShapeException("write: data must not be null");
+        }
+        OpChecks.dataLength("write", data.length, dst.numel(), dst.shape());
+        device.write(b, 0, data);
     }
 
     @Override
@@ -387,12 +418,33 @@ public class KernelBackend implements Backend {
     }
 
     /** Frees every tensor's buffer and the kernels; closes the device if this backend owns it. */
+    /** A returned work tensor of this dtype and shape, else a new one (kept after {@link #returnWork}). */
+    @Override
+    public Tensor borrowWork(DType dtype, int... shape) {
+        ArrayDeque<Tensor> free = work.get(workKey(dtype, shape));
+        Tensor t = free == null ? null : free.poll();
+        return t != null ? t : zeros(dtype, shape);
+    }
+
+    @Override
+    public void returnWork(Tensor t) {
+        if (closed || t.isClosed()) {
+            return;
+        }
+        work.computeIfAbsent(workKey(t.dtype(), t.shape()), k -> new ArrayDeque<>()).push(t);
+    }
+
+    private static String workKey(DType dtype, int[] shape) {
+        return dtype + Arrays.toString(shape);
+    }
+
     @Override
     public void close() {
         if (closed) {
             return;
         }
         closed = true;
+        work.clear();                                      // their buffers are live tensors, freed below
         if (device.isClosed()) {
             return;
         }
@@ -653,7 +705,7 @@ public class KernelBackend implements Backend {
         }
         long need = bytes(dtype, Tensor.numel(shape));
         if (buf.bytes() < need) {
-            throw new ShapeException("adopt: " + dtype + java.util.Arrays.toString(shape) + " needs " + need
+            throw new ShapeException("adopt: " + dtype + Arrays.toString(shape) + " needs " + need
                     + " bytes, " + buf + " has " + buf.bytes());
         }
         Storage s = new Storage(buf);

@@ -71,6 +71,54 @@ class BackendContractTest {
                 assertArrayEquals(ids, be.downloadInts(t));
                 assertArrayEquals(new float[] {0, 5, -3, 1 << 20}, be.download(t), "I32 download as float");
                 assertEquals(DType.I32, t.dtype());
+                int[] next = {7, -1, 1 << 21, 3};
+                be.write(t, next);
+                assertArrayEquals(next, be.downloadInts(t), "write into an existing I32 tensor");
+                ShapeException e = assertThrows(ShapeException.class, () -> be.write(t, new int[3]));
+                assertTrue(e.getMessage().contains("write"), e.getMessage());
+                assertArrayEquals(next, be.downloadInts(t), "a refused write left the tensor alone");
+                try (Tensor fl = be.zeros(DType.F32, 4)) {
+                    assertThrows(ShapeException.class, () -> be.write(fl, next), "write ints into an F32 tensor");
+                    assertThrows(ShapeException.class, () -> be.write(t, new float[4]), "write floats into I32");
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource(SRC)
+    void writeIntoAnExistingTensorRounds(Supplier<Backend> f) {
+        try (Backend be = f.get()) {
+            float[] x = {1f, -2.5f, 1.00390625f, 3.14159265f, 65504f, 1e-8f, Float.NaN, Float.POSITIVE_INFINITY};
+            for (DType dt : new DType[] {DType.F32, DType.BF16, DType.F16}) {
+                try (Tensor t = be.upload(Ref.nans(8), dt, 2, 4)) {
+                    be.write(t, x);
+                    float[] got = be.download(t);
+                    for (int i = 0; i < x.length; i++) {
+                        assertEquals(dt.round(x[i]), got[i], 0f, dt + " write element " + i);
+                    }
+                    ShapeException e = assertThrows(ShapeException.class, () -> be.write(t, new float[7]));
+                    assertTrue(e.getMessage().contains("write"), e.getMessage());
+                    assertArrayEquals(got, be.download(t), dt + ": a refused write left the tensor alone");
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource(SRC)
+    void workTensorsHaveTheirShapeAndNeverAlias(Supplier<Backend> f) {
+        try (Backend be = f.get()) {
+            for (int round = 0; round < 2; round++) {                  // round 1 gets returned tensors back
+                Tensor a = be.borrowWork(DType.F32, 3, 5);
+                Tensor b = be.borrowWork(DType.F32, 3, 5);             // same shape while a is out: another tensor
+                assertArrayEquals(new int[] {3, 5}, a.shape());
+                assertEquals(DType.F32, a.dtype());
+                be.write(a, Ref.arange(15, 0.5f));
+                be.write(b, Ref.ones(15));
+                assertArrayEquals(Ref.arange(15, 0.5f), be.download(a), "round " + round + ": b overwrote a");
+                be.returnWork(a);
+                be.returnWork(b);
             }
         }
     }

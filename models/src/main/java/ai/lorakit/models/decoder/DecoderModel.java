@@ -434,8 +434,12 @@ public final class DecoderModel implements LanguageModel {
     }
 
     private void setTokens(Buffers buf, Batch bt) {
-        buf.replace("ids", be.uploadInts(bt.ids(), bt.b(), bt.t()));
-        buf.replace("targets", bt.targets() == null ? null : be.uploadInts(bt.targets(), bt.b() * bt.t()));
+        buf.ints("ids", bt.ids(), bt.b(), bt.t());
+        if (bt.targets() == null) {
+            buf.replace("targets", null);
+        } else {
+            buf.ints("targets", bt.targets(), bt.b() * bt.t());
+        }
     }
 
     private Head head(Buffers buf) {

@@ -158,6 +158,20 @@ public final class Buffers implements AutoCloseable {
         return x;
     }
 
+    /**
+     * The I32 per-call tensor under key set to data [shape] (token ids, targets): written into the slot's tensor
+     * when it has this shape, so a step of the same shape allocates nothing; otherwise a new one replaces it.
+     */
+    public Tensor ints(String key, int[] data, int... shape) {
+        checkOpen();
+        Tensor x = slots.get(key);
+        if (x != null && Arrays.equals(x.shape(), shape)) {
+            be.write(x, data);
+            return x;
+        }
+        return replace(key, be.uploadInts(data, shape));
+    }
+
     /** The per-call tensor under key, or null. */
     public Tensor slot(String key) {
         return slots.get(key);

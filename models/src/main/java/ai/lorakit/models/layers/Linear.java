@@ -14,7 +14,7 @@ import ai.lorakit.gpu.Tensor;
  *   <li>trainable (full fine-tuning): also dW += and db += when W / b are {@link Parameter#trainable()}.</li>
  * </ul>
  * Stateless apart from the adapter (which keeps its own cache): the backward takes the forward's input.
- * An adapter returns new tensors (its API); they are copied into the caller's buffers and closed.
+ * An adapter writes into the caller's buffers.
  */
 public final class Linear implements AutoCloseable {
 
@@ -109,9 +109,7 @@ public final class Linear implements AutoCloseable {
     /** y (written) = the layer's output; x [N,in] (any leading dims), y [N,out]. */
     public void forward(Tensor x, Tensor y) {
         if (adapter != null) {
-            try (Tensor t = adapter.forward(x)) {
-                be.copy(t, y);
-            }
+            adapter.forward(x, y);
             return;
         }
         be.matmul(x, false, weight.value(), layout == Layout.OUT_IN, y, 1f, 0f);   // x W^T or x W: [N,out]
@@ -127,9 +125,7 @@ public final class Linear implements AutoCloseable {
     public void backward(Tensor x, Tensor dy, Tensor dx) {
         boolean outIn = layout == Layout.OUT_IN;
         if (adapter != null) {
-            try (Tensor t = adapter.backward(dy)) {
-                be.copy(t, dx);
-            }
+            adapter.backward(dy, dx);
         } else {
             be.matmul(dy, false, weight.value(), !outIn, dx, 1f, 0f);   // dy W or dy W^T: [N,in]
         }

@@ -20,8 +20,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * (adamw, deltaLoraUpdate, doraWeightNorm, loraLinearForward, veraForward), called as one training step calls it, makes
  * cuMemAlloc / cuMemFree calls on its first call only (its scratch: bf16 copies of A, the Gram matrix, VeRA's
  * product) and none over the next 50 calls; a larger shape grows the scratch once; closing the backend frees it all.
- * (Done at the op level: the model-level step on the fake driver would run no kernel, so only the fast ops'
- * allocations are meaningful there; each op below is launched through the tier, which the kernel names prove.)
+ * (Done at the op level, each op launched through the tier, which the kernel names prove; models'
+ * ModelSteadyStateTest counts the same calls over whole Trainer steps of every method.)
  */
 class FastTierSteadyStateTest {
     private static final int STEPS = 50;

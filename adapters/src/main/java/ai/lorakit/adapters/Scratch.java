@@ -1,0 +1,53 @@
+package ai.lorakit.adapters;
+
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.Tensor;
+
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * One layer's F32 work tensors by key (u [N,r], g B [N,r], dropout masks ...), kept between calls so that a
+ * training step of the same shape allocates nothing (issue 9: no device allocation in the steady state). A key
+ * asked for with another shape (a new N) gets a new tensor, the old one is closed. Contents are meaningless
+ * between uses: {@link #get} is for outputs that are fully written, {@link #zeroed} for accumulators. Each key has
+ * one user at a time; the owner closes the scratch with the layer. Not thread-safe.
+ */
+final class Scratch implements AutoCloseable {
+    private final Backend be;
+    private final Map<String, Tensor> slots = new HashMap<>();
+
+    Scratch(Backend be) {
+        this.be = be;
+    }
+
+    /** The F32 tensor of this key and shape (allocated on first use or when the shape changes), contents stale. */
+    Tensor get(String key, int... shape) {
+        Tensor t = slots.get(key);
+        if (t != null && Arrays.equals(t.shape(), shape)) {
+            return t;
+        }
+        if (t != null) {
+            t.close();
+            slots.remove(key);
+        }
+        t = be.zeros(DType.F32, shape);
+        slots.put(key, t);
+        return t;
+    }
+
+    /** {@link #get} filled with zeros (an accumulator). */
+    Tensor zeroed(String key, int... shape) {
+        Tensor t = get(key, shape);
+        be.fill(t, 0f);
+        return t;
+    }
+
+    @Override
+    public void close() {
+        slots.values().forEach(Tensor::close);
+        slots.clear();
+    }
+}

@@ -1,0 +1,174 @@
+package ai.lorakit.gpu.cuda;
+
+import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.AdapterConfig;
+import ai.lorakit.adapters.schedule.LoraDrop;
+import ai.lorakit.adapters.schedule.LoraDropOptions;
+import ai.lorakit.adapters.schedule.LoraDropSelection;
+import ai.lorakit.cli.Method;
+import ai.lorakit.gpu.KernelSources;
+import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.cuda.fast.FusedKernelsProvider;
+import ai.lorakit.models.data.Document;
+import ai.lorakit.models.data.TextDataset;
+import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.gpt2.Gpt2Config;
+import ai.lorakit.models.tokenizer.ByteTokenizer;
+import ai.lorakit.models.train.StepMetrics;
+import ai.lorakit.models.train.TrainConfig;
+import ai.lorakit.models.train.TrainListener;
+import ai.lorakit.models.train.Trainer;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Proves, on java-bindings' in-memory CUDA driver (FakeDriver: kernels are recorded, not run), that a Trainer step of
+ * a tiny GPT-2 allocates and frees no device memory once the first step has run, for every --method as {@code lorakit
+ * train} configures it: the activations (Buffers), the token ids (written in place), the adapters' outputs and scratch,
+ * the optimizer and the method's schedule (AdaLoRA's allocator, Delta-LoRA's W update, LoRA-drop's tied stage 2,
+ * trained after the selection is applied) all reuse what step 1 made. Counted per step: cuMemAlloc* and cuMemFree* calls between the end of step 1 and the
+ * end of step {@value #STEPS} - 1 (the last step runs the final validation and checkpoint, outside the training
+ * step). The class sits in ai.lorakit.gpu.cuda to reach the package-private fake driver; it lives in models because it
+ * needs DecoderModel and the Trainer.
+ */
+class ModelSteadyStateTest {
+    /** Steps 2 .. 50 are the steady state checked. */
+    static final int STEPS = 51;
+    static final Gpt2Config CFG = Gpt2Config.of(257, 16, 32, 2, 2);
+
+    @TempDir
+    Path dir;
+
+    /** The cuMemAlloc* / cuMemFree* count and the host transfers seen at the end of each step of each Trainer run. */
+    private static final class Counter implements TrainListener {
+        final FakeDriver driver;
+        final List<List<long[]>> runs = new ArrayList<>();
+
+        Counter(FakeDriver driver) {
+            this.driver = driver;
+        }
+
+        @Override
+        public void started(int fromStep, int totalSteps, long tokensPerStep, double elapsedS) {
+            runs.add(new ArrayList<>());
+        }
+
+        @Override
+        public void stepDone(StepMetrics m, boolean logged) {
+            long mem = driver.calls.stream().filter(c -> c.startsWith("cuMemAlloc") || c.startsWith("cuMemFree"))
+                    .count();
+            long transfers = driver.calls.stream().filter(c -> c.startsWith("cuMemcpyHtoD")
+                    || c.startsWith("cuMemcpyDtoH")).count();
+            runs.getLast().add(new long[] {mem, transfers});
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Method.class)
+    void noDeviceAllocationAfterTheFirstStep(Method method) throws IOException {
+        assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
+        FakeDriver driver = new FakeDriver();
+        Counter counter = new Counter(driver);
+        try (CudaBackend be = fakeBackend(driver); DecoderModel model = DecoderModel.random(CFG, be, 11)) {
+            Method.Settings s = Method.Settings.defaults(STEPS, 5L, List.of("c_attn", "c_proj", "c_fc"));
+            AdapterConfig adapter = method.adapterConfig(s);
+            if (adapter == null) {
+                model.setFullFineTune(true);
+            } else {
+                model.attachAdapters(adapter, 7);
+            }
+            TextDataset.Split data = TextDataset.of("synthetic", documents(), new ByteTokenizer()).split(0.25, 3);
+            TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
+                    0.01f, 1f, 1, 0, 1, 0, 5L, 1);
+            LoraDrop drop = method == Method.LORA_DROP ? tieLikeStage2(model) : null;
+            try (Trainer t = new Trainer(model, method.policy(s), cfg, data.train(), data.validation(), dir)) {
+                t.setListener(counter);
+                t.run();
+            } finally {
+                if (drop != null) {
+                    drop.close();
+                }
+            }
+        }
+        List<long[]> steps = counter.runs.getLast();
+        assertEquals(STEPS, steps.size(), method.cliName() + " steps recorded");
+        long[] first = steps.getFirst();
+        long[] last = steps.get(STEPS - 2);
+        assertTrue(first[0] > 0, "step 1 allocates (the check can see allocations)");
+        assertEquals(0, last[0] - first[0], method.cliName() + ": cuMemAlloc*/cuMemFree* calls in steps 2.." + (STEPS - 1)
+                + " (per step " + (last[0] - first[0]) / (STEPS - 2.0) + "; host transfers per step "
+                + (last[1] - first[1]) / (STEPS - 2.0) + ")");
+    }
+
+    /**
+     * CudaBackend on the fake driver. Its kernels do not run, so the values the host reads back (loss sum, gradient
+     * dot products, non-finite counts) are whatever the reused scratch holds: they are read (the transfer is
+     * counted) and replaced by 0, so the Trainer's finiteness checks see a well-behaved run.
+     */
+    static CudaBackend fakeBackend(FakeDriver driver) {
+        return new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true, List.of(new FusedKernelsProvider()),
+                false) {
+            @Override
+            public double sum(Tensor a) {
+                super.sum(a);
+                return 0;
+            }
+
+            @Override
+            public double dot(Tensor a, Tensor b) {
+                super.dot(a, b);
+                return 0;
+            }
+
+            @Override
+            public long countNonFinite(Tensor a) {
+                super.countNonFinite(a);
+                return 0;
+            }
+        };
+    }
+
+    /**
+     * LoRA-drop's stage 2: the selection a stage 1 would make (on the fake driver the importance is meaningless,
+     * so block 1 is the more important one), applied as LoraDropTraining applies it: block 0's modules share one
+     * adapter per target.
+     */
+    static LoraDrop tieLikeStage2(DecoderModel model) {
+        Map<String, Double> importance = new LinkedHashMap<>();
+        for (AdaptedLinear m : model.adaptedModules()) {
+            importance.put(m.name(), m.name().contains(".h.1.") ? 10.0 : 0.1);
+        }
+        LoraDropSelection selection = LoraDropSelection.select(importance, LoraDropOptions.defaults());
+        assertTrue(!selection.droppedModules().isEmpty(), "the selection drops modules: " + selection);
+        return LoraDrop.apply(selection, model.adaptedModules(), 5L);
+    }
+
+    /** 12 documents of word-like text (no file is read). */
+    static List<Document> documents() {
+        String[] words = {"the", "river", "ran", "past", "a", "mill", "and", "over", "stones", "where", "children",
+            "played", "in", "summer", "light", "while", "old", "men", "talked", "of", "rain"};
+        SplittableRandom rnd = new SplittableRandom(42);
+        List<Document> docs = new ArrayList<>();
+        for (int d = 0; d < 12; d++) {
+            StringBuilder sb = new StringBuilder();
+            for (int w = 0; w < 60; w++) {
+                sb.append(words[rnd.nextInt(words.length)]).append(w % 9 == 8 ? ". " : " ");
+            }
+            docs.add(new Document("doc" + d, sb.toString().trim()));
+        }
+        return docs;
+    }
+}
