@@ -189,7 +189,12 @@ public final class HfTokenizer implements Tokenizer {
         return encode(text, false);
     }
 
-    /** Ids of {@code text}; with {@code addSpecialTokens}, wrapped in the post-processor's template. */
+    /**
+     * Ids of {@code text}; with {@code addSpecialTokens}, wrapped in the post-processor's template.
+     *
+     * @throws IllegalArgumentException a character has no token and the BPE model has neither byte_fallback nor an
+     *                                  unk_token (the message names the character)
+     */
     public int[] encode(String text, boolean addSpecialTokens) {
         IntList out = new IntList(text.length() / 3 + 4);
         if (addSpecialTokens) {
