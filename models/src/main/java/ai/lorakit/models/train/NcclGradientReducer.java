@@ -16,7 +16,8 @@ import java.util.List;
  * {@link GradientReducer} on a CUDA backend: the trainable gradients and loss/W are packed into a flat device bucket
  * g[n+1] (model order, as the host reducer packs them) with device copies, summed over the ranks with one
  * {@link DeviceAllReduce} (NCCL, fp32 sum) in place on the backend's stream, and copied back. Each micro-batch was
- * already scaled by 1/(accum·W) ({@link #gradScale}), so the sum is the mean, as on the host. No gradient crosses to
+ * already scaled by 1/(accum·W) ({@link #gradScale}), so the sum is the mean, as on the host (for W = 2 the sum is
+ * a+b on both paths, the same bits; for more ranks NCCL's ring order may differ from MPI's). No gradient crosses to
  * the host; only the loss (4 bytes) does, and reading it back is the step's one synchronisation. A gradient that is
  * not fp32 on this backend sends the step through the host reducer (every rank has the same parameters, so every
  * rank does).
