@@ -7,8 +7,8 @@
 #                                             portable twins on ffm and jcuda; the JUnit suite with
 #                                             -Dlorakit.test.requireCuda=true: the contract suite on cuda-ffm and
 #                                             cuda-jcuda, cuBLAS, CUDA Graph capture/replay, JCuda pointer interop,
-#                                             the fake-driver tests; GPT-2 training steps of every method per CUDA
-#                                             backend against cpu
+#                                             the fake-driver tests; NCCL's one-rank device all-reduce (NcclIT);
+#                                             GPT-2 training steps of every method per CUDA backend against cpu
 #   ci/gpu-check.sh --pass perf OUT          (budget 420 s) facts; the microbenchmarks and PEFT's layers; launch
 #                                             overhead (jcuda, ffm, C); the GPT-2 step (tokens/s, device memory) and
 #                                             the PEFT peer (eager, then torch.compile); the PEFT interop check
@@ -372,6 +372,7 @@ junit_run() {   # junit_run PROPS... -- SELECTORS...
     --disable-ansi-colors --disable-banner --details=tree --details-theme=ascii --include-classname '^.*(Tests?|IT)$' \
     --reports-dir "$outdir/junit" "$@"
 }
+nccl_it=ai.lorakit.gpu.dist.NcclIT
 nogpu_selectors=(--select-package ai.lorakit.gpu.cuda --select-package ai.lorakit.gpu.ffm
                  --select-package ai.lorakit.gpu.jcuda --select-package ai.lorakit.gpu.blas
                  --select-package ai.lorakit.gpu.dist --select-class ai.lorakit.gpu.DeviceBinariesTest)
@@ -424,7 +425,11 @@ pass_correctness() {
     local props=(-Dlorakit.test.requireCuda=true)
     grep -qi nvidia <(ls /etc/OpenCL/vendors/ 2>/dev/null) && props+=(-Dlorakit.test.requireOpenCl=true)
     step "junit: contract suite + CUDA tests" 90 junit_run "${props[@]}" -- \
-      --select-package ai.lorakit.gpu.contract "${nogpu_selectors[@]}"
+      --exclude-classname "^${nccl_it//./\\.}\$" --select-package ai.lorakit.gpu.contract "${nogpu_selectors[@]}"
+    # its own line in the summary (issue 12): NCCL (found by LibraryLocator, no -Dlorakit.nccl needed where the
+    # nvidia-nccl wheel is in the python3 on PATH) makes a one-rank communicator and all-reduces on the device
+    step "nccl: one-rank device all-reduce" 20 junit_run -Dlorakit.test.requireCuda=true -- \
+      --select-class "$nccl_it"
   fi
 
   banner "training steps of every method, CUDA against cpu"

@@ -19,9 +19,9 @@ import java.util.concurrent.Callable;
 
 /**
  * {@code lorakit info}: every backend in auto order, available or why not; the native libraries (liblorakit.so and
- * the minimum glibc it needs, where cuBLAS and NCCL load from); the OpenCL platforms and devices (the choices of
- * {@code --device}); whether the default model is built in; and whether MPI (data-parallel training under
- * mpirun/srun) and NCCL (GPU all-reduce) can load, with the reason when not.
+ * the minimum glibc it needs, where cuBLAS loads from); the OpenCL platforms and devices (the choices of
+ * {@code --device}); whether the default model is built in; and the data-parallel section: whether MPI (training
+ * under mpirun/srun) and NCCL (the CUDA backends' device all-reduce) load, from where, or why not.
  */
 @Command(name = "info", description = "List the backends (cuda-ffm, cuda-jcuda, opencl, cpu) and why any cannot load, "
         + "and the OpenCL platforms and devices.", mixinStandardHelpOptions = true)
@@ -45,24 +45,31 @@ final class InfoCommand implements Callable<Integer> {
         printNativeLibraries();
         printOpenClDevices();
         cli.out.println("embedded default model: " + (ModelSource.hasDefault() ? "present" : "not in this build"));
-        cli.out.println("mpi:  " + ProcessGroups.mpiStatus());
-        String nccl;
-        try {
-            nccl = "available: " + Nccl.load().describe();
-        } catch (DistributedException e) {
-            nccl = "unavailable: " + e.getMessage();
-        }
-        cli.out.println("nccl: " + nccl);
+        printDataParallel();
         return 0;
     }
 
-    /** liblorakit.so (and the glibc it needs), then where cuBLAS and NCCL load from. */
+    /** liblorakit.so (and the glibc it needs), then where cuBLAS loads from. */
     private void printNativeLibraries() {
         int driver = CudaProbe.get().driverVersion();
         cli.out.println("native libraries:");
         cli.out.println("  liblorakit.so  " + LorakitNative.describeLoad());
         cli.out.println("  cuBLAS         " + LibraryLocator.describe(LibraryLocator.CUBLAS, driver));
-        cli.out.println("  NCCL           " + LibraryLocator.describe(LibraryLocator.NCCL, driver));
+    }
+
+    /** MPI, then NCCL (what {@code lorakit train} under mpirun reduces the gradients with on each backend). */
+    private void printDataParallel() {
+        cli.out.println("data-parallel training (mpirun/srun):");
+        cli.out.println("  MPI   " + ProcessGroups.mpiStatus());
+        String nccl;
+        try {
+            nccl = "available: " + Nccl.load().describe() + "; cuda-ffm and cuda-jcuda all-reduce the gradients"
+                    + " on the device";
+        } catch (DistributedException e) {
+            nccl = "unavailable: " + e.getMessage() + "; cuda-ffm and cuda-jcuda then all-reduce them on the host"
+                    + " over MPI";
+        }
+        cli.out.println("  NCCL  " + nccl);
     }
 
     /** Platforms, then their devices with the selectors --device accepts (N and P.D). */

@@ -559,7 +559,8 @@ final class TrainCommand implements Callable<Integer> {
         double step = tr.config().tokensPerStep() / res.tokensPerS();
         double ar = tr.reducer().secondsPerStep();
         cli.out.println(String.format(Locale.ROOT, "all-reduce: %.2f ms per step of %.1f ms (%.1f%%), %,d floats over %d"
-                + " ranks", ar * 1e3, step * 1e3, 100 * ar / step, tr.reducer().elements(), group.size()));
+                + " ranks (%s)", ar * 1e3, step * 1e3, 100 * ar / step, tr.reducer().elements(), group.size(),
+                tr.reducer().transport()));
     }
 
     @SuppressWarnings("try")

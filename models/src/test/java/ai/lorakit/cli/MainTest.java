@@ -19,11 +19,15 @@ class MainTest {
             assertTrue(r.out().contains(b), r.out());
         }
         assertTrue(r.out().lines().anyMatch(l -> l.contains("cpu") && l.contains("available") && !l.contains("unavailable")), r.out());
-        String mpi = r.out().lines().filter(l -> l.startsWith("mpi:  ")).findFirst().orElseThrow(() -> new AssertionError(r.out()));
-        assertTrue(mpi.matches("mpi: {2}(available: .*MPI.*; not launched by mpirun/srun: single process"
+        String mpi = r.out().lines().filter(l -> l.startsWith("  MPI   ")).findFirst().orElseThrow(() -> new AssertionError(r.out()));
+        assertTrue(mpi.matches(" {2}MPI {3}(available: .*MPI.*; not launched by mpirun/srun: single process"
                 + "|unavailable: .*(mpicc|libmpi).*)"), mpi);
-        String nccl = r.out().lines().filter(l -> l.startsWith("nccl: ")).findFirst().orElseThrow(() -> new AssertionError(r.out()));
-        assertTrue(nccl.matches("nccl: (available: NCCL \\d+\\.\\d+\\.\\d+ .*|unavailable: no libnccl.so.2 loads \\(tried .*)"), nccl);
+        // NCCL has one line, in the data-parallel section after MPI
+        assertEquals(1, r.out().lines().filter(l -> l.contains("NCCL")).count(), r.out());
+        String nccl = r.out().lines().filter(l -> l.startsWith("  NCCL  ")).findFirst().orElseThrow(() -> new AssertionError(r.out()));
+        assertTrue(nccl.matches(" {2}NCCL {2}(available: NCCL \\d+\\.\\d+\\.\\d+ .* on the device"
+                + "|unavailable: no libnccl.so.2 loads \\(tried .* on the host over MPI)"), nccl);
+        assertTrue(r.out().indexOf("data-parallel training") < r.out().indexOf("  MPI   "), r.out());
     }
 
     @Test

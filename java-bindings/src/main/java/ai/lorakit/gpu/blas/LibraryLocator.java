@@ -50,7 +50,7 @@ public final class LibraryLocator {
     /** cuBLAS 13 and 12 (libcublasLt beside it). */
     public static final Library CUBLAS = new Library("cuBLAS", "lorakit.cublas", "libcublas.so", List.of(13, 12), true,
             "libcublasLt.so");
-    /** NCCL 2 (located only: issue 12 binds it). */
+    /** NCCL 2 (bound by ai.lorakit.gpu.dist.Nccl). */
     public static final Library NCCL = new Library("NCCL", "lorakit.nccl", "libnccl.so", List.of(2), false, null);
 
     /** Seconds the python3 on PATH may take to say where its nvidia wheels are. */

@@ -1,5 +1,7 @@
 package ai.lorakit.gpu.dist;
 
+import ai.lorakit.gpu.blas.LibraryLocator;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -18,8 +20,10 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
  * NCCL (libnccl.so.2) bound directly through Panama FFM: ncclGetVersion, ncclGetUniqueId, ncclCommInitRank,
- * ncclAllReduce, ncclCommDestroy, ncclGetErrorString. {@link #load} tries {@link NcclLocator}'s candidates and, when
- * none loads, says what it tried and why each failed. A communicator comes from {@link #communicator}.
+ * ncclAllReduce, ncclCommDestroy, ncclGetErrorString. {@link #load} tries {@link LibraryLocator}'s candidates for
+ * {@link LibraryLocator#NCCL} (the loader path, the nvidia wheels of the python3 on PATH, other site-packages, CUDA
+ * toolkit folders, then {@code -Dlorakit.nccl}) and, when none loads, says what it tried and why each failed. A
+ * communicator comes from {@link #communicator}.
  */
 public final class Nccl {
     /** sizeof(ncclUniqueId): NCCL_UNIQUE_ID_BYTES. */
@@ -63,15 +67,25 @@ public final class Nccl {
     }
 
     /**
-     * The first candidate that loads and answers ncclGetVersion.
+     * The first of {@link LibraryLocator}'s NCCL candidates that loads and answers ncclGetVersion.
      *
-     * @throws DistributedException none does: every candidate with its reason
+     * @throws DistributedException none does (every candidate with its reason), or -Dlorakit.nccl=none turns it off
      */
     public static Nccl load() {
+        LibraryLocator.Library lib = LibraryLocator.NCCL;
+        if (LibraryLocator.disabled(lib)) {
+            throw new DistributedException("NCCL is disabled (-D" + lib.property() + "="
+                    + System.getProperty(lib.property()) + "); drop the property to use it");
+        }
+        return load(LibraryLocator.candidates(lib, LibraryLocator.Env.system(lib), 0));
+    }
+
+    /** The first of {@code candidates} that loads and answers ncclGetVersion (tests give their own list). */
+    static Nccl load(List<LibraryLocator.Candidate> candidates) {
         List<String> tried = new ArrayList<>();
-        for (NcclLocator.Candidate c : NcclLocator.candidates()) {
+        for (LibraryLocator.Candidate c : candidates) {
             try {
-                SymbolLookup lib = c.path() == null ? SymbolLookup.libraryLookup(NcclLocator.SONAME, Arena.global())
+                SymbolLookup lib = c.path() == null ? SymbolLookup.libraryLookup(c.soname(), Arena.global())
                         : SymbolLookup.libraryLookup(c.path(), Arena.global());
                 return new Nccl(lib, c.toString());
             } catch (IllegalArgumentException | DistributedException e) {
@@ -79,8 +93,8 @@ public final class Nccl {
             }
         }
         throw new DistributedException("no libnccl.so.2 loads (tried " + String.join("; ", tried)
-                + "); install the nvidia-nccl-cu13 (or -cu12) wheel, put libnccl.so.2 on LD_LIBRARY_PATH, or pass -D"
-                + NcclLocator.PROPERTY + "=<file or folder>");
+                + "); install the nvidia-nccl-cu13 (or -cu12) wheel into the python3 on PATH, put libnccl.so.2 on"
+                + " LD_LIBRARY_PATH, or pass -D" + LibraryLocator.NCCL.property() + "=<file or folder>");
     }
 
     /** Null when {@link #load} works, else its message ({@code lorakit info}, tests). */

@@ -6,7 +6,7 @@ import java.lang.foreign.MemorySegment;
  * One rank's NCCL communicator ({@link Nccl#communicator}): sums fp32 device buffers over the ranks on a CUDA
  * stream. Pointers and the stream are raw device addresses / CUstreams, as the CUDA backend holds them.
  */
-public final class NcclCommunicator implements AutoCloseable {
+public final class NcclCommunicator implements DeviceAllReduce {
     private final Nccl nccl;
     private final MemorySegment comm;
     private final int rank;
@@ -20,18 +20,26 @@ public final class NcclCommunicator implements AutoCloseable {
         this.size = size;
     }
 
+    @Override
     public int rank() {
         return rank;
     }
 
+    @Override
     public int size() {
         return size;
+    }
+
+    @Override
+    public String describe() {
+        return nccl.describe() + ", rank " + rank + " of " + size;
     }
 
     /**
      * recv[0..count) = the sum over ranks of send[0..count), enqueued on {@code stream} (send == recv is in place).
      * Asynchronous like a kernel launch: synchronise the stream before reading recv on the host.
      */
+    @Override
     public void allReduceSumF32(long send, long recv, long count, long stream) {
         if (closed) {
             throw new IllegalStateException("NCCL communicator is closed");

@@ -3,10 +3,16 @@ package ai.lorakit.models.train;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.cuda.CudaBackend;
+import ai.lorakit.gpu.dist.DeviceAllReduce;
+import ai.lorakit.gpu.dist.DistributedException;
+import ai.lorakit.gpu.dist.Nccl;
 import ai.lorakit.gpu.dist.ProcessGroup;
 import ai.lorakit.gpu.dist.SingleProcess;
 
 import java.util.List;
+import java.util.function.Function;
+import java.util.function.Supplier;
 
 /**
  * Data parallel's one collective per step: after every rank has accumulated the gradients of its share of the
@@ -18,8 +24,12 @@ import java.util.List;
  *
  * <p>Reduction order: for W = 2 the sum is a+b on both ranks, so W ranks of batch b equal one process with
  * gradient accumulation W of b bit for bit on a deterministic backend.
+ *
+ * <p>Where the sum runs is chosen once, by {@link #of}: this class reduces over the {@link ProcessGroup} (MPI) on the
+ * host (cpu, opencl); {@link NcclGradientReducer} packs the same buffer on the device and sums it with NCCL on the
+ * CUDA backend's stream (cuda-ffm, cuda-jcuda), the same values in the same order.
  */
-public final class GradientReducer {
+public class GradientReducer implements AutoCloseable {
     /** Elements per all-reduce call (16 MiB of fp32): bounds MPI's internal buffers for full fine-tuning. */
     static final int BUCKET = 1 << 22;
 
@@ -29,8 +39,59 @@ public final class GradientReducer {
     private int calls;
     private long elements;
 
+    private final String transport;
+
+    /** The host reducer over {@code group} (MPI); {@link #of} picks the reducer for a backend. */
     public GradientReducer(ProcessGroup group) {
+        this(group, group.distributed() ? "MPI all-reduce on the host" : "single process: nothing to reduce");
+    }
+
+    GradientReducer(ProcessGroup group, String transport) {
         this.group = group;
+        this.transport = transport;
+    }
+
+    /**
+     * The reducer for training on {@code backend} over {@code group}: NCCL on the device for a CUDA backend when
+     * every rank loads NCCL (they agree with one MPI all-reduce of a flag, so no rank waits in NCCL for another that
+     * fell back), else MPI on the host; a single process reduces nothing.
+     */
+    public static GradientReducer of(ProcessGroup group, Backend backend) {
+        return of(group, backend, () -> {
+            Nccl nccl = Nccl.load();
+            return nccl::communicator;
+        });
+    }
+
+    /**
+     * As {@link #of(ProcessGroup, Backend)} with the device collective given: {@code load} answers this rank's opener
+     * or throws {@link DistributedException} with the reason it has none (tests stub NCCL here).
+     */
+    static GradientReducer of(ProcessGroup group, Backend backend,
+                              Supplier<Function<ProcessGroup, ? extends DeviceAllReduce>> load) {
+        if (!group.distributed() || !(backend instanceof CudaBackend cuda)) {
+            return new GradientReducer(group);
+        }
+        Function<ProcessGroup, ? extends DeviceAllReduce> open = null;
+        String why = null;
+        try {
+            open = load.get();
+        } catch (DistributedException e) {
+            why = e.getMessage();
+        }
+        float[] loaded = {open == null ? 0 : 1};
+        group.allReduceSum(loaded, 0, 1);
+        if (loaded[0] != group.size()) {
+            return new GradientReducer(group, "MPI all-reduce on the host (NCCL loads on " + (int) loaded[0] + " of "
+                    + group.size() + " ranks" + (why == null ? "" : "; here: " + why) + ")");
+        }
+        cuda.cudaDevice().makeCurrent();   // NCCL binds the communicator to the calling thread's current device
+        return new NcclGradientReducer(group, cuda, open.apply(group));
+    }
+
+    /** How the gradients are summed, e.g. "MPI all-reduce on the host" or "NCCL ... on the device". */
+    public String transport() {
+        return transport;
     }
 
     public ProcessGroup group() {
@@ -85,10 +146,20 @@ public final class GradientReducer {
             }
         }
         double loss = flat[off];
+        record(t0, flat.length);
+        return loss;
+    }
+
+    /** One reduce of {@code n} elements that began at {@code t0} (System.nanoTime). */
+    final void record(long t0, long n) {
         reducedNanos += System.nanoTime() - t0;
         calls++;
-        elements = flat.length;
-        return loss;
+        elements = n;
+    }
+
+    /** Releases what the reducer holds on the device (nothing here; the group is the caller's). */
+    @Override
+    public void close() {
     }
 
     /**

@@ -194,7 +194,8 @@ public final class Trainer implements AutoCloseable {
             throw new IllegalArgumentException("batch " + cfg.batchSize() + " is the global batch and must split"
                     + " evenly over the " + group.size() + " ranks; use a multiple of " + group.size());
         }
-        this.reducer = new GradientReducer(group);
+        reducer.close();
+        this.reducer = GradientReducer.of(group, model.backend());   // NCCL on a CUDA backend, else MPI on the host
     }
 
     /** The gradient all-reduce of this trainer (its time is the benchmark's communication time). */
@@ -593,13 +594,17 @@ public final class Trainer implements AutoCloseable {
         return TensorData.f32(v, Arrays.stream(t.shape()).asLongStream().toArray());
     }
 
-    /** Releases the hook's and the optimizer's state (the model is the caller's). */
+    /** Releases the hook's, the optimizer's and the reducer's state (the model and the group are the caller's). */
     @Override
     public void close() {
         try {
             hook.close();
         } finally {
-            optimizer.close();
+            try {
+                optimizer.close();
+            } finally {
+                reducer.close();
+            }
         }
     }
 }
