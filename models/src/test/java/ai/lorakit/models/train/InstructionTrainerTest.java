@@ -35,7 +35,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * accumulation each micro-batch is weighted by its counted targets, so 1 x batch 2 x accumulation 2 gives the
  * losses, gradient norms and weights of 1 x batch 4 (while the unweighted mean of the micro-batch losses would
  * differ); 2 thread ranks give the same as one process; validation weighs batches by their counted targets; the
- * shuffled sampler visits every row once per epoch and resumes exactly; rows of another T are refused.
+ * shuffled sampler visits every row once per epoch and resumes exactly, and so does a checkpointed run; rows of
+ * another T are refused.
  */
 class InstructionTrainerTest {
 
@@ -138,6 +139,23 @@ class InstructionTrainerTest {
                 assertEquals(one.weights()[i], r.weights()[i], 1e-6, "W[" + i + "]");
             }
             assertEquals(one.valLoss(), r.valLoss(), 1e-9, "validation loss");
+        }
+    }
+
+    @Test
+    void resumeContinuesTheShuffledRowsExactly(@TempDir Path dir) throws Exception {
+        TrainConfig c = cfg(2, 2).withCheckpointEvery(2);
+        Run whole = train(c, dir.resolve("whole"), SingleProcess.INSTANCE);
+        Path out = dir.resolve("parts");
+        train(c.withSteps(2), out, SingleProcess.INSTANCE);
+        try (Backend be = new CpuBackend()) {
+            BigramModel m = new BigramModel(be, V, 64, 5);
+            try (m; Trainer t = new Trainer(m, new AdamWPolicy(), c, rows(1), rows(2), out)) {
+                assertEquals(2, t.resume());
+                Trainer.Result r = t.run();
+                assertEquals(whole.losses().getLast(), r.lastLoss(), 0.0, "last step's loss");
+                assertArrayEquals(whole.weights(), m.weights(), "weights bit for bit");
+            }
         }
     }
 
