@@ -105,7 +105,7 @@ final class TrainCommand implements Callable<Integer> {
     double valFraction;
 
     @Option(names = "--tokenizer", defaultValue = "auto", paramLabel = "<t>",
-            description = "auto (vocab.json + merges.txt in the model folder, else bytes when vocab_size is 256/257), bytes, or a folder with vocab.json + merges.txt. Default: ${DEFAULT-VALUE}.")
+            description = "auto (the model folder's tokenizer.json, else its vocab.json + merges.txt, else bytes when vocab_size is 256/257), bytes, or a folder with tokenizer.json or vocab.json + merges.txt. Default: ${DEFAULT-VALUE}.")
     String tokenizer;
 
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "<b>", description = "auto, cuda-ffm, cuda-jcuda, opencl, cpu. Default: ${DEFAULT-VALUE}.")
