@@ -1,5 +1,7 @@
 package ai.lorakit.cli;
 
+import ai.lorakit.gpu.dist.SingleProcess;
+import ai.lorakit.models.data.InstructionWindows;
 import ai.lorakit.models.data.TextDataset;
 import ai.lorakit.models.train.EvalResult;
 import ai.lorakit.models.train.Evaluator;
@@ -84,18 +86,27 @@ final class EvalCommand implements Callable<Integer> {
             if (t > lm.model.maxSeqLen()) {
                 throw new UsageException("--seq-len " + t + " exceeds the model's n_positions " + lm.model.maxSeqLen());
             }
-            TextDataset ds = DataSource.load(data, lm.tokenizer);
-            TextDataset part = split.equals("all") ? ds : DataSource.split(ds, valFraction, seed).validation();
+            boolean instruct = InstructionSource.detect(data);
             EvalResult r;
-            try {
-                r = Evaluator.evaluate(lm.model, part.sequential(t, batch), evalBatches);
-            } catch (IllegalArgumentException e) {
-                throw new UsageException("--data " + data + " (" + split + "): " + e.getMessage());
+            if (instruct) {                                    // the loss on completion tokens only
+                Path tokDir = InstructionSource.tokenizerDir(tokenizer, lm.source.dir());
+                InstructionWindows rows = split.equals("all") ? InstructionSource.all(data, lm.tokenizer, tokDir, t)
+                        : InstructionSource.load(data, lm.tokenizer, tokDir, t, valFraction, seed).validation();
+                r = Evaluator.evaluate(lm.model, rows, batch, evalBatches, SingleProcess.INSTANCE);
+            } else {
+                TextDataset ds = DataSource.load(data, lm.tokenizer);
+                TextDataset part = split.equals("all") ? ds : DataSource.split(ds, valFraction, seed).validation();
+                try {
+                    r = Evaluator.evaluate(lm.model, part.sequential(t, batch), evalBatches);
+                } catch (IllegalArgumentException e) {
+                    throw new UsageException("--data " + data + " (" + split + "): " + e.getMessage());
+                }
             }
             cli.out.println("model " + lm.source.name() + (adapter == null ? "" : " + adapter " + adapter + " ("
                     + LoadedModel.describe(lm.adapter, lm.model.adaptedModules().size()) + ")"));
-            cli.out.println(String.format(Locale.ROOT, "%s loss %.4f  perplexity %.2f  (%d tokens, %d batches of %d x %d)",
-                    split.equals("all") ? "data" : "validation", r.loss(), r.perplexity(), r.tokens(), r.batches(), batch, t));
+            cli.out.println(String.format(Locale.ROOT, "%s loss %.4f  perplexity %.2f  (%d %s, %d batches of %d x %d)",
+                    split.equals("all") ? "data" : "validation", r.loss(), r.perplexity(), r.tokens(),
+                    instruct ? "completion tokens" : "tokens", r.batches(), batch, t));
         }
         return 0;
     }

@@ -6,8 +6,9 @@ import ai.lorakit.gpu.GpuException;
 import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.layers.Precision;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
-import ai.lorakit.models.tokenizer.Gpt2BpeTokenizer;
 import ai.lorakit.models.tokenizer.Tokenizer;
+import ai.lorakit.models.tokenizer.TokenizerFiles;
+import ai.lorakit.models.tokenizer.TokenizerFormatException;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -22,9 +23,10 @@ import java.nio.file.StandardCopyOption;
  *   <li>{@code --model DIR}: a Hugging Face model folder (config.json + model.safetensors) of a registered
  *       family. Without it, the embedded default model: the classpath folder {@value #DEFAULT_RESOURCE}
  *       (config.json + model.safetensors, optional vocab.json + merges.txt), copied to a temporary folder.</li>
- *   <li>{@code --tokenizer auto|bytes|DIR}: auto = GPT-2 BPE when the model folder has vocab.json and merges.txt,
- *       else byte-level when vocab_size is 257 (bytes + end-of-text) or 256 (bytes only), else an error;
- *       bytes = byte-level (vocab_size must be >= 256); DIR = GPT-2 BPE from that folder.</li>
+ *   <li>{@code --tokenizer auto|bytes|DIR}: auto = the model folder's tokenizer when it has one
+ *       ({@link TokenizerFiles}: tokenizer.json, else vocab.json + merges.txt), else byte-level when vocab_size is
+ *       257 (bytes + end-of-text) or 256 (bytes only), else an error; bytes = byte-level (vocab_size must be
+ *       >= 256); DIR = the tokenizer of that folder (tokenizer.json, else vocab.json + merges.txt).</li>
  *   <li>{@code --backend}: a {@link BackendRegistry} name ({@code auto} = the first available).</li>
  * </ul>
  */
@@ -107,23 +109,23 @@ final class ModelSource {
         switch (spec) {
             case "bytes" -> t = bytes(vocabSize, "--tokenizer bytes");
             case "auto" -> {
-                if (modelDir != null && hasBpeFiles(modelDir)) {
-                    t = Gpt2BpeTokenizer.loadDirectory(modelDir);
+                if (modelDir != null && hasTokenizerFiles(modelDir)) {
+                    t = fromFolder(modelDir, "--tokenizer auto (the model folder's)");
                 } else if (vocabSize == 257 || vocabSize == 256) {
                     t = bytes(vocabSize, "--tokenizer auto");
                 } else {
                     throw new UsageException("--tokenizer auto: the model has vocab_size " + vocabSize + " but its"
-                            + " folder has no vocab.json + merges.txt (byte-level needs vocab_size 256 or 257); pass"
-                            + " --tokenizer <folder with vocab.json and merges.txt> or --tokenizer bytes");
+                            + " folder has no tokenizer.json nor vocab.json + merges.txt (byte-level needs vocab_size 256"
+                            + " or 257); pass --tokenizer <folder with tokenizer.json> or --tokenizer bytes");
                 }
             }
             default -> {
                 Path d = Path.of(spec);
-                if (!Files.isDirectory(d) || !hasBpeFiles(d)) {
+                if (!Files.isDirectory(d) || !hasTokenizerFiles(d)) {
                     throw new UsageException("--tokenizer: '" + spec + "' is not auto, bytes or a folder with"
-                            + " vocab.json and merges.txt");
+                            + " tokenizer.json, or vocab.json and merges.txt");
                 }
-                t = Gpt2BpeTokenizer.loadDirectory(d);
+                t = fromFolder(d, "--tokenizer " + spec);
             }
         }
         if (t.vocabSize() > vocabSize) {
@@ -143,15 +145,39 @@ final class ModelSource {
         throw new UsageException(what + ": byte-level needs vocab_size >= 256, the model has " + vocabSize);
     }
 
+    /** The folder's tokenizer ({@link TokenizerFiles}); a corrupt file is a usage error naming it. */
+    private static Tokenizer fromFolder(Path dir, String what) throws IOException {
+        try {
+            return TokenizerFiles.forDirectory(dir);
+        } catch (TokenizerFormatException e) {
+            throw new UsageException(what + ": " + Main.describe(e), e);
+        }
+    }
+
+    /** tokenizer.json, or vocab.json + merges.txt. */
+    static boolean hasTokenizerFiles(Path dir) {
+        return Files.isRegularFile(dir.resolve("tokenizer.json")) || hasBpeFiles(dir);
+    }
+
     static boolean hasBpeFiles(Path dir) {
         return Files.isRegularFile(dir.resolve("vocab.json")) && Files.isRegularFile(dir.resolve("merges.txt"));
     }
 
-    /** Copies vocab.json + merges.txt (when {@code from} has them) so a written model folder carries its tokenizer. */
+    /** The tokenizer files a written model folder carries when its source has them. */
+    private static final String[] TOKENIZER_FILES = {"vocab.json", "merges.txt", "tokenizer.json",
+        "tokenizer_config.json"};
+
+    /**
+     * Copies the tokenizer files {@code from} has (vocab.json, merges.txt, tokenizer.json, tokenizer_config.json) so
+     * a written model folder carries its tokenizer and chat template.
+     */
     static void copyTokenizerFiles(Path from, Path to) throws IOException {
-        if (from != null && hasBpeFiles(from)) {
-            Files.createDirectories(to);
-            for (String f : new String[]{"vocab.json", "merges.txt"}) {
+        if (from == null) {
+            return;
+        }
+        for (String f : TOKENIZER_FILES) {
+            if (Files.isRegularFile(from.resolve(f))) {
+                Files.createDirectories(to);
                 Files.copy(from.resolve(f), to.resolve(f), StandardCopyOption.REPLACE_EXISTING);
             }
         }

@@ -18,7 +18,6 @@ import ai.lorakit.models.decoder.Families;
 import ai.lorakit.models.decoder.ModelConfig;
 import ai.lorakit.models.gpt2.Gpt2Config;
 import ai.lorakit.models.layers.Precision;
-import ai.lorakit.models.tokenizer.Gpt2BpeTokenizer;
 import ai.lorakit.models.tokenizer.Tokenizer;
 import ai.lorakit.models.train.Checkpoint;
 import ai.lorakit.models.train.EvalResult;
@@ -99,14 +98,14 @@ final class TrainCommand implements Callable<Integer> {
     Integer vocab;
 
     @Option(names = "--data", defaultValue = "brown:fiction", paramLabel = "<src>",
-            description = "A text file, a folder of files, a .jsonl file ({\"text\": ...} per line), or brown:fiction / brown:non-fiction. Default: ${DEFAULT-VALUE}.")
+            description = "A text file, a folder of files, a .jsonl file ({\"text\": ...} per line), an instruction .jsonl ({\"prompt\", \"completion\"} or {\"messages\"} per line: loss on completion tokens only; messages need the tokenizer folder's chat template), or brown:fiction / brown:non-fiction. Default: ${DEFAULT-VALUE}.")
     String data;
 
     @Option(names = "--val-fraction", defaultValue = "0.1", paramLabel = "<f>", description = "Share of documents held out for validation. Default: ${DEFAULT-VALUE}.")
     double valFraction;
 
     @Option(names = "--tokenizer", defaultValue = "auto", paramLabel = "<t>",
-            description = "auto (vocab.json + merges.txt in the model folder, else bytes when vocab_size is 256/257), bytes, or a folder with vocab.json + merges.txt. Default: ${DEFAULT-VALUE}.")
+            description = "auto (the model folder's tokenizer.json, else its vocab.json + merges.txt, else bytes when vocab_size is 256/257), bytes, or a folder with tokenizer.json or vocab.json + merges.txt. Default: ${DEFAULT-VALUE}.")
     String tokenizer;
 
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "<b>", description = "auto, cuda-ffm, cuda-jcuda, opencl, cpu. Default: ${DEFAULT-VALUE}.")
@@ -460,8 +459,15 @@ final class TrainCommand implements Callable<Integer> {
             throw new UsageException("--seq-len " + t + " exceeds the model's " + gm.config().maxSeqLenKey() + " "
                     + gm.maxSeqLen());
         }
-        TextDataset ds = DataSource.load(data, tok);
-        TextDataset.Split split = DataSource.split(ds, valFraction, seed);
+        boolean instruct = InstructionSource.detect(data);
+        TextDataset.Split split = null;
+        InstructionSource.Split rows = null;
+        if (instruct) {
+            rows = InstructionSource.load(data, tok, InstructionSource.tokenizerDir(tokenizer, modelDir), t, valFraction,
+                    seed);
+        } else {
+            split = DataSource.split(DataSource.load(data, tok), valFraction, seed);
+        }
         List<String> targets = target != null ? target : gm.config().family().defaultTargets();
         Method.Settings s = new Method.Settings(r, alpha, dropout, rslora, targets, loraPlusRatio, veraR, adaloraInitR,
                 adaloraTargetR, adaloraTinit != null ? adaloraTinit : Method.Settings.defaultTinit(steps),
@@ -491,17 +497,31 @@ final class TrainCommand implements Callable<Integer> {
             total += p.value().numel();
             trainable += p.trainable() ? p.value().numel() : 0;
         }
+        if (dropOptions != null && instruct) {
+            throw new UsageException("--method lora-drop trains on text data only; --data " + data + " is"
+                    + " instruction data (use another method, e.g. lora)");
+        }
         if (dropOptions != null) {
             return trainLoraDrop(m, ac, policy, tc, dropOptions, split, tok, stored, gm, modelName, outDir, w, t,
                     trainable, total);
         }
-        try (Trainer tr = new Trainer(gm, policy, tc, split.train(), split.validation(), outDir);
+        try (Trainer tr = instruct ? new Trainer(gm, policy, tc, rows.train(), rows.validation(), outDir)
+                : new Trainer(gm, policy, tc, split.train(), split.validation(), outDir);
              ProgressReporter rep = ProgressReporter.create(cli.out, cli.err)) {
             tr.setListener(rep);
             tr.setRunInfo(Map.of("argv", stored, "method", m.cliName, "model", modelName));
             tr.setBaseModelName(modelName);
             tr.setProcessGroup(group);
             header(m, ac, gm, modelName, trainable, total, tok, split, tc, t, w, outDir);
+            if (instruct) {
+                cli.out.println("instruction data: " + rows.examples() + " examples -> " + rows.train().inputs().length
+                        + " training rows (" + rows.train().countedTargets() + " completion tokens), "
+                        + rows.validation().inputs().length + " validation rows (" + rows.validation().countedTargets()
+                        + " completion tokens); one example per row of " + t + " tokens, loss on completion tokens"
+                        + " only" + (rows.truncated() > 0 ? "; " + rows.truncated() + " cut to the window" : "")
+                        + (rows.dropped() > 0 ? "; " + rows.dropped() + " dropped (no completion token in the window)"
+                        : ""));
+            }
             if (tr.hook() instanceof RankAllocator ra) {
                 cli.out.println(String.format(Locale.ROOT, "adalora budget: %d triplets -> %d (tinit %d, tfinal %d,"
                         + " deltaT %d, orth_reg %.3g)", ra.initBudget(), ra.targetBudget(), s.adaloraTinit(),
@@ -526,7 +546,7 @@ final class TrainCommand implements Callable<Integer> {
                 Path dst = outDir.resolve("model");
                 gm.saveHf(dst, DType.F32);
                 ModelSource.copyTokenizerFiles(modelDir, dst);
-                if (tok instanceof Gpt2BpeTokenizer && !tokenizer.equals("auto") && !tokenizer.equals("bytes")) {
+                if (!tokenizer.equals("auto") && !tokenizer.equals("bytes")) {
                     ModelSource.copyTokenizerFiles(Path.of(tokenizer), dst);
                 }
                 cli.out.println("wrote " + dst + " (HF checkpoint: config.json + model.safetensors)");
@@ -600,14 +620,19 @@ final class TrainCommand implements Callable<Integer> {
 
     private void header(Method m, AdapterConfig ac, DecoderModel gm, String modelName, long trainable, long total,
                         Tokenizer tok, TextDataset.Split split, TrainConfig tc, int t, int w, Path outDir) {
+        // split: null for instruction data
         cli.out.println("lorakit train: " + (ac == null ? "full fine-tuning" : m.cliName + ", "
                 + LoadedModel.describe(ac, gm.adaptedModules().size())) + "; backend " + gm.backend().name()
                 + "; precision " + gm.precision().name());
         cli.out.println("base model " + modelName + ": " + gm.config().describe() + "; trainable "
                 + String.format(Locale.ROOT, "%,d of %,d parameters (%.2f%%)", trainable, total, 100.0 * trainable / total));
-        cli.out.println("data " + data + " (" + tok + "): " + split.train().tokenCount() + " training tokens ("
-                + split.train().documentCount() + " documents), " + split.validation().tokenCount()
-                + " validation tokens (" + split.validation().documentCount() + " documents)");
+        if (split != null) {
+            cli.out.println("data " + data + " (" + tok + "): " + split.train().tokenCount() + " training tokens ("
+                    + split.train().documentCount() + " documents), " + split.validation().tokenCount()
+                    + " validation tokens (" + split.validation().documentCount() + " documents)");
+        } else {
+            cli.out.println("data " + data + " (" + tok + "): instruction JSONL");
+        }
         cli.out.println(String.format(Locale.ROOT, "%d steps x %d tokens (batch %d x seq %d x accum %d), lr %.2e"
                 + " %s, warm-up %d; run folder %s", tc.steps(), tc.tokensPerStep(), batch, t, gradAccum, tc.lr(),
                 tc.schedule(), w, outDir));

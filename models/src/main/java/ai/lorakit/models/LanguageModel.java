@@ -29,8 +29,19 @@ public interface LanguageModel extends AutoCloseable {
      */
     double trainStep(int[][] windows, float gradScale);
 
+    /**
+     * As {@link #trainStep(int[][], float)} on inputs [B][T] with their targets [B][T]: a target of
+     * {@link ai.lorakit.gpu.CrossEntropy#IGNORE} takes no loss and no gradient, and the mean is over the counted
+     * targets ({@link ai.lorakit.gpu.CrossEntropy#counted}, at least one). The windows form is this one with
+     * inputs = w[:, :T], targets = w[:, 1:].
+     */
+    double trainStep(int[][] inputs, int[][] targets, float gradScale);
+
     /** Mean cross-entropy of the windows' targets, no gradients, eval mode semantics. */
     double evalLoss(int[][] windows);
+
+    /** Mean cross-entropy over the counted targets [B][T] of inputs [B][T], as {@link #evalLoss(int[][])}. */
+    double evalLoss(int[][] inputs, int[][] targets);
 
     /** Logits [T, V] for one sequence (row-major), for generation and for comparing models. */
     float[] logits(int[] tokens);

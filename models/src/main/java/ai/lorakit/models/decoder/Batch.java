@@ -1,15 +1,55 @@
 package ai.lorakit.models.decoder;
 
+import ai.lorakit.gpu.CrossEntropy;
+
 /**
  * Token windows int[B][T+1] split into inputs (columns 0..T-1) and targets (columns 1..T), row-major [B*T], after
- * checking them (LanguageModel's convention). Without targets a window is the input itself ([1][T]).
+ * checking them (LanguageModel's convention), or inputs [B][T] with their own targets [B][T], which may hold
+ * {@link CrossEntropy#IGNORE}. Without targets a window is the input itself ([1][T]).
  *
  * @param b       batch size B
  * @param t       sequence length T (<= the model's maxSeqLen, n_positions in GPT-2)
  * @param ids     inputs [B*T]
- * @param targets next tokens [B*T], or null
+ * @param targets next tokens [B*T] (IGNORE where no loss is taken), or null
+ * @param counted targets that count in the loss ({@link CrossEntropy#counted}); 0 without targets
  */
-record Batch(int b, int t, int[] ids, int[] targets) {
+record Batch(int b, int t, int[] ids, int[] targets, int counted) {
+
+    /**
+     * Inputs [B][T] and their targets [B][T]; a target is in [0,V) or {@link CrossEntropy#IGNORE}.
+     *
+     * @throws IllegalArgumentException the windows checks of {@link #of(int[][], ModelConfig, boolean)}, targets of
+     *                                  another shape or outside [0,V) and not IGNORE, or no counted target at all
+     */
+    static Batch of(int[][] inputs, int[][] targets, ModelConfig cfg) {
+        Batch in = of(inputs, cfg, false);
+        if (targets == null || targets.length != in.b()) {
+            throw new IllegalArgumentException("targets must be int[B=" + in.b() + "][T=" + in.t() + "], got "
+                    + (targets == null ? "null" : "B=" + targets.length));
+        }
+        int[] flat = new int[in.b() * in.t()];
+        int v = cfg.vocabSize();
+        for (int i = 0; i < targets.length; i++) {
+            int[] y = targets[i];
+            if (y == null || y.length != in.t()) {
+                throw new IllegalArgumentException("targets row " + i + " has " + (y == null ? "null" : y.length)
+                        + " entries, the inputs have T=" + in.t());
+            }
+            for (int j = 0; j < y.length; j++) {
+                if (y[j] != CrossEntropy.IGNORE && (y[j] < 0 || y[j] >= v)) {
+                    throw new IllegalArgumentException("targets row " + i + " position " + j + " holds id " + y[j]
+                            + ", outside [0, vocab_size=" + v + ") and not the ignored target " + CrossEntropy.IGNORE);
+                }
+            }
+            System.arraycopy(y, 0, flat, i * in.t(), in.t());
+        }
+        int counted = CrossEntropy.counted(flat);
+        if (counted == 0) {
+            throw new IllegalArgumentException("every target of the batch is ignored (" + CrossEntropy.IGNORE
+                    + "): the mean loss over 0 targets is undefined; drop such rows");
+        }
+        return new Batch(in.b(), in.t(), in.ids(), flat, counted);
+    }
 
     /**
      * @param withTargets windows carry T+1 tokens (training / loss); otherwise each row is T input tokens
@@ -55,6 +95,6 @@ record Batch(int b, int t, int[] ids, int[] targets) {
                 System.arraycopy(w, 1, targets, i * t, t);
             }
         }
-        return new Batch(b, t, ids, targets);
+        return new Batch(b, t, ids, targets, withTargets ? b * t : 0);
     }
 }

@@ -28,7 +28,7 @@ import java.util.SplittableRandom;
  * x = embedding(ids)                              [B,T,C]
  * x = block(x)   for each of the L blocks         (the family's composition, e.g. {@link PreNormBlock})
  * logits = lmHead(finalNorm(x))                   [N,V]
- * loss = mean cross-entropy of the next tokens
+ * loss = mean cross-entropy of the next tokens (over the targets that are not CrossEntropy.IGNORE)
  * </pre>
  * It holds, once for every family, the base weights (HF names and order), the activation buffers, the train/eval
  * mode and the parameter lists. The backward runs in reverse; gradients flow to activations through frozen weights
@@ -336,13 +336,29 @@ public final class DecoderModel implements LanguageModel {
     @Override
     public double trainStep(int[][] windows, float gradScale) {
         checkOpen();
+        return train(Batch.of(windows, cfg, true), gradScale);
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * @throws IllegalStateException in eval mode
+     * @throws IllegalArgumentException ragged or too long rows, ids outside [0,V), targets neither in [0,V) nor
+     *                                  IGNORE, every target ignored, a non-finite gradScale
+     */
+    @Override
+    public double trainStep(int[][] inputs, int[][] targets, float gradScale) {
+        checkOpen();
+        return train(Batch.of(inputs, targets, cfg), gradScale);
+    }
+
+    private double train(Batch bt, float gradScale) {
         if (!training) {
             throw new IllegalStateException("trainStep needs training mode: call setTraining(true) (eval mode was set)");
         }
         if (!Float.isFinite(gradScale)) {
             throw new IllegalArgumentException("gradScale must be finite, got " + gradScale);
         }
-        Batch bt = Batch.of(windows, cfg, true);
         if (trainBuf == null || !trainBuf.fits(bt.b(), bt.t())) {
             if (trainBuf != null) {
                 trainBuf.close();
@@ -353,19 +369,28 @@ public final class DecoderModel implements LanguageModel {
         Buffers buf = trainBuf;
         setTokens(buf, bt);
         forward(buf);
-        double loss = loss(buf);
-        backward(buf, gradScale);
+        double loss = loss(buf, bt.counted());
+        backward(buf, gradScale / bt.counted());
         return loss;
     }
 
     @Override
     public double evalLoss(int[][] windows) {
         checkOpen();
-        Batch bt = Batch.of(windows, cfg, true);
+        return eval(Batch.of(windows, cfg, true));
+    }
+
+    @Override
+    public double evalLoss(int[][] inputs, int[][] targets) {
+        checkOpen();
+        return eval(Batch.of(inputs, targets, cfg));
+    }
+
+    private double eval(Batch bt) {
         Buffers buf = inferenceBuffers(bt.b(), bt.t());
         setTokens(buf, bt);
         withEvalAdapters(() -> forward(buf));
-        return loss(buf);
+        return loss(buf, bt.counted());
     }
 
     @Override
@@ -472,23 +497,26 @@ public final class DecoderModel implements LanguageModel {
         net.lmHead().forward(h.normOut, h.logits);                    // [N,C] -> [N,V]
     }
 
-    /** Mean cross-entropy of the targets under the logits (fills probs for the backward). */
-    private double loss(Buffers buf) {
+    /** Mean cross-entropy over the {@code counted} non-ignored targets (fills probs for the backward). */
+    private double loss(Buffers buf, int counted) {
         Head h = head(buf);
         if (h.probs == null) {
             h.probs = buf.f32(buf.n(), cfg.vocabSize());
             h.losses = buf.f32(buf.n());
         }
         be.crossEntropyForward(h.logits, buf.slot("targets"), h.probs, h.losses);
-        return be.sum(h.losses) / ((double) buf.b * buf.t);
+        return be.sum(h.losses) / (double) counted;   // ignored targets have loss 0
     }
 
-    /** Backward of gradScale * mean loss, in reverse order of {@link #forward} (llm.c gpt2_backward). */
-    private void backward(Buffers buf, float gradScale) {
+    /**
+     * Backward of gradScale * mean loss, in reverse order of {@link #forward} (llm.c gpt2_backward); rowScale =
+     * gradScale / counted targets (ignored targets get dlogits 0).
+     */
+    private void backward(Buffers buf, float rowScale) {
         Head h = head(buf);
         int c = cfg.hiddenSize();
         Tensor dlogits = h.logits;                              // the logits are no longer needed: reuse [N,V]
-        be.crossEntropyBackward(h.probs, buf.slot("targets"), gradScale / buf.n(), dlogits);
+        be.crossEntropyBackward(h.probs, buf.slot("targets"), rowScale, dlogits);
         Tensor dnorm = buf.shared("model.dnorm", buf.b, buf.t, c);
         Tensor dres = buf.shared("model.dres", buf.b, buf.t, c);
         net.lmHead().backward(h.normOut, dlogits, dnorm);      // dW += dlogits^T x when trainable

@@ -2,10 +2,17 @@ package ai.lorakit.models.train;
 
 import ai.lorakit.gpu.dist.ProcessGroup;
 import ai.lorakit.gpu.dist.SingleProcess;
+import ai.lorakit.gpu.CrossEntropy;
 import ai.lorakit.models.LanguageModel;
+import ai.lorakit.models.data.InstructionWindows;
 import ai.lorakit.models.data.SequentialBatches;
 
-/** Validation loss over consecutive windows ({@link SequentialBatches}), in eval mode. */
+import java.util.Arrays;
+
+/**
+ * Validation loss over consecutive windows ({@link SequentialBatches}) or instruction rows
+ * ({@link InstructionWindows}, the loss on their trained targets only), in eval mode.
+ */
 public final class Evaluator {
 
     private Evaluator() {
@@ -45,5 +52,41 @@ public final class Evaluator {
             tokens = (long) st[1];
         }
         return new EvalResult(sum / tokens, tokens, n);
+    }
+
+    /**
+     * The mean loss over the counted (trained) targets of instruction rows, in batches of {@code batchSize}
+     * consecutive rows, the first {@code maxBatches} (0 = all); batch i weighs by its counted targets. Data
+     * parallel as {@link #evaluate(LanguageModel, SequentialBatches, int, ProcessGroup)}; {@link EvalResult#tokens}
+     * counts the targets.
+     */
+    public static EvalResult evaluate(LanguageModel model, InstructionWindows rows, int batchSize, int maxBatches,
+                                      ProcessGroup group) {
+        int total = (rows.inputs().length + batchSize - 1) / batchSize;
+        int n = maxBatches <= 0 ? total : Math.min(maxBatches, total);
+        if (n == 0) {
+            throw new IllegalArgumentException("validation set has no instruction row to evaluate");
+        }
+        model.setTraining(false);
+        double sum = 0;
+        long counted = 0;
+        for (int i = group.rank(); i < n; i += group.size()) {
+            int from = i * batchSize;
+            int to = Math.min(from + batchSize, rows.inputs().length);
+            int[][] y = Arrays.copyOfRange(rows.targets(), from, to);
+            long c = 0;
+            for (int[] row : y) {
+                c += CrossEntropy.counted(row);
+            }
+            sum += model.evalLoss(Arrays.copyOfRange(rows.inputs(), from, to), y) * c;
+            counted += c;
+        }
+        if (group.distributed()) {
+            double[] st = {sum, counted};
+            group.allReduceSum(st);
+            sum = st[0];
+            counted = (long) st[1];
+        }
+        return new EvalResult(sum / counted, counted, n);
     }
 }

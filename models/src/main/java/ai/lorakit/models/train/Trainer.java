@@ -23,6 +23,8 @@ import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.dist.ProcessGroup;
 import ai.lorakit.gpu.dist.SingleProcess;
 import ai.lorakit.models.LanguageModel;
+import ai.lorakit.models.data.InstructionSampler;
+import ai.lorakit.models.data.InstructionWindows;
 import ai.lorakit.models.data.SequentialBatches;
 import ai.lorakit.models.data.TextDataset;
 import ai.lorakit.models.data.WindowSampler;
@@ -77,6 +79,12 @@ import java.util.TreeSet;
  * checkpoints; every rank reads the checkpoint on {@link #resume}. The sampler state counts global windows, so a
  * checkpoint resumes under another W with the same window stream as long as B splits evenly over the new W.
  *
+ * <p>Instruction data ({@link InstructionWindows}, one example per row, targets IGNORE outside the completion):
+ * the rows come shuffled from an {@link InstructionSampler}, and each step's loss is the mean over the step's
+ * counted targets: with micro-batches k holding c_k counted targets (over every rank), micro-batch k gets
+ * gradScale = c_k / Σc and the step's loss is Σ loss_k·c_k / Σc. Validation weights each batch by its counted
+ * targets ({@link Evaluator}).
+ *
  * <p>A NaN or infinite loss or gradient norm stops the run with {@link TrainingDivergedException} before the
  * update; no checkpoint is written after the last good one.
  */
@@ -95,8 +103,12 @@ public final class Trainer implements AutoCloseable {
     private final TrainingHook hook;
     /** Every parameter of the model once (by identity), model order. */
     private final List<Parameter> params;
+    /** Text data: the window sampler and the validation windows; null for instruction data. */
     private final WindowSampler sampler;
     private final SequentialBatches validation;
+    /** Instruction data: the shuffled training rows and the validation rows; null for text data. */
+    private final InstructionSampler rows;
+    private final InstructionWindows rowsValidation;
     private final LrSchedule schedule;
     private TrainListener listener = new TrainListener() {
     };
@@ -123,9 +135,45 @@ public final class Trainer implements AutoCloseable {
      */
     public Trainer(LanguageModel model, OptimizerPolicy policy, TrainConfig config, TextDataset train,
                    TextDataset validation, Path outDir) {
+        this(model, policy, config, train.sampler(config.seqLen(), config.batchSize(), config.seed()),
+                validation.sequential(config.seqLen(), config.batchSize()), null, null, outDir);
+    }
+
+    /**
+     * Trains on instruction rows (their window T must be config.seqLen()): the loss is taken on the trained
+     * (completion / assistant) targets only.
+     *
+     * @throws IllegalArgumentException as the text constructor; rows of another T than seqLen, no training rows
+     *                                  or no validation rows
+     */
+    public Trainer(LanguageModel model, OptimizerPolicy policy, TrainConfig config, InstructionWindows train,
+                   InstructionWindows validation, Path outDir) {
+        this(model, policy, config, null, null, new InstructionSampler(checkRows("training", train, config),
+                config.batchSize(), config.seed()), checkRows("validation", validation, config), outDir);
+    }
+
+    private static InstructionWindows checkRows(String what, InstructionWindows w, TrainConfig config) {
+        if (w.inputs().length == 0) {
+            throw new IllegalArgumentException("the " + what + " instruction data has no row with a trained"
+                    + " (completion) token inside the window");
+        }
+        if (w.inputs()[0].length != config.seqLen()) {
+            throw new IllegalArgumentException("the " + what + " instruction rows have T=" + w.inputs()[0].length
+                    + " but seqLen is " + config.seqLen());
+        }
+        return w;
+    }
+
+    private Trainer(LanguageModel model, OptimizerPolicy policy, TrainConfig config, WindowSampler sampler,
+                    SequentialBatches validation, InstructionSampler rows, InstructionWindows rowsValidation,
+                    Path outDir) {
         this.model = model;
         this.cfg = config;
         this.outDir = outDir;
+        this.sampler = sampler;
+        this.validation = validation;
+        this.rows = rows;
+        this.rowsValidation = rowsValidation;
         if (config.seqLen() > model.maxSeqLen()) {
             throw new IllegalArgumentException("seqLen " + config.seqLen() + " exceeds the model's n_positions "
                     + model.maxSeqLen());
@@ -135,8 +183,6 @@ public final class Trainer implements AutoCloseable {
             throw new IllegalArgumentException("nothing to train: the model has no trainable parameter (attach"
                     + " adapters or enable full fine-tuning)");
         }
-        this.sampler = train.sampler(config.seqLen(), config.batchSize(), config.seed());
-        this.validation = validation.sequential(config.seqLen(), config.batchSize());
         this.schedule = config.lrSchedule();
         OptimizerConfig oc = new OptimizerConfig(config.lr(), 0.9f, 0.999f, 1e-8f, config.weightDecay());
         this.optimizer = Optimizer.create(policy, oc, params,
@@ -253,7 +299,9 @@ public final class Trainer implements AutoCloseable {
      * evaluates its share of the batches and the sums are reduced.
      */
     public EvalResult evaluate() {
-        return Evaluator.evaluate(model, validation, cfg.evalBatches(), reducer.group());
+        return rows != null
+                ? Evaluator.evaluate(model, rowsValidation, cfg.batchSize(), cfg.evalBatches(), reducer.group())
+                : Evaluator.evaluate(model, validation, cfg.evalBatches(), reducer.group());
     }
 
     /** The "run" map of the checkpoint in {@code outDir}, or null when there is none. */
@@ -327,19 +375,8 @@ public final class Trainer implements AutoCloseable {
     private double trainOneStep() {
         int s = step;
         model.setTraining(true);
-        double lossSum = 0;
-        float scale = reducer.gradScale(cfg.gradAccum());
         ProcessGroup g = reducer.group();
-        for (int k = 0; k < cfg.gradAccum(); k++) {
-            double l = model.trainStep(sampler.nextShard(g.rank(), g.size()), scale);
-            if (!Double.isFinite(l) && !g.distributed()) {   // distributed: the reduced loss carries it to every rank
-                optimizer.zeroGrad();
-                throw diverged(s + 1, "loss is " + l + (cfg.gradAccum() > 1
-                        ? " in micro-batch " + (k + 1) + " of " + cfg.gradAccum() : ""));
-            }
-            lossSum += l;
-        }
-        double loss = reducer.reduce(params, lossSum / cfg.gradAccum());
+        double loss = reducer.reduce(params, rows != null ? trainRows(s) : trainWindows(s));
         if (!Double.isFinite(loss)) {
             optimizer.zeroGrad();
             throw diverged(s + 1, "the loss averaged over the " + g.size() + " ranks is " + loss);
@@ -363,6 +400,54 @@ public final class Trainer implements AutoCloseable {
         lastNorm = norm;
         step = s + 1;
         return loss + reg;
+    }
+
+    /** Step 1 on text windows: gradAccum micro-batches of this rank's share; returns its mean loss. */
+    private double trainWindows(int s) {
+        double lossSum = 0;
+        float scale = reducer.gradScale(cfg.gradAccum());
+        ProcessGroup g = reducer.group();
+        for (int k = 0; k < cfg.gradAccum(); k++) {
+            double l = model.trainStep(sampler.nextShard(g.rank(), g.size()), scale);
+            checkMicroLoss(s, k, l);
+            lossSum += l;
+        }
+        return lossSum / cfg.gradAccum();
+    }
+
+    /**
+     * Step 1 on instruction rows: micro-batch k (c_k counted targets) gets gradScale c_k / Σc, Σc over every
+     * micro-batch of every rank (one all-reduce of the counts when distributed). Returns this rank's
+     * Σ loss_k·c_k / Σc times W, as {@link GradientReducer#reduce} averages the ranks' values.
+     */
+    private double trainRows(int s) {
+        ProcessGroup g = reducer.group();
+        InstructionSampler.Rows[] micro = new InstructionSampler.Rows[cfg.gradAccum()];
+        double[] total = {0};
+        for (int k = 0; k < micro.length; k++) {
+            micro[k] = rows.nextShard(g.rank(), g.size());
+            total[0] += micro[k].counted();
+        }
+        if (g.distributed()) {
+            g.allReduceSum(total);
+        }
+        double weighted = 0;
+        for (int k = 0; k < micro.length; k++) {
+            double w = micro[k].counted() / total[0];
+            double l = model.trainStep(micro[k].inputs(), micro[k].targets(), (float) w);
+            checkMicroLoss(s, k, l);
+            weighted += l * w;
+        }
+        return weighted * g.size();
+    }
+
+    /** A non-finite micro-batch loss stops a single process at once (distributed: the reduced loss carries it). */
+    private void checkMicroLoss(int s, int k, double l) {
+        if (!Double.isFinite(l) && !reducer.group().distributed()) {
+            optimizer.zeroGrad();
+            throw diverged(s + 1, "loss is " + l + (cfg.gradAccum() > 1
+                    ? " in micro-batch " + (k + 1) + " of " + cfg.gradAccum() : ""));
+        }
     }
 
     private TrainingDivergedException diverged(int atStep, String what) {
@@ -419,7 +504,7 @@ public final class Trainer implements AutoCloseable {
             if (extraFiles != null) {
                 extraFiles.write(tmp);
             }
-            WindowSampler.State ss = sampler.state();
+            WindowSampler.State ss = rows != null ? rows.state() : sampler.state();
             Checkpoint.writeState(tmp, new TrainerState(TrainerState.FORMAT, TrainerState.VERSION, step, step, lastLr,
                     ss.seed(), ss.windowsDrawn(), optimizer.stepCount(), momentSteps, dropout, dropoutSeeds, elapsedS, cfg,
                     !modules.isEmpty(), runInfo));
@@ -540,7 +625,12 @@ public final class Trainer implements AutoCloseable {
             hook.stateRestored();
         }
         optimizer.loadState(st.optimizerSteps(), moments);
-        sampler.restore(new WindowSampler.State(st.samplerSeed(), st.samplerWindowsDrawn()));
+        WindowSampler.State saved = new WindowSampler.State(st.samplerSeed(), st.samplerWindowsDrawn());
+        if (rows != null) {
+            rows.restore(saved);
+        } else {
+            sampler.restore(saved);
+        }
         for (AdaptedLinear m : model.adaptedModules()) {
             m.setDropoutStep(st.dropoutSteps().get(m.name()));
         }

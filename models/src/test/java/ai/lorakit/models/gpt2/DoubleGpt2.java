@@ -111,6 +111,45 @@ final class DoubleGpt2 {
         return sum / (b * t);
     }
 
+    /** Mean cross-entropy over the targets [B][T] that are not CrossEntropy.IGNORE (inputs [B][T]). */
+    double maskedLoss(int[][] inputs, int[][] targets) {
+        int t = inputs[0].length;
+        double[][] lg = logits(inputs);
+        double sum = 0;
+        int counted = 0;
+        for (int i = 0; i < inputs.length; i++) {
+            for (int j = 0; j < t; j++) {
+                if (targets[i][j] == ai.lorakit.gpu.CrossEntropy.IGNORE) {
+                    continue;
+                }
+                double[] row = lg[i * t + j];
+                double max = Double.NEGATIVE_INFINITY;
+                for (double z : row) {
+                    max = Math.max(max, z);
+                }
+                double se = 0;
+                for (double z : row) {
+                    se += Math.exp(z - max);
+                }
+                sum += max + Math.log(se) - row[targets[i][j]];
+                counted++;
+            }
+        }
+        return sum / counted;
+    }
+
+    /** d maskedLoss / d params[name][i] by central differences. */
+    double maskedFiniteDifference(int[][] inputs, int[][] targets, String name, int i, double step) {
+        double[] w = params.get(name);
+        double old = w[i];
+        w[i] = old + step;
+        double up = maskedLoss(inputs, targets);
+        w[i] = old - step;
+        double down = maskedLoss(inputs, targets);
+        w[i] = old;
+        return (up - down) / (2 * step);
+    }
+
     /** d loss / d params[name][i] by central differences. */
     double finiteDifference(int[][] windows, String name, int i, double step) {
         double[] w = params.get(name);

@@ -3,10 +3,12 @@ package ai.lorakit.models.train;
 import ai.lorakit.adapters.AdaptedLinear;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.CrossEntropy;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.models.LanguageModel;
 
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -62,10 +64,15 @@ final class BigramModel implements LanguageModel {
 
     @Override
     public double trainStep(int[][] windows, float gradScale) {
+        return trainStep(inputs(windows), targets(windows), gradScale);
+    }
+
+    @Override
+    public double trainStep(int[][] inputs, int[][] targets, float gradScale) {
         calls++;
         float[] wv = weights();
         float[] g = new float[wv.length];
-        double loss = lossAndGrad(wv, windows, g, gradScale);
+        double loss = lossAndGrad(wv, inputs, targets, g, gradScale);
         try (Tensor gt = backend.upload(g, DType.F32, vocab, vocab)) {
             backend.axpby(1f, gt, 1f, w.gradForAccumulation());
         }
@@ -74,18 +81,45 @@ final class BigramModel implements LanguageModel {
 
     @Override
     public double evalLoss(int[][] windows) {
-        return lossAndGrad(weights(), windows, null, 0f);
+        return evalLoss(inputs(windows), targets(windows));
     }
 
-    /** Mean cross-entropy over B·T targets; adds d(mean)/dW · scale into g when g != null. */
-    private double lossAndGrad(float[] wv, int[][] windows, float[] g, float scale) {
-        int n = windows.length * (windows[0].length - 1);
+    @Override
+    public double evalLoss(int[][] inputs, int[][] targets) {
+        return lossAndGrad(weights(), inputs, targets, null, 0f);
+    }
+
+    private static int[][] inputs(int[][] windows) {
+        int[][] x = new int[windows.length][];
+        for (int b = 0; b < x.length; b++) {
+            x[b] = Arrays.copyOfRange(windows[b], 0, windows[b].length - 1);
+        }
+        return x;
+    }
+
+    private static int[][] targets(int[][] windows) {
+        int[][] y = new int[windows.length][];
+        for (int b = 0; b < y.length; b++) {
+            y[b] = Arrays.copyOfRange(windows[b], 1, windows[b].length);
+        }
+        return y;
+    }
+
+    /** Mean cross-entropy over the counted targets; adds d(mean)/dW · scale into g when g != null. */
+    private double lossAndGrad(float[] wv, int[][] inputs, int[][] targets, float[] g, float scale) {
+        int n = 0;
+        for (int[] y : targets) {
+            n += CrossEntropy.counted(y);
+        }
         double total = 0;
         double[] p = new double[vocab];
-        for (int[] row : windows) {
-            for (int t = 0; t + 1 < row.length; t++) {
-                int x = row[t];
-                int y = row[t + 1];
+        for (int b = 0; b < inputs.length; b++) {
+            for (int t = 0; t < inputs[b].length; t++) {
+                int x = inputs[b][t];
+                int y = targets[b][t];
+                if (y == CrossEntropy.IGNORE) {
+                    continue;
+                }
                 double max = Double.NEGATIVE_INFINITY;
                 for (int j = 0; j < vocab; j++) {
                     max = Math.max(max, wv[x * vocab + j]);
