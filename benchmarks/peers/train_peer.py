@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""CPU peer of lorakit's LoRA training step, for benchmarks/results/cpu-peer.md (ai.lorakit.bench.variants.CpuPeerBenchmark).
+"""CPU peer of lorakit's LoRA training step, for benchmarks/results/cpu-peer.md and cpu-peer-llama.md
+(ai.lorakit.bench.variants.CpuPeerBenchmark). config.json's model_type picks GPT-2 or Llama (below).
 
 The same GPT-2 architecture in plain PyTorch 1.13 (no transformers/peft installed on this machine), loaded from the
 same Hugging Face layout checkpoint (config.json + model.safetensors, parsed here with struct + json, BF16/F16/F32),
@@ -9,6 +10,11 @@ lora.Linear), AdamW over A and B only (torch.optim.AdamW, betas 0.9/0.999, eps 1
 norm clipped to 1.0, and the very token windows lorakit's Trainer draws (an int32 file the Java runner exports).
 The model: x = wte[ids] + wpe[t]; per block x += attn.c_proj(causal_attention(attn.c_attn(ln_1(x)))),
 x += mlp.c_proj(gelu_tanh(mlp.c_fc(ln_2(x)))); logits = ln_f(x) wte^T; mean cross-entropy. No dropout (as lorakit).
+Llama (model_type "llama", as HF's LlamaForCausalLM): x = embed_tokens[ids]; per layer
+x += o_proj(attention(rope(q_proj(h)), rope(k_proj(h)), v_proj(h))) with h = input_layernorm(x) (RMSNorm), k and v
+heads shared by groups of query heads (GQA), RoPE on the two halves of each head (HF's rotate_half);
+x += down_proj(silu(gate_proj(h)) * up_proj(h)) with h = post_attention_layernorm(x); logits = norm(x) lm_head^T
+(lm_head = embed_tokens when tie_word_embeddings). nn.Linear weights are [out, in]: LoRA A [r, in], B [out, r].
 
 Run by the Java runner; by hand:
     /usr/bin/python3 benchmarks/peers/train_peer.py --config run.json
@@ -125,6 +131,100 @@ class Gpt2(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
 
 
+class LinearLoRA(nn.Module):
+    """nn.Linear without bias (W [out, in], y = x W^T) with an optional LoRA branch (A [r, in], B [out, r], scale s)."""
+
+    def __init__(self, w, r, alpha, lora):
+        super().__init__()
+        self.weight = nn.Parameter(w, requires_grad=False)
+        self.lora = lora
+        if lora:
+            out, fan_in = w.shape
+            self.lora_A = nn.Parameter(torch.empty(r, fan_in))
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+            self.lora_B = nn.Parameter(torch.zeros(out, r))
+            self.scaling = alpha / r
+
+    def forward(self, x):
+        y = F.linear(x, self.weight)
+        if self.lora:
+            y = y + (x @ self.lora_A.t()) @ self.lora_B.t() * self.scaling
+        return y
+
+
+def rms_norm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+class Llama(nn.Module):
+    def __init__(self, cfg, sd, r, alpha, targets):
+        super().__init__()
+        sd = {k.removeprefix("model."): v for k, v in sd.items()}
+        self.n_head = cfg["num_attention_heads"]
+        self.n_kv = cfg.get("num_key_value_heads", self.n_head)
+        self.hd = cfg.get("head_dim", cfg["hidden_size"] // self.n_head)
+        self.eps = cfg.get("rms_norm_eps", 1e-6)
+        self.embed = nn.Parameter(sd["embed_tokens.weight"], requires_grad=False)
+        self.lm_head = self.embed if cfg.get("tie_word_embeddings", False) \
+            else nn.Parameter(sd["lm_head.weight"], requires_grad=False)
+        theta = cfg.get("rope_theta", 10000.0)
+        inv = 1.0 / theta ** (torch.arange(0, self.hd, 2, dtype=torch.float32) / self.hd)
+        ang = torch.outer(torch.arange(cfg["max_position_embeddings"], dtype=torch.float32), inv)
+        self.cos = torch.cat((ang, ang), dim=-1).cos()      # [P, D]
+        self.sin = torch.cat((ang, ang), dim=-1).sin()
+
+        def lin(name):
+            lora = any(name == t or name.endswith("." + t) for t in targets)
+            return LinearLoRA(sd[name + ".weight"], r, alpha, lora)
+
+        def norm(name):
+            return nn.Parameter(sd[name + ".weight"], requires_grad=False)
+
+        self.blocks = nn.ModuleList()
+        for i in range(cfg["num_hidden_layers"]):
+            p = f"layers.{i}."
+            blk = nn.Module()
+            blk.ln_1 = norm(p + "input_layernorm")
+            for m in ("q_proj", "k_proj", "v_proj", "o_proj"):
+                setattr(blk, m, lin(p + "self_attn." + m))
+            blk.ln_2 = norm(p + "post_attention_layernorm")
+            for m in ("gate_proj", "up_proj", "down_proj"):
+                setattr(blk, m, lin(p + "mlp." + m))
+            self.blocks.append(blk)
+        self.norm = norm("norm")
+
+    def forward(self, ids, targets):
+        bsz, t = ids.shape
+        hd, nh, nkv = self.hd, self.n_head, self.n_kv
+        cos, sin = self.cos[:t], self.sin[:t]
+        x = self.embed[ids]
+        mask = torch.ones(t, t, dtype=torch.bool).tril()
+        for blk in self.blocks:
+            h = rms_norm(x, blk.ln_1, self.eps)
+            q = blk.q_proj(h).view(bsz, t, nh, hd).transpose(1, 2)
+            k = blk.k_proj(h).view(bsz, t, nkv, hd).transpose(1, 2)
+            v = blk.v_proj(h).view(bsz, t, nkv, hd).transpose(1, 2)
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
+            k = k.repeat_interleave(nh // nkv, dim=1)
+            v = v.repeat_interleave(nh // nkv, dim=1)
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
+            att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            x = x + blk.o_proj((att @ v).transpose(1, 2).reshape(bsz, t, nh * hd))
+            h = rms_norm(x, blk.ln_2, self.eps)
+            x = x + blk.down_proj(F.silu(blk.gate_proj(h)) * blk.up_proj(h))
+        logits = rms_norm(x, self.norm, self.eps) @ self.lm_head.t()
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+MODELS = {"gpt2": Gpt2, "llama": Llama}
+
+
 def status_mib(key):
     """A "Key:  123 kB" line of /proc/self/status in MiB (VmHWM: peak resident set of this process image, reset by
     exec; VmRSS: now); ru_maxrss if /proc is missing."""
@@ -146,7 +246,10 @@ def main():
     torch.manual_seed(0)
     model_cfg = json.load(open(cfg["model_dir"] + "/config.json"))
     sd = read_safetensors(cfg["model_dir"] + "/model.safetensors")
-    model = Gpt2(model_cfg, sd, cfg["r"], cfg["alpha"], cfg["targets"])
+    model_type = model_cfg.get("model_type", "gpt2")
+    if model_type not in MODELS:
+        raise SystemExit(f"train_peer.py: model_type {model_type!r} is not implemented here (have {sorted(MODELS)})")
+    model = MODELS[model_type](model_cfg, sd, cfg["r"], cfg["alpha"], cfg["targets"])
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg["lr"], betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     b, t = cfg["batch"], cfg["seq_len"]

@@ -23,7 +23,7 @@ final class EvalCommand implements Callable<Integer> {
 
     private final Cli cli;
 
-    @Option(names = "--model", paramLabel = "<dir>", description = "HF GPT-2 folder. Default: the embedded default model.")
+    @Option(names = "--model", paramLabel = "<dir>", description = ModelSource.MODEL_HELP)
     Path model;
 
     @Option(names = "--adapter", paramLabel = "<dir>", description = "PEFT adapter folder to load into the model.")

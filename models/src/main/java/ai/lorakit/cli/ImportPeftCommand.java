@@ -24,7 +24,7 @@ final class ImportPeftCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "<adapter>", description = "PEFT adapter folder (adapter_config.json + adapter_model.safetensors).")
     Path adapter;
 
-    @Option(names = "--model", paramLabel = "<dir>", description = "HF GPT-2 folder. Default: the embedded default model.")
+    @Option(names = "--model", paramLabel = "<dir>", description = ModelSource.MODEL_HELP)
     Path model;
 
     @Option(names = "--out", paramLabel = "<dir>", description = "Re-save the validated adapter here.")

@@ -21,7 +21,7 @@ final class MergeCommand implements Callable<Integer> {
 
     private final Cli cli;
 
-    @Option(names = "--model", paramLabel = "<dir>", description = "HF model folder (any registered model_type). Default: the embedded default model.")
+    @Option(names = "--model", paramLabel = "<dir>", description = ModelSource.MODEL_HELP)
     Path model;
 
     @Option(names = "--adapter", required = true, paramLabel = "<dir>", description = "PEFT adapter folder.")

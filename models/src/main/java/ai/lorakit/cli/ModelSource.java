@@ -22,7 +22,9 @@ import java.nio.file.StandardCopyOption;
  * <ul>
  *   <li>{@code --model DIR}: a Hugging Face model folder (config.json + model.safetensors) of a registered
  *       family. Without it, the embedded default model: the classpath folder {@value #DEFAULT_RESOURCE}
- *       (config.json + model.safetensors, optional vocab.json + merges.txt), copied to a temporary folder.</li>
+ *       (config.json + model.safetensors, optional tokenizer files), copied to a temporary folder.
+ *       {@code --model default-llama} (when no folder of that name exists) picks the embedded Llama-family
+ *       default {@value #DEFAULT_LLAMA_RESOURCE} instead, and {@code --model default} the GPT-2 one.</li>
  *   <li>{@code --tokenizer auto|bytes|DIR}: auto = the model folder's tokenizer when it has one
  *       ({@link TokenizerFiles}: tokenizer.json, else vocab.json + merges.txt), else byte-level when vocab_size is
  *       257 (bytes + end-of-text) or 256 (bytes only), else an error; bytes = byte-level (vocab_size must be
@@ -34,7 +36,15 @@ final class ModelSource {
 
     static final String DEFAULT_RESOURCE = "ai/lorakit/models/default/";
     static final String DEFAULT_NAME = "lorakit:default";
-    private static final String[] DEFAULT_FILES = {"config.json", "model.safetensors", "vocab.json", "merges.txt"};
+    static final String DEFAULT_LLAMA_RESOURCE = "ai/lorakit/models/default-llama/";
+    static final String DEFAULT_LLAMA_NAME = "lorakit:default-llama";
+    private static final String[] DEFAULT_FILES = {"config.json", "model.safetensors", "vocab.json", "merges.txt",
+        "tokenizer.json", "tokenizer_config.json"};
+
+    /** The --model help text of every command. */
+    static final String MODEL_HELP = "HF model folder (config.json + model.safetensors, any registered model_type), or"
+            + " an embedded model: 'default' (GPT-2, byte vocabulary) or 'default-llama' (Llama, byte vocabulary +"
+            + " chat tokens, tokenizer.json). Default: the embedded default model.";
 
     /** A model folder and the name it goes by (base_model_name_or_path). */
     record Resolved(Path dir, String name, boolean embedded) {
@@ -45,17 +55,24 @@ final class ModelSource {
 
     /** {@code --model} (null = the embedded default). */
     static Resolved resolve(Path model) throws IOException {
-        if (model != null) {
-            if (!Files.exists(model)) {
-                throw new UsageException("--model: no such folder: " + model);
+        if (model != null && !Files.exists(model)) {
+            switch (model.toString()) {
+                case "default" -> model = null;
+                case "default-llama" -> {
+                    return new Resolved(extract(DEFAULT_LLAMA_RESOURCE), DEFAULT_LLAMA_NAME, true);
+                }
+                default -> throw new UsageException("--model: no such folder: " + model + " (the embedded models"
+                        + " are 'default' and 'default-llama')");
             }
+        }
+        if (model != null) {
             if (!Files.isDirectory(model)) {
                 throw new UsageException("--model: " + model + " is a file; give the folder that holds config.json"
                         + " and model.safetensors");
             }
             return new Resolved(model, model.toString(), false);
         }
-        return new Resolved(extractDefault(), DEFAULT_NAME, true);
+        return new Resolved(extract(DEFAULT_RESOURCE), DEFAULT_NAME, true);
     }
 
     /** True when this build carries the embedded default model. */
@@ -63,18 +80,19 @@ final class ModelSource {
         return ModelSource.class.getClassLoader().getResource(DEFAULT_RESOURCE + "config.json") != null;
     }
 
-    private static Path extractDefault() throws IOException {
+    /** The embedded model in classpath folder {@code resource}, copied to a temporary folder. */
+    private static Path extract(String resource) throws IOException {
         ClassLoader cl = ModelSource.class.getClassLoader();
-        if (cl.getResource(DEFAULT_RESOURCE + "config.json") == null
-                || cl.getResource(DEFAULT_RESOURCE + "model.safetensors") == null) {
-            throw new UsageException("the embedded default model is not in this build yet (classpath folder "
-                    + DEFAULT_RESOURCE + " with config.json and model.safetensors is missing); pass --model <HF folder>"
+        if (cl.getResource(resource + "config.json") == null
+                || cl.getResource(resource + "model.safetensors") == null) {
+            throw new UsageException("the embedded model is not in this build yet (classpath folder "
+                    + resource + " with config.json and model.safetensors is missing); pass --model <HF folder>"
                     + " or pretrain one with 'lorakit train --method full --init random ...'");
         }
         Path dir = Files.createTempDirectory("lorakit-default-model");
         dir.toFile().deleteOnExit();
         for (String f : DEFAULT_FILES) {
-            URL u = cl.getResource(DEFAULT_RESOURCE + f);
+            URL u = cl.getResource(resource + f);
             if (u == null) {
                 continue;
             }

@@ -72,7 +72,7 @@ final class TrainCommand implements Callable<Integer> {
             description = "lora, lora-plus, lora-fa, dora, vera, adalora, delta-lora, lora-drop, full. Default: ${DEFAULT-VALUE}.")
     String method;
 
-    @Option(names = "--model", paramLabel = "<dir>", description = "HF GPT-2 folder (config.json + model.safetensors). Default: the embedded default model.")
+    @Option(names = "--model", paramLabel = "<dir>", description = ModelSource.MODEL_HELP)
     Path model;
 
     @Option(names = "--init", defaultValue = "pretrained", paramLabel = "<how>",

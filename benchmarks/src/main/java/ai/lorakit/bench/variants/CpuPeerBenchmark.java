@@ -8,7 +8,7 @@ import ai.lorakit.gpu.BackendRegistry;
 import ai.lorakit.models.data.TextDataset;
 import ai.lorakit.models.data.WindowSampler;
 import ai.lorakit.models.decoder.DecoderModel;
-import ai.lorakit.models.gpt2.Gpt2Family;
+import ai.lorakit.models.decoder.Families;
 import ai.lorakit.models.train.StepMetrics;
 import ai.lorakit.models.train.TrainConfig;
 import ai.lorakit.models.train.TrainListener;
@@ -35,7 +35,8 @@ import java.util.Map;
 /**
  * lorakit's LoRA training step against PyTorch's on this machine's CPU (PERFORMANCE.md: tiny GPT LoRA training
  * step, tokens/s, target >= 1.0 x PyTorch CPU), measured side by side in one run: the same base model (the embedded
- * default or --model), the same LoRA config as {@code lorakit train} (r 8, alpha 16 on c_attn, c_proj, c_fc), AdamW,
+ * default, --model DIR or --model default-llama), the same LoRA config as {@code lorakit train} (r 8, alpha 16 on the
+ * family's default targets: GPT-2 c_attn, c_proj, c_fc; Llama q/k/v/o_proj, gate/up/down_proj), AdamW,
  * clip 1.0, batch B x T and the very same training windows (this runner draws them with the Trainer's sampler and
  * exports them for benchmarks/peers/train_peer.py). Each repeat runs lorakit (the real {@link Trainer}, CPU backend)
  * then the peer (a subprocess) in two thread settings: torch.set_num_threads(--threads) with OMP_WAIT_POLICY=PASSIVE,
@@ -48,7 +49,10 @@ import java.util.Map;
  * <pre>
  * java --add-modules jdk.incubator.vector -cp benchmarks.jar ai.lorakit.bench.variants.CpuPeerBenchmark \
  *      [--steps 20] [--warmup 5] [--repeats 3] [--batch 8] [--seq-len 128] [--threads 2] [--python /usr/bin/python3]
- *      [--model DIR] [--out benchmarks/results]
+ *      [--model DIR|default-llama] [--out benchmarks/results] [--name cpu-peer]
+ * </pre>
+ * writes NAME.json and NAME.md under --out (cpu-peer-llama for the Llama default).
+ * <pre>
  * </pre>
  */
 public final class CpuPeerBenchmark {
@@ -88,11 +92,13 @@ public final class CpuPeerBenchmark {
         String python = kv.getOrDefault("python", "/usr/bin/python3");
         Path script = Path.of(kv.getOrDefault("peer", "benchmarks/peers/train_peer.py"));
         Path out = Path.of(kv.getOrDefault("out", "benchmarks/results"));
+        String name = kv.getOrDefault("name", "cpu-peer");
         long seed = 42;
         Files.createDirectories(out);
         Path modelDir = BenchSetup.modelDir(kv.containsKey("model") ? Path.of(kv.get("model")) : null);
         TextDataset.Split split = BenchSetup.brownFiction(BenchSetup.tokenizer(modelDir), seed);
-        Method.Settings s = Method.Settings.defaults(warmup + steps + 1, seed, Gpt2Family.INSTANCE.defaultTargets());
+        Method.Settings s = Method.Settings.defaults(warmup + steps + 1, seed,
+                Families.readConfig(modelDir).family().defaultTargets());
         LoraConfig lora = (LoraConfig) Method.LORA.adapterConfig(s);
         float lr = Method.LORA.defaultLr();
 
@@ -160,12 +166,12 @@ public final class CpuPeerBenchmark {
         root.put("pytorch", peers);
         root.put("pytorch_info", torchInfo == null ? Map.of() : Map.of("torch", torchInfo.get("torch").asText(),
                 "threads", torchInfo.get("threads").asInt(), "trainable", torchInfo.get("trainable").asLong()));
-        Files.writeString(out.resolve("cpu-peer.json"), JSON.writeValueAsString(root) + "\n");
-        writeMarkdown(out.resolve("cpu-peer.md"), command, started, machine, java, torch, torchInfo, batch, seqLen,
+        Files.writeString(out.resolve(name + ".json"), JSON.writeValueAsString(root) + "\n");
+        writeMarkdown(out.resolve(name + ".md"), command, started, machine, java, torch, torchInfo, batch, seqLen,
                 warmup, steps, repeats, threads, lora, BenchSetup.describe(kv.containsKey("model")
                         ? Path.of(kv.get("model")) : null, modelDir));
         System.out.printf(Locale.ROOT, "lorakit / best PyTorch tokens/s (medians): %.3f; wrote %s%n",
-                median(java) / median(best(torch)), out.resolve("cpu-peer.md"));
+                median(java) / median(best(torch)), out.resolve(name + ".md"));
     }
 
     /** The Trainer's first n batches of {@code sampler}, as int32 little-endian [n][B][T+1]. */
@@ -271,14 +277,15 @@ public final class CpuPeerBenchmark {
                 + " better thread setting; %.2f against %d threads) — the target is %s.**%n%n", ratio, median(java),
                 median(best), median(java) / median(torch.getFirst()), threads, ratio >= 1.0 ? "met" : "NOT met"));
         md.append(String.format(Locale.ROOT, "Both sides train %s, read from the same config.json +"
-                + " model.safetensors, with LoRA r %d, alpha %s on %s (fan_in_fan_out Conv1D weights), AdamW over A and B (lr 1e-3),"
+                + " model.safetensors, with LoRA r %d, alpha %s on %s%s, AdamW over A and B (lr 1e-3),"
                 + " gradient clip 1.0, batch %d x %d tokens, on the very same training windows (Brown fiction, drawn by"
                 + " lorakit's Trainer sampler, seed 42, exported to the peer). lorakit: the real Trainer on the"
                 + " pure-Java CPU backend (Vector API, all %s cores). PyTorch %s: benchmarks/peers/train_peer.py, the"
                 + " same model in plain torch (eager autograd; peft and transformers are not installed here), once with"
                 + " torch.set_num_threads(%d) and once with 1 thread, both with OMP_WAIT_POLICY=PASSIVE. Each repeat"
                 + " times %d steps after %d warm-up steps: lorakit, then PyTorch (%d threads), then PyTorch (1 thread).%n%n",
-                modelText, lora.r(), LoadedNum.num(lora.alpha()), String.join(", ", lora.targetModules()), batch, seqLen,
+                modelText, lora.r(), LoadedNum.num(lora.alpha()), String.join(", ", lora.targetModules()),
+                lora.targetModules().contains("c_attn") ? " (fan_in_fan_out Conv1D weights)" : "", batch, seqLen,
                 machine.get("cores"), torchInfo == null ? "?" : torchInfo.get("torch").asText(), threads, steps, warmup,
                 threads));
         md.append(String.format(Locale.ROOT, "| repeat | lorakit tokens/s | PyTorch %d threads | PyTorch 1 thread |"

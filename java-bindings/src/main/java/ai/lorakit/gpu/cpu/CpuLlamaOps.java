@@ -1,5 +1,8 @@
 package ai.lorakit.gpu.cpu;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
 import java.util.Arrays;
 
 /**
@@ -22,6 +25,9 @@ import java.util.Arrays;
 final class CpuLlamaOps {
     /** Rows per partial-gradient block of dgamma (thread-count independent). */
     private static final int ROW_BLOCK = 64;
+    /** SwiGLU's vector species (CpuMath's, whose exp it uses) and the constant 1. */
+    private static final VectorSpecies<Float> S = CpuMath.S;
+    private static final FloatVector ONE = FloatVector.broadcast(S, 1f);
 
     private CpuLlamaOps() {
     }
@@ -108,9 +114,15 @@ final class CpuLlamaOps {
 
     /** out = silu(gate) * up, silu(g) = g * sigmoid(g); flat [n], on [lo, hi). */
     static void swigluForward(float[] gate, float[] up, float[] out, int lo, int hi) {
-        for (int i = lo; i < hi; i++) {
+        int i = lo;
+        for (int end = lo + S.loopBound(hi - lo); i < end; i += S.length()) {   // σ(g) = 1 / (1 + e^-g)
+            FloatVector g = FloatVector.fromArray(S, gate, i);
+            FloatVector sig = ONE.div(CpuMath.exp(g.neg()).add(1f));
+            g.mul(sig).mul(FloatVector.fromArray(S, up, i)).intoArray(out, i);
+        }
+        for (; i < hi; i++) {   // the scalar twin of the vector body
             float g = gate[i];
-            float sig = (float) (1.0 / (1.0 + Math.exp(-g)));
+            float sig = 1f / (CpuMath.exp(-g) + 1f);
             out[i] = g * sig * up[i];
         }
     }
@@ -120,12 +132,21 @@ final class CpuLlamaOps {
      * written; each element is read before it is written, so outputs may alias inputs elementwise); on [lo, hi).
      */
     static void swigluBackward(float[] dout, float[] gate, float[] up, float[] dgate, float[] dup, int lo, int hi) {
-        for (int i = lo; i < hi; i++) {
+        int i = lo;
+        for (int end = lo + S.loopBound(hi - lo); i < end; i += S.length()) {
+            FloatVector g = FloatVector.fromArray(S, gate, i);
+            FloatVector u = FloatVector.fromArray(S, up, i);
+            FloatVector d = FloatVector.fromArray(S, dout, i);
+            FloatVector sig = ONE.div(CpuMath.exp(g.neg()).add(1f));
+            d.mul(u).mul(sig.mul(g.mul(ONE.sub(sig)).add(1f))).intoArray(dgate, i);
+            d.mul(g.mul(sig)).intoArray(dup, i);
+        }
+        for (; i < hi; i++) {   // the scalar twin of the vector body
             float g = gate[i];
             float u = up[i];
             float d = dout[i];
-            float sig = (float) (1.0 / (1.0 + Math.exp(-g)));
-            dgate[i] = d * u * (sig * (1f + g * (1f - sig)));
+            float sig = 1f / (CpuMath.exp(-g) + 1f);
+            dgate[i] = d * u * (sig * (g * (1f - sig) + 1f));
             dup[i] = d * (g * sig);
         }
     }
