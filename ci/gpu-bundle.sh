@@ -31,10 +31,12 @@ platform="1.${junit#5.}"   # JUnit console launcher: Platform 1.X.Y for JUnit 5.
 dep_plugin=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 # Third-party jars come from copy-dependencies; lorakit's own are the thin module jars (the reactor would hand out
 # the shaded CLI/JMH jars instead, which hold everything twice). JMH and its dependencies are left out: the GPU
-# classes do not use them; nor JUnit (the console launcher brings its own: two copies of an engine clash).
+# classes do not use them; nor JUnit (the console launcher brings its own: two copies of an engine clash); nor
+# Jinjava and what only it brings (chat templates of instruction data, which no GPU check step renders: 5 MiB).
+jinjava_groups=com.hubspot.jinjava,com.hubspot.immutables,com.google.guava,com.google.code.findbugs,com.google.errorprone,com.google.j2objc,com.google.re2j,org.checkerframework,org.javassist,org.yaml,com.fasterxml.jackson.dataformat,com.fasterxml.jackson.datatype,commons-net,ch.obermuhlner,com.googlecode.java-ipv6
 maven_args() {   # one per line
   printf '%s\n' "$dep_plugin:copy-dependencies" -DincludeScope=runtime "-DoutputDirectory=$1" \
-    -DexcludeGroupIds=ai.lorakit,org.openjdk.jmh,org.apache.commons,net.sf.jopt-simple,org.junit,org.junit.jupiter,org.junit.platform,org.opentest4j,org.apiguardian \
+    -DexcludeGroupIds=ai.lorakit,org.openjdk.jmh,org.apache.commons,net.sf.jopt-simple,org.junit,org.junit.jupiter,org.junit.platform,org.opentest4j,org.apiguardian,$jinjava_groups \
     "$dep_plugin:copy" "-Dartifact=org.junit.platform:junit-platform-console-standalone:$platform"
 }
 deps=""

@@ -11,9 +11,7 @@
 #              java.sql java.xml                   JUnit's console launcher (its shaded parsers; XML reports)
 #              jdk.zipfs                           JUnit's console launcher (a service: jdeps cannot see it)
 #            Left out on purpose: java.desktop (only the xchart loss plots of ai.lorakit.bench.variants, which no
-#            GPU check step runs; it would add 12 MiB to the packed runtime); java.compiler (error_prone's
-#            annotations, compile-time only), java.instrument jdk.attach jdk.jdi (javassist's agent and HotSwapper
-#            classes, which Jinjava's chat-template rendering never calls; no GPU check step renders templates).
+#            GPU check step runs; it would add 12 MiB to the packed runtime).
 #   flags    --compress=zip-9 --strip-debug --no-header-files --no-man-pages, then strip --strip-unneeded libjvm.so
 # About 46 MiB on disk (27 MiB as tar.gz), ~20-40 s on 2 cores. Cached: nothing is done when DEST/lorakit-jre.stamp
 # names the same JDK build and module list. Works with JDKs without jmods/ (JDK 24+ links from its own runtime).
@@ -22,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 modules="java.base,java.logging,java.management,java.sql,java.xml,jdk.incubator.vector,jdk.management,jdk.unsupported,jdk.zipfs"
 # modules that jdeps reports and that are left out on purpose (see above); ci/gpu-bundle.sh reads this line
-excluded="java.desktop,java.compiler,java.instrument,jdk.attach,jdk.jdi"
+excluded="java.desktop"
 case "${1:-}" in
   --modules) echo "$modules"; exit 0 ;;     # for ci/gpu-bundle.sh's jdeps check
   --excluded) echo "$excluded"; exit 0 ;;
