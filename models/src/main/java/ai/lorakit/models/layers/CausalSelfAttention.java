@@ -12,8 +12,8 @@ import ai.lorakit.gpu.Tensor;
  * </pre>
  * The projections are {@link Linear}s (adaptable). Cache: the input, qkv, att and y. Backward scratch (dy [B,T,C],
  * dqkv [B,T,3C]) is shared by all layers.
- * TODO(issue 10, Llama): separate q/k/v projections with kv-heads (GQA/MQA), RoPE, per-head q/k norm, through the
- * Backend's gqaAttention / rope ops once they exist.
+ * Separate q/k/v projections with kv-heads (GQA/MQA), RoPE and per-head q/k norm are {@link GqaSelfAttention}'s (the
+ * Llama families).
  */
 public final class CausalSelfAttention implements Sublayer {
 
