@@ -85,6 +85,14 @@ class LauncherTest {
         assertTrue(wide > small && batch > wide && full > wide, small + " " + wide + " " + batch + " " + full);
         // 12 x 768 has ~85 M parameters: full fine-tuning keeps 16 bytes each (W, grad, 2 AdamW moments)
         assertTrue(full >= 85L * 16, "full fine-tuning heap " + full);
+        // a Llama-family config (num_hidden_layers, hidden_size ...) is sized from its own keys, not GPT-2's defaults:
+        // the 4 x 192 default-llama gets the cap of the 4 x 192 GPT-2 default, far below a 12 x 768 model's
+        String res = Path.of("src/main/resources/ai/lorakit/models").toAbsolutePath() + "/";
+        long gpt2 = heapMiB("train", "--model", res + "default");
+        long llama = heapMiB("train", "--model", res + "default-llama");
+        long llamaFull = heapMiB("train", "--method", "full", "--model", res + "default-llama");
+        assertEquals(gpt2, llama, "default-llama vs default");
+        assertTrue(llamaFull < full, "default-llama full fine-tuning " + llamaFull + " vs 12 x 768 " + full);
         Run override = launch(Map.of("LORAKIT_DRY_RUN", "1", "LORAKIT_HEAP", "3g"), "train");
         assertTrue(override.out().contains(" -Xmx3g "), override.out());
         assertFalse(override.out().contains("-Xmx256m"), override.out());
