@@ -25,6 +25,9 @@
  * escaped as a raw CharConversionException instead of the loaders' format exceptions (fixed;
  * {@code regression-utf32-*}). Jazzer's regex-injection sanitizer flagged tokenizer.json's Split patterns, which are
  * regexes by format: that sanitizer is off ({@code regression-regex-syntax-error} keeps the input; a pattern that does
- * not compile is a TokenizerFormatException, and a slow one is caught by the time bound).
+ * not compile is a TokenizerFormatException, and a slow one is caught by the time bound). Open finding, not fixed:
+ * {@code src/test/resources/ai/lorakit/fuzz/findings/tokenizer-slow-encode.json}, a mutated SentencePiece-style file
+ * (no pre-tokenizer) whose encoding of the 8 fixed texts takes over 5 s; CI does not fuzz this target until it is
+ * fixed (it still replays its corpus), and the file is kept out of the replayed corpus.
  */
 package ai.lorakit.fuzz;
