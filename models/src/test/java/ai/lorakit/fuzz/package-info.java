@@ -25,9 +25,8 @@
  * escaped as a raw CharConversionException instead of the loaders' format exceptions (fixed;
  * {@code regression-utf32-*}). Jazzer's regex-injection sanitizer flagged tokenizer.json's Split patterns, which are
  * regexes by format: that sanitizer is off ({@code regression-regex-syntax-error} keeps the input; a pattern that does
- * not compile is a TokenizerFormatException, and a slow one is caught by the time bound). Open finding, not fixed:
- * {@code src/test/resources/ai/lorakit/fuzz/findings/tokenizer-slow-encode.json}, a mutated SentencePiece-style file
- * (no pre-tokenizer) whose encoding of the 8 fixed texts takes over 5 s; CI does not fuzz this target until it is
- * fixed (it still replays its corpus), and the file is kept out of the replayed corpus.
+ * not compile is a TokenizerFormatException, and a slow one is caught by the time bound). A tokenizer.json with a
+ * vocabulary id of 444...447 made the loader size its id table from the id's low 32 bits (over 5 s per input): ids
+ * must now fit an int and be dense (fixed; {@code regression-sparse-huge-id}).
  */
 package ai.lorakit.fuzz;

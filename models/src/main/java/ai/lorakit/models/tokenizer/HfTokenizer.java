@@ -131,7 +131,7 @@ public final class HfTokenizer implements Tokenizer {
         JsonNode vocabNode = HfJson.object(modelNode, "vocab", "model BPE");
         for (Iterator<Map.Entry<String, JsonNode>> it = vocabNode.fields(); it.hasNext(); ) {
             var e = it.next();
-            if (!e.getValue().isIntegralNumber() || e.getValue().asInt() < 0) {
+            if (!e.getValue().isIntegralNumber() || !e.getValue().canConvertToInt() || e.getValue().asInt() < 0) {
                 throw new IllegalArgumentException("model BPE: token '" + e.getKey() + "' has id " + e.getValue()
                         + " (ids must be integers >= 0)");
             }
@@ -159,6 +159,11 @@ public final class HfTokenizer implements Tokenizer {
         int maxId = -1;
         for (int id : vocab.values()) {
             maxId = Math.max(maxId, id);
+        }
+        int distinct = new HashSet<>(vocab.values()).size();
+        if (maxId >= 2L * distinct + 1024) {   // real vocabularies number their tokens 0..V-1
+            throw new IllegalArgumentException("token ids must be dense: the largest is " + maxId + " but there are "
+                    + distinct + " distinct ids");
         }
         String[] idToToken = new String[maxId + 1];
         vocab.forEach((token, id) -> idToToken[id] = token);
