@@ -9,11 +9,11 @@ import ai.lorakit.cli.Method;
 import ai.lorakit.gpu.KernelSources;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.cuda.fast.FusedKernelsProvider;
-import ai.lorakit.models.data.Document;
 import ai.lorakit.models.data.TextDataset;
 import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.gpt2.Gpt2Config;
 import ai.lorakit.models.tokenizer.ByteTokenizer;
+import ai.lorakit.models.train.EnglishText;
 import ai.lorakit.models.train.StepMetrics;
 import ai.lorakit.models.train.TrainConfig;
 import ai.lorakit.models.train.TrainListener;
@@ -28,7 +28,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -90,7 +89,7 @@ class ModelSteadyStateTest {
             } else {
                 model.attachAdapters(adapter, 7);
             }
-            TextDataset.Split data = TextDataset.of("synthetic", documents(), new ByteTokenizer()).split(0.25, 3);
+            TextDataset.Split data = TextDataset.of("english", EnglishText.documents(), new ByteTokenizer()).split(0.25, 3);
             TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
                     0.01f, 1f, 1, 0, 1, 0, 5L, 1);
             LoraDrop drop = method == Method.LORA_DROP ? tieLikeStage2(model) : null;
@@ -154,21 +153,5 @@ class ModelSteadyStateTest {
         LoraDropSelection selection = LoraDropSelection.select(importance, LoraDropOptions.defaults());
         assertTrue(!selection.droppedModules().isEmpty(), "the selection drops modules: " + selection);
         return LoraDrop.apply(selection, model.adaptedModules(), 5L);
-    }
-
-    /** 12 documents of word-like text (no file is read). */
-    static List<Document> documents() {
-        String[] words = {"the", "river", "ran", "past", "a", "mill", "and", "over", "stones", "where", "children",
-            "played", "in", "summer", "light", "while", "old", "men", "talked", "of", "rain"};
-        SplittableRandom rnd = new SplittableRandom(42);
-        List<Document> docs = new ArrayList<>();
-        for (int d = 0; d < 12; d++) {
-            StringBuilder sb = new StringBuilder();
-            for (int w = 0; w < 60; w++) {
-                sb.append(words[rnd.nextInt(words.length)]).append(w % 9 == 8 ? ". " : " ");
-            }
-            docs.add(new Document("doc" + d, sb.toString().trim()));
-        }
-        return docs;
     }
 }
