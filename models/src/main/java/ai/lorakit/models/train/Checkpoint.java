@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 
+import java.io.CharConversionException;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -126,6 +127,8 @@ public final class Checkpoint {
             throw new NoSuchFileException(f.toString(), null, "no checkpoint state (" + STATE + ") here");
         } catch (JsonProcessingException e) {
             throw new IOException(f + ": invalid checkpoint state: " + e.getOriginalMessage(), e);
+        } catch (CharConversionException e) {   // Jackson guessed UTF-16/32 from the first bytes (as ConfigJson)
+            throw new IOException(f + ": invalid checkpoint state: not UTF-8 text (" + e.getMessage() + ")", e);
         }
     }
 

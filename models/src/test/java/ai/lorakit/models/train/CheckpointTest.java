@@ -83,4 +83,17 @@ class CheckpointTest {
         IOException e = assertThrows(IOException.class, () -> Checkpoint.readState(out));
         assertTrue(e.getMessage().contains("not a lorakit checkpoint"), e.getMessage());
     }
+
+    /**
+     * Bytes Jackson takes for UTF-32 little-endian ('t' then NULs, the models fuzz target's regression-utf32-truncated
+     * input) are refused as invalid state naming the file; before, Jackson's CharConversionException escaped bare.
+     */
+    @Test
+    void aStateFileThatIsNotUtf8IsRefusedNamingTheFile(@TempDir Path out) throws IOException {
+        Files.createDirectories(out);
+        Files.write(out.resolve(Checkpoint.STATE), new byte[] {'t', 0, 0, 0, 0});
+        IOException e = assertThrows(IOException.class, () -> Checkpoint.readState(out));
+        assertTrue(e.getMessage().contains(Checkpoint.STATE) && e.getMessage().contains("invalid checkpoint state"),
+                e.getMessage());
+    }
 }
