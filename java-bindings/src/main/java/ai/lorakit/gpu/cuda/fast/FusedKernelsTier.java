@@ -21,7 +21,7 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  * for 16-byte alignment and every leading dimension for a multiple of 16 bytes ({@link VectorAlignment}): a wrapped
  * user pointer at an odd offset would otherwise stop the context with the sticky CUDA_ERROR_MISALIGNED_ADDRESS; such
  * a call goes to the portable kernels. adamw_fwd_kernel2 and delta_lora_update_fwd_kernel1 check alignment on the
- * device and take their scalar path; dora_gram_fwd_kernel1 is scalar.
+ * device and take their scalar path; dora_gram_fwd_kernel1 and dora_norm_fifo_fwd_kernel1 are scalar.
  *
  * <p>No allocation in the steady state: the bf16 copies of A, the Gram matrix and VeRA's product live in a {@link
  * CudaScratch} of this tier (one per backend, hence per stream), grown when a call needs more, freed on close.
