@@ -29,6 +29,23 @@
  *     Twin: Backend.doraWeightNorm's default composition on KernelBackend (rowDot, gemm_fwd_kernel1,
  *     axpby), compared at the bf16 tolerance.
  *
+ *   dora_norm_fifo_fwd_kernel1(W, ldw, A, lda, B, s, n, out, in, r)
+ *     The same n for the fan-in-fan-out layout (GPT-2 Conv1D): W bf16 [in, ldw] (first out columns; output unit o
+ *     is column o), A fp32 [r, lda] (the master: no bf16 copy), B fp32 [out, r], n fp32 [out] written.
+ *     Direct, not factored: n[o]^2 = sum_i (W[i,o] + s sum_j B[o,j] A[j,i])^2, one term per element of W, so
+ *     (s B A)^T is formed one element at a time in registers and never stored, and a zero column gives n = 0
+ *     exactly (the factored sum can cancel to a small negative). Cost: in x out x (r + 1) fp32 FMAs, the
+ *     same count as the W A^T product the factored form needs, with W read once.
+ *     Why a new kernel and not the [out,in] tile: the WMMA tile reads rows of W; a column of [in,out] W is
+ *     strided by ldw. Here lane l of a block owns column c0 + l, so every warp reads 32 consecutive bf16 of one
+ *     row of W (coalesced along out), and the 8 warps split the rows of W (i = warp, warp + 8, ...). A's next
+ *     64 columns (A[:, i0 .. i0+63], [r,64]) and the block's 32 rows of B (as B^T [r,32]) are staged in shared
+ *     memory: every lane of a warp reads the same A element (broadcast) and its own B column (no conflict).
+ *     The 8 row partials of each column are summed in shared memory in a fixed order (deterministic).
+ *     Requirements: 1 <= r <= 64 (larger r writes NaN norms, as kernel2), ldw >= out, lda >= in; no alignment
+ *     requirement (scalar loads). Launch: block (256,1,1), grid (ceil(out/32), 1, 1).
+ *     Twin: Backend.doraWeightNorm's default composition with fanInFanOut on KernelBackend, bf16 tolerance.
+ *
  *   dora_scale_fwd_kernel1(Z, ldz, Y, ldy, g, bias, N, out)
  *     Y[n,o] = bf16(g[o] * Z[n,o] + bias[o]); Z, Y bf16 [N, ld] (first out columns; Y may be Z), g fp32 [out],
  *     bias fp32 [out] or null. 16-byte vectors when out, ldz, ldy are multiples of 8 and Z, Y are aligned,
@@ -144,6 +161,73 @@ dora_norm_fwd_kernel2(const __nv_bfloat16* __restrict__ W,   /* [out, ldw], firs
         case 1: dora_norm<1>(W, ldw, A, lda, B, G, s, m, n, g, out, in, r, smem); break;
         case 2: dora_norm<2>(W, ldw, A, lda, B, G, s, m, n, g, out, in, r, smem); break;
         default: dora_norm<4>(W, ldw, A, lda, B, G, s, m, n, g, out, in, r, smem); break;
+    }
+}
+
+/* ------------------------------------------------------------------ column norm, fan-in-fan-out W [in,out] */
+
+#define DORA_FIFO_COLS 32                    /* output columns per block: one per lane */
+#define DORA_FIFO_WARPS (DORA_THREADS / 32)  /* row lanes: warp w takes rows i0 + w, i0 + w + 8, ... */
+#define DORA_FIFO_CHUNK 64                   /* rows of W (columns of A) staged per pass */
+#define DORA_FIFO_MAX_R 64
+
+extern "C" __global__ void __launch_bounds__(DORA_THREADS)
+dora_norm_fifo_fwd_kernel1(const __nv_bfloat16* __restrict__ W,   /* [in, ldw], first out columns */
+                           int ldw,
+                           const float* __restrict__ A,           /* [r, lda], first in columns */
+                           int lda,
+                           const float* __restrict__ B,           /* [out, r] */
+                           float s,
+                           float* __restrict__ n,                 /* [out] written */
+                           int out, int in, int r) {
+    __shared__ float As[DORA_FIFO_MAX_R][DORA_FIFO_CHUNK + 1];    /* A[j, i0 + ii] */
+    __shared__ float Bt[DORA_FIFO_MAX_R][DORA_FIFO_COLS + 1];     /* B[c0 + l, j] */
+    __shared__ float part[DORA_FIFO_WARPS][DORA_FIFO_COLS];
+    const int t = threadIdx.x;
+    const int lane = t & 31;
+    const int warp = t >> 5;
+    const int c0 = blockIdx.x * DORA_FIFO_COLS;
+    const int c = c0 + lane;
+    if (r > DORA_FIFO_MAX_R) {   /* outside the contract: make the misuse visible (NaN) */
+        if (warp == 0 && c < out) {
+            n[c] = __int_as_float(0x7fc00000);
+        }
+        return;
+    }
+    for (int e = t; e < DORA_FIFO_COLS * r; e += DORA_THREADS) {   /* B rows c0.. are contiguous: coalesced */
+        const int l = e / r;
+        const int j = e - l * r;
+        Bt[j][l] = (c0 + l < out) ? B[(long)(c0 + l) * r + j] : 0.0f;
+    }
+    float acc = 0.0f;
+    for (int i0 = 0; i0 < in; i0 += DORA_FIFO_CHUNK) {
+        __syncthreads();   /* the previous chunk's readers are done (and Bt is written before the first) */
+        for (int e = t; e < r * DORA_FIFO_CHUNK; e += DORA_THREADS) {
+            const int j = e / DORA_FIFO_CHUNK;
+            const int ii = e - j * DORA_FIFO_CHUNK;
+            As[j][ii] = (i0 + ii < in) ? A[(long)j * lda + i0 + ii] : 0.0f;
+        }
+        __syncthreads();
+        const int rows = min(DORA_FIFO_CHUNK, in - i0);
+        for (int ii = warp; ii < rows; ii += DORA_FIFO_WARPS) {
+            float d = 0.0f;                                           /* (B A)[c, i0 + ii] */
+            for (int j = 0; j < r; ++j) {
+                d = fmaf(Bt[j][lane], As[j][ii], d);
+            }
+            const float w = c < out ? fast_bf16_to_f32(W[(long)(i0 + ii) * ldw + c]) : 0.0f;
+            const float v = fmaf(s, d, w);                            /* (W + s (B A)^T)[i0 + ii, c] */
+            acc = fmaf(v, v, acc);
+        }
+    }
+    part[warp][lane] = acc;
+    __syncthreads();
+    if (warp == 0 && c < out) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int q = 0; q < DORA_FIFO_WARPS; ++q) {
+            sum += part[q][lane];
+        }
+        n[c] = sqrtf(sum);
     }
 }
 

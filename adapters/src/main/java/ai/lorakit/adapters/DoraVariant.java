@@ -22,8 +22,9 @@ import java.util.List;
  * columns when fifo). f is cached in memory for unmerge (W <- W / f - ΔW), as PEFT does; a merged DoRA layer
  * therefore cannot be unmerged after the process restarts.
  *
- * <p>n, k and 1/n are [out] vectors formed on the host (one download and upload per forward): the Backend has
- * no elementwise division.
+ * <p>n, k and 1/n are [out] vectors formed on the device (Backend.doraWeightNorm, divide, reciprocal), so a forward
+ * and backward move nothing between host and device (a whole step can be captured as a CUDA Graph). Only merge
+ * downloads: it keeps f on the host for unmerge.
  */
 final class DoraVariant implements Variant {
     private final LoraVariant lora;
@@ -63,11 +64,11 @@ final class DoraVariant implements Variant {
         base.backend().doraWeightNorm(base.w(), base.fifo(), lora.a.value(), lora.b.value(), lora.s, n);
     }
 
-    /** The current norm n [out] on the host. */
-    private float[] hostNorm(BaseLinear base) {
+    /** The current norm n [out] on the device, in the layer's scratch (detached: a constant to the backward). */
+    private Tensor deviceNorm(BaseLinear base) {
         Tensor n = base.scratch().get("dora.n", base.out());
         weightNorm(base, lora, n);
-        return base.backend().download(n);
+        return n;
     }
 
     @Override
@@ -95,15 +96,14 @@ final class DoraVariant implements Variant {
         Backend be = base.backend();
         int tokens = x.rows();
         int out = base.out();
-        float[] n = hostNorm(base);
-        float[] mh = be.download(m.value());
-        float[] k = new float[out];
-        for (int o = 0; o < out; o++) {
-            k[o] = mh[o] / n[o];
-        }
         Scratch sc = base.scratch();
+        Tensor n = deviceNorm(base);
         Tensor kT = sc.get("dora.k", out);
-        be.write(kT, k);
+        be.divide(m.value(), n, kT);                                      // k = m / n
+        if (cache != null) {
+            cache.invN = sc.get("dora.invN", out);
+            be.reciprocal(n, cache.invN);                                 // 1 / n for dm
+        }
         Tensor u = sc.get("u", tokens, lora.r);
         Tensor comb = sc.get("dora.comb", tokens, out);
         if (xd == x) {
@@ -129,8 +129,6 @@ final class DoraVariant implements Variant {
             cache.u = u;
             cache.comb = comb;
             cache.k = kT;
-            cache.invN = sc.get("dora.invN", out);
-            be.write(cache.invN, Params.reciprocal(n));
         }
     }
 
@@ -174,7 +172,7 @@ final class DoraVariant implements Variant {
     @Override
     public void merge(BaseLinear base) {
         Backend be = base.backend();
-        float[] n = hostNorm(base);
+        float[] n = be.download(deviceNorm(base));
         float[] mh = be.download(m.value());
         float[] f = new float[n.length];
         for (int o = 0; o < f.length; o++) {

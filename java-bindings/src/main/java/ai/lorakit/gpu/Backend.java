@@ -128,6 +128,15 @@ public interface Backend extends AutoCloseable {
     /** out = a * b (Hadamard). */
     void mul(Tensor a, Tensor b, Tensor out);
 
+    /** out = a / b, IEEE: x / ±0 = ±Inf (x != 0), 0 / 0 = NaN. */
+    void divide(Tensor a, Tensor b, Tensor out);
+
+    /** out = sqrt(x), IEEE: sqrt(x < 0) = NaN, sqrt(-0) = -0. */
+    void sqrt(Tensor x, Tensor out);
+
+    /** out = 1 / x, IEEE: 1 / ±0 = ±Inf. */
+    void reciprocal(Tensor x, Tensor out);
+
     /** out = alpha * x. */
     void scale(Tensor x, float alpha, Tensor out);
 
@@ -304,6 +313,7 @@ public interface Backend extends AutoCloseable {
      * DoRA's weight norm per output unit, without materialising B A (PERFORMANCE.md):
      * n[o]^2 = ||W_o||^2 + 2s (W A^T ∘ B)[o,:] . 1 + s^2 ((B (A A^T)) ∘ B)[o,:] . 1, where W_o is output o's
      * weight row (a column of W when {@code fanInFanOut}). W [out,in] or [in,out], A [r,in], B [out,r], n [out].
+     * No host transfer: the clamp and the square root run as device ops.
      */
     default void doraWeightNorm(Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s, Tensor n) {
         int out = b.rows();
@@ -333,11 +343,9 @@ public interface Backend extends AutoCloseable {
             matmul(b, false, aat, false, baat, 1f, 0f);           // B (A A^T): [out,r]
             rowDot(baat, b, t);
             axpby(s * s, t, 1f, n);
-            float[] sq = download(n);
-            for (int o = 0; o < sq.length; o++) {
-                sq[o] = (float) Math.sqrt(Math.max(0f, sq[o]));
-            }
-            write(n, sq);
+            // n = sqrt(max(0, n^2)) on the device: cancellation can leave a zero norm's n^2 slightly negative
+            maskWhereAtMost(n, n, 0f);
+            sqrt(n, n);
         } finally {
             returnWork(wat);
             returnWork(aat);

@@ -56,6 +56,9 @@ final class FastTierCheck {
         for (int r : new int[] {8, 16, 64}) {
             guard("dora_norm_fwd_kernel2", "out=300 in=264 r=" + r, () -> doraNorm(300, 264, r));
         }
+        for (int r : new int[] {5, 16, 64}) {
+            guard("dora_norm_fifo_fwd_kernel1", "in=130 out=203 r=" + r, () -> doraNormFifo(203, 130, r));
+        }
         for (int out : new int[] {200, 203}) {
             guard("dora_scale_fwd_kernel1", "N=77 out=" + out, () -> doraScale(77, out));
             guard("dora_scale_bwd_x_kernel1", "N=300 out=" + out, () -> doraScaleBwd(300, out));
@@ -135,6 +138,7 @@ final class FastTierCheck {
         Tensor v = h.zeros(DType.F32, n, r);
         Tensor y = h.zeros(DType.F32, n, out);
         Tensor nrm = h.zeros(DType.F32, out);
+        Tensor wT = h.upload(Harness.random(61, in * out, 0.05f), DType.BF16, in, out);   // Conv1D [in,out]
         Tensor ld = h.upload(Harness.random(55, r, 1f), DType.F32, r);
         Tensor lb = h.upload(Harness.random(56, out, 1f), DType.F32, out);
         Tensor p = h.upload(Harness.random(57, 4096, 1f), DType.F32, 4096);
@@ -151,6 +155,7 @@ final class FastTierCheck {
                 h.be.loraLinearForward(x, w, false, null, a, b, 0.5f, u, y);
                 h.be.veraForward(x, a, b, ld, lb, u, v, y);
                 h.be.doraWeightNorm(w, false, a, b, 2f, nrm);
+                h.be.doraWeightNorm(wT, true, a, b, 2f, nrm);
                 h.be.adamw(p, g, m, vv, new AdamW(1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, ++t));
                 h.be.deltaLoraUpdate(w, false, 0.1f, b2, a2, b, a);
             }
@@ -423,6 +428,36 @@ final class FastTierCheck {
         }
         return first(check(Tolerance.BF16, "n = ||W + sBA|| per row", h.download(nrm), refN),
                 check(Tolerance.BF16, "g = m / n", h.download(g), refG));
+    }
+
+    /** n of W [in, ldw] (fan-in-fan-out, first out columns) with the fp32 A: fp32 math on bf16 W, F32 tolerance. */
+    private String doraNormFifo(int out, int in, int r) {
+        int ldw = out + 3;
+        float s = 1.5f;
+        float[] w = Harness.random(71, in * ldw, 0.05f);
+        float[] a = Harness.random(72, r * in, 0.05f);
+        float[] b = Harness.random(73, out * r, 0.2f);
+        Tensor W = h.upload(w, DType.BF16, in, ldw);
+        Tensor A = h.upload(a, DType.F32, r, in);
+        Tensor B = h.upload(b, DType.F32, out, r);
+        Tensor nrm = h.zeros(DType.F32, out);
+        h.poison(nrm);
+        h.launch("dora_norm_fifo_fwd_kernel1", Dim3.of(Harness.ceilDiv(out, 32)), Dim3.of(256),
+                h.addr(W), ldw, h.addr(A), in, h.addr(B), s, h.addr(nrm), out, in, r);
+        float[] wb = Harness.bf16(w);
+        double[] refN = new double[out];
+        for (int o = 0; o < out; o++) {
+            double sq = 0;
+            for (int k = 0; k < in; k++) {
+                double v = wb[k * ldw + o];
+                for (int j = 0; j < r; j++) {
+                    v += s * (double) b[o * r + j] * a[j * in + k];
+                }
+                sq += v * v;
+            }
+            refN[o] = Math.sqrt(sq);
+        }
+        return check(Tolerance.F32, "n = ||W + s(BA)^T|| per column", h.download(nrm), refN);
     }
 
     private String doraScale(int n, int out) {

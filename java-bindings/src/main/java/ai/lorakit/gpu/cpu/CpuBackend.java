@@ -390,6 +390,21 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void divide(Tensor a, Tensor b, Tensor out) {
+        elementwise("divide", a, b, out, 1, CpuElementwise::divide);
+    }
+
+    @Override
+    public void sqrt(Tensor x, Tensor out) {
+        elementwise("sqrt", x, out, 1, CpuElementwise::sqrt);
+    }
+
+    @Override
+    public void reciprocal(Tensor x, Tensor out) {
+        elementwise("reciprocal", x, out, 1, CpuElementwise::reciprocal);
+    }
+
+    @Override
     public void scale(Tensor x, float alpha, Tensor out) {
         elementwise("scale", x, out, 1, (xv, ov, lo, hi) -> CpuElementwise.scale(xv, alpha, ov, lo, hi));
     }

@@ -1,6 +1,7 @@
 package ai.lorakit.gpu.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -34,6 +35,39 @@ final class CpuElementwise {
         }
         for (; i < hi; i++) {
             out[i] = a[i] * b[i];
+        }
+    }
+
+    /** out = a / b over [lo, hi) (IEEE division: the lanes and the tail give the same bits). */
+    static void divide(float[] a, float[] b, float[] out, int lo, int hi) {
+        int i = lo;
+        for (int up = lo + S.loopBound(hi - lo); i < up; i += L) {
+            FloatVector.fromArray(S, a, i).div(FloatVector.fromArray(S, b, i)).intoArray(out, i);
+        }
+        for (; i < hi; i++) {
+            out[i] = a[i] / b[i];
+        }
+    }
+
+    /** out = sqrt(x) over [lo, hi) (correctly rounded, as Math.sqrt rounded to float). */
+    static void sqrt(float[] x, float[] out, int lo, int hi) {
+        int i = lo;
+        for (int up = lo + S.loopBound(hi - lo); i < up; i += L) {
+            FloatVector.fromArray(S, x, i).lanewise(VectorOperators.SQRT).intoArray(out, i);
+        }
+        for (; i < hi; i++) {
+            out[i] = (float) Math.sqrt(x[i]);
+        }
+    }
+
+    /** out = 1 / x over [lo, hi). */
+    static void reciprocal(float[] x, float[] out, int lo, int hi) {
+        int i = lo;
+        for (int up = lo + S.loopBound(hi - lo); i < up; i += L) {
+            FloatVector.broadcast(S, 1f).div(FloatVector.fromArray(S, x, i)).intoArray(out, i);
+        }
+        for (; i < hi; i++) {
+            out[i] = 1f / x[i];
         }
     }
 

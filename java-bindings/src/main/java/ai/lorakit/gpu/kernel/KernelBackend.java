@@ -489,6 +489,21 @@ public class KernelBackend implements Backend {
     }
 
     @Override
+    public void divide(Tensor a, Tensor b, Tensor out) {
+        elementwise.divide(a, b, out);
+    }
+
+    @Override
+    public void sqrt(Tensor x, Tensor out) {
+        elementwise.sqrt(x, out);
+    }
+
+    @Override
+    public void reciprocal(Tensor x, Tensor out) {
+        elementwise.reciprocal(x, out);
+    }
+
+    @Override
     public void scale(Tensor x, float alpha, Tensor out) {
         elementwise.scale(x, alpha, out);
     }

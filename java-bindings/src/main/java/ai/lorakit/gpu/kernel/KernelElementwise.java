@@ -44,6 +44,28 @@ final class KernelElementwise {
         binary("mul", "mul_fwd_kernel1", a, b, out);
     }
 
+    void divide(Tensor a, Tensor b, Tensor out) {
+        binary("divide", "divide_fwd_kernel1", a, b, out);
+    }
+
+    /** out = f(x) over n elements; kernel (x, dtx, out, dto, n). */
+    private void unary(String op, String kernel, Tensor x, Tensor out) {
+        DeviceBuffer xb = be.math(op, x), ob = be.math(op, out);
+        OpChecks.sameNumel(op, x, out);
+        long n = x.numel();
+        if (n > 0) {
+            be.launch(kernel, grid(n), Dim3.of(BLOCK), xb, KernelBackend.code(x), ob, KernelBackend.code(out), n);
+        }
+    }
+
+    void sqrt(Tensor x, Tensor out) {
+        unary("sqrt", "sqrt_fwd_kernel1", x, out);
+    }
+
+    void reciprocal(Tensor x, Tensor out) {
+        unary("reciprocal", "reciprocal_fwd_kernel1", x, out);
+    }
+
     void scale(Tensor x, float alpha, Tensor out) {
         String op = "scale";
         DeviceBuffer xb = be.math(op, x), ob = be.math(op, out);

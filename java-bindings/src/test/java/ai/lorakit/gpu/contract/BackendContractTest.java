@@ -292,6 +292,105 @@ class BackendContractTest {
 
     @ParameterizedTest
     @MethodSource(SRC)
+    void divide(Supplier<Backend> f) {
+        checkBinary(f, "divide", Backend::divide, (p, q) -> p / q);
+        checkBf16Inputs(f, "divide", (be, a, out) -> be.divide(a, a, out), p -> p / p);
+    }
+
+    interface Unary {
+        void apply(Backend be, Tensor x, Tensor out);
+    }
+
+    interface RefUnary {
+        double apply(double x);
+    }
+
+    /**
+     * A one-input op through checkBinary's cases (F32 and BF16 outputs, non-finite inputs, bad shapes, I32), then
+     * BF16 inputs.
+     */
+    private void checkUnary(Supplier<Backend> f, String op, Unary call, RefUnary ref) {
+        checkBinary(f, op, (be, a, b, out) -> call.apply(be, a, out), (p, q) -> ref.apply(p));
+        checkBf16Inputs(f, op, call, ref);
+    }
+
+    /** BF16 input, F32 and BF16 outputs, against the reference on the bf16-rounded input; also in place. */
+    private void checkBf16Inputs(Supplier<Backend> f, String op, Unary call, RefUnary ref) {
+        try (Backend be = f.get()) {
+            for (int[] shape : SHAPES) {
+                int n = (int) Tensor.numel(shape);
+                float[] x = Ref.random(77L * n, n);
+                double[] want = new double[n];
+                for (int i = 0; i < n; i++) {
+                    want[i] = ref.apply(DType.BF16.round(x[i]));
+                }
+                String what = op + " BF16 in " + java.util.Arrays.toString(shape);
+                try (Tensor a = be.upload(x, DType.BF16, shape); Tensor out = be.upload(Ref.nans(n), shape)) {
+                    call.apply(be, a, out);
+                    assertClose(Tolerance.F32, what + " -> F32", be.download(out), want);
+                }
+                try (Tensor a = be.upload(x, DType.BF16, shape)) {
+                    call.apply(be, a, a);
+                    float[] got = be.download(a);
+                    assertRounded(DType.BF16, what + " -> BF16 in place", got);
+                    assertClose(Tolerance.BF16, what + " -> BF16 in place", got, want);
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource(SRC)
+    void sqrt(Supplier<Backend> f) {
+        checkUnary(f, "sqrt", Backend::sqrt, Math::sqrt);
+    }
+
+    @ParameterizedTest
+    @MethodSource(SRC)
+    void reciprocal(Supplier<Backend> f) {
+        checkUnary(f, "reciprocal", Backend::reciprocal, p -> 1 / p);
+    }
+
+    /**
+     * The IEEE results of the three ops on zeros, negatives and infinities (what DoRA's k = m / n and 1 / n give for
+     * a zero norm): x / ±0 = ±Inf, 0 / 0 = NaN, sqrt(-1) = NaN, sqrt(-0) = -0, 1 / ±0 = ±Inf, 1 / ±Inf = ±0, exact
+     * bit patterns in F32 and in BF16 storage.
+     */
+    @ParameterizedTest
+    @MethodSource(SRC)
+    void divideSqrtReciprocalFollowIeee(Supplier<Backend> f) {
+        float inf = Float.POSITIVE_INFINITY;
+        float nan = Float.NaN;
+        float[] a = {1f, -1f, 0f, -0f, 2f, inf, 6f};
+        float[] b = {0f, 0f, 0f, 1f, -0f, inf, 3f};
+        float[] quotient = {inf, -inf, nan, -0f, -inf, nan, 2f};
+        float[] x = {-1f, -0f, 0f, inf, -inf, 4f, nan};
+        float[] root = {nan, -0f, 0f, inf, nan, 2f, nan};
+        float[] inverse = {-1f, -inf, inf, 0f, -0f, 0.25f, nan};
+        try (Backend be = f.get()) {
+            for (DType dt : new DType[] {DType.F32, DType.BF16}) {
+                try (Tensor at = be.upload(a, dt, 7); Tensor bt = be.upload(b, dt, 7);
+                     Tensor xt = be.upload(x, dt, 7); Tensor out = be.upload(Ref.ones(7), dt, 7)) {
+                    be.divide(at, bt, out);
+                    assertBits(dt + " divide", quotient, be.download(out));
+                    be.sqrt(xt, out);
+                    assertBits(dt + " sqrt", root, be.download(out));
+                    be.reciprocal(xt, out);
+                    assertBits(dt + " reciprocal", inverse, be.download(out));
+                }
+            }
+        }
+    }
+
+    /** Same values, signed zeros told apart, any NaN equal to any NaN. */
+    private static void assertBits(String what, float[] want, float[] got) {
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(Float.valueOf(want[i]), Float.valueOf(got[i]), what + " element " + i);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource(SRC)
     void scale(Supplier<Backend> f) {
         checkBinary(f, "scale", (be, a, b, out) -> be.scale(a, -1.75f, out), (p, q) -> -1.75 * p);
     }

@@ -78,6 +78,11 @@ class PrecisionPolicyContractTest {
         }
 
         void check(String what, Tensor[] t) {
+            check(what, t, Tolerance.of(t[0].dtype()));
+        }
+
+        /** As {@link #check(String, Tensor[])} with an explicit tolerance (a fast kernel documented at bf16's). */
+        void check(String what, Tensor[] t, Tolerance tol) {
             float[] got = be.download(t[0]);
             DType dt = t[0].dtype();
             for (int i = 0; i < got.length; i++) {
@@ -86,7 +91,7 @@ class PrecisionPolicyContractTest {
                     assertEquals(dt.round(got[i]), got[i], 0f, what + "[" + i + "] not rounded to " + dt);
                 }
             }
-            Tolerance.Result r = Tolerance.of(dt).compare(what + " (" + dt + ")", got, ref.download(t[1]));
+            Tolerance.Result r = tol.compare(what + " (" + dt + ")", got, ref.download(t[1]));
             assertTrue(r.ok(), r.describe());
         }
 
@@ -192,6 +197,21 @@ class PrecisionPolicyContractTest {
                 p.ref.loraLinearForward(x[1], w[1], fanInFanOut, bias[1], a[1], bm[1], 2f, u[1], yl[1]);
                 p.check("lora u" + tag, u);
                 p.check("lora y" + tag, yl);
+                // DoRA: n = ||W + s B A|| per output unit from BF16 W and F32 A, B; k = m / n and 1 / n, all F32 [out].
+                // BF16 tolerance: CUDA's fast tier reads a bf16 copy of A for W [out,in] (dora.cu, kernel2's twin).
+                Tensor[] nrm = p.out(F, out);
+                be.doraWeightNorm(w[0], fanInFanOut, a[0], bm[0], 2f, nrm[0]);
+                p.ref.doraWeightNorm(w[1], fanInFanOut, a[1], bm[1], 2f, nrm[1]);
+                p.check("dora n" + tag, nrm, Tolerance.BF16);
+                Tensor[] mag = p.in(rand(r, out, 1), F, out);
+                Tensor[] k = p.out(F, out);
+                be.divide(mag[0], nrm[0], k[0]);
+                p.ref.divide(mag[1], nrm[1], k[1]);
+                p.check("dora k = m / n" + tag, k, Tolerance.BF16);
+                Tensor[] invN = p.out(F, out);
+                be.reciprocal(nrm[0], invN[0]);
+                p.ref.reciprocal(nrm[1], invN[1]);
+                p.check("dora 1 / n" + tag, invN, Tolerance.BF16);
             }
             // the LoRA gradients: g = dy B (F32), dA += s g^T x, dB += s dy^T u (F32)
             Tensor[] bm = p.in(rand(r, out * rank, 1), F, out, rank);

@@ -48,6 +48,14 @@ public final class FastGeometry {
         return Dim3.of(1, ceilDiv(out, SHRINK_ROWS), 1);
     }
 
+    /** Output columns per block of dora.cu dora_norm_fifo_fwd_kernel1 (DORA_FIFO_COLS). */
+    public static final int DORA_FIFO_COLS = 32;
+
+    /** dora.cu dora_norm_fifo_fwd_kernel1: grid (ceil(out/32), 1, 1). */
+    public static Dim3 doraNormFifo(int out) {
+        return Dim3.of(ceilDiv(out, DORA_FIFO_COLS), 1, 1);
+    }
+
     /** delta_lora.cu delta_lora_update_fwd_kernel1: grid (ceil(cols/128), ceil(rows/64), 1) for W [rows, cols]. */
     public static Dim3 deltaLora(int rows, int cols) {
         return Dim3.of(ceilDiv(cols, 128), ceilDiv(rows, 64), 1);

@@ -21,14 +21,15 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  * for 16-byte alignment and every leading dimension for a multiple of 16 bytes ({@link VectorAlignment}): a wrapped
  * user pointer at an odd offset would otherwise stop the context with the sticky CUDA_ERROR_MISALIGNED_ADDRESS; such
  * a call goes to the portable kernels. adamw_fwd_kernel2 and delta_lora_update_fwd_kernel1 check alignment on the
- * device and take their scalar path; dora_gram_fwd_kernel1 is scalar.
+ * device and take their scalar path; dora_gram_fwd_kernel1 and dora_norm_fifo_fwd_kernel1 are scalar.
  *
  * <p>No allocation in the steady state: the bf16 copies of A, the Gram matrix and VeRA's product live in a {@link
  * CudaScratch} of this tier (one per backend, hence per stream), grown when a call needs more, freed on close.
  *
  * <p>Wired: {@code adamw} (adamw_fwd_kernel2), {@code deltaLoraUpdate} (delta_lora_update_fwd_kernel1, no master nor
  * compensation buffer: W = bf16(W + cΔ) as the portable op does), {@code doraWeightNorm} (dora_gram_fwd_kernel1 +
- * dora_norm_fwd_kernel2 on a bf16 copy of A), {@code loraLinearForward} (u = x A^T by lora_shrink_fwd_kernel2; the
+ * dora_norm_fwd_kernel2 on a bf16 copy of A for W [out,in]; dora_norm_fifo_fwd_kernel1 on the fp32 A for W [in,out]),
+ * {@code loraLinearForward} (u = x A^T by lora_shrink_fwd_kernel2; the
  * base GEMM and the expand go through the backend, i.e. cuBLAS), {@code veraForward} (u by vera_shrink_fwd_kernel1).
  * The K-concat margin buffers of lora_fused.cu / vera.cu are the layer's to own, so a bare Backend call cannot use
  * them; the margin kernels are not called from here.
@@ -38,6 +39,7 @@ final class FusedKernelsTier implements FastTier {
     static final String DELTA_LORA = "delta_lora_update_fwd_kernel1";
     static final String DORA_GRAM = "dora_gram_fwd_kernel1";
     static final String DORA_NORM = "dora_norm_fwd_kernel2";
+    static final String DORA_NORM_FIFO = "dora_norm_fifo_fwd_kernel1";
     static final String LORA_SHRINK = "lora_shrink_fwd_kernel2";
     static final String VERA_SHRINK = "vera_shrink_fwd_kernel1";
     /** dora_norm_fwd_kernel2's limit on r (larger r writes NaN). */
@@ -149,18 +151,22 @@ final class FusedKernelsTier implements FastTier {
     // ------------------------------------------------------------------------------------------ DoRA
 
     /**
-     * dora.cu: G = A A^T by dora_gram_fwd_kernel1(A, lda, in, r, G), then dora_norm_fwd_kernel2(W, ldw, A_bf16, lda, B,
-     * G, s, m, n, g, out, in, r) with m = g = null. W bf16 [out,in] (not fanInFanOut: the kernel reads rows of W),
-     * A fp32 [r,in], B fp32 [out,r], n fp32 [out]; r <= 64, in % 8 == 0.
+     * dora.cu. W bf16 [out,in]: G = A A^T by dora_gram_fwd_kernel1(A, lda, in, r, G), then dora_norm_fwd_kernel2(W,
+     * ldw, A_bf16, lda, B, G, s, m, n, g, out, in, r) with m = g = null; in % 8 == 0. W bf16 [in,out] (fanInFanOut):
+     * dora_norm_fifo_fwd_kernel1(W, ldw, A, lda, B, s, n, out, in, r) on the fp32 A, no other requirement. Both: A
+     * fp32 [r,in], B fp32 [out,r], n fp32 [out], r <= 64.
      */
     @Override
     public boolean doraWeightNorm(Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s, Tensor n) {
-        if (fanInFanOut || !rank2(a) || !rank2(b) || n == null || n.rank() != 1) {
+        if (!rank2(a) || !rank2(b) || n == null || n.rank() != 1) {
             return false;
         }
         int r = a.rows();
         int in = a.cols();
         int out = b.rows();
+        if (fanInFanOut) {
+            return doraWeightNormFifo(w, a, b, s, n, r, in, out);
+        }
         if (r > DORA_MAX_R || in % 8 != 0 || !is(w, DType.BF16, out, in) || !is(a, DType.F32, r, in)
                 || !is(b, DType.F32, out, r) || !is(n, DType.F32, out) || FastGeometry.doraNorm(out).y() > MAX_GRID) {
             return false;
@@ -180,6 +186,18 @@ final class FusedKernelsTier implements FastTier {
             be.launchKernel(DORA_NORM, FastGeometry.doraNorm(out), block(), pw, in, pabf, in,
                     addr(op, b), addr(op, g), s, 0L, addr(op, n), 0L, out, in, r);
         }
+        return true;
+    }
+
+    /** The fan-in-fan-out norm: one launch, W bf16 [in,out] read once along out, A read as the fp32 master. */
+    private boolean doraWeightNormFifo(Tensor w, Tensor a, Tensor b, float s, Tensor n, int r, int in, int out) {
+        if (r > DORA_MAX_R || !is(w, DType.BF16, in, out) || !is(a, DType.F32, r, in) || !is(b, DType.F32, out, r)
+                || !is(n, DType.F32, out)) {
+            return false;
+        }
+        String op = "doraWeightNorm";
+        be.launchKernel(DORA_NORM_FIFO, FastGeometry.doraNormFifo(out), block(), addr(op, w), out, addr(op, a), in,
+                addr(op, b), s, addr(op, n), out, in, r);
         return true;
     }
 

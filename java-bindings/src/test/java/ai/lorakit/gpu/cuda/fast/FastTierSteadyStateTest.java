@@ -88,6 +88,16 @@ class FastTierSteadyStateTest {
     }
 
     @Test
+    void doraWeightNormFanInFanOut() {
+        Tensor w = be.zeros(DType.BF16, 32, 40);
+        Tensor a = be.zeros(DType.F32, 8, 32);
+        Tensor b = be.zeros(DType.F32, 40, 8);
+        Tensor n = be.zeros(DType.F32, 40);
+        steadyState("doraWeightNorm fanInFanOut", FusedKernelsTier.DORA_NORM_FIFO,
+                () -> be.doraWeightNorm(w, true, a, b, 2f, n));
+    }
+
+    @Test
     void loraLinearForward() {
         Tensor x = be.zeros(DType.BF16, 24, 32);
         Tensor w = be.zeros(DType.BF16, 16, 32);

@@ -34,6 +34,8 @@ class FusedKernelsProviderTest {
         assertEquals(Dim3.of(2, 2, 1), FastGeometry.shrink(129, 65));
         assertEquals(Dim3.of(16, 16, 1), FastGeometry.doraGram(16));
         assertEquals(Dim3.of(1, 32, 1), FastGeometry.doraNorm(4096));
+        assertEquals(Dim3.of(72, 1, 1), FastGeometry.doraNormFifo(2304));
+        assertEquals(Dim3.of(4, 1, 1), FastGeometry.doraNormFifo(97));
         assertEquals(Dim3.of(32, 64, 1), FastGeometry.deltaLora(4096, 4096));
         assertEquals(Dim3.of(1, 65535, 1), FastGeometry.deltaLora(4194240, 8));
     }

@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * Proves, on the in-memory CUDA driver (no GPU), that each wired Backend op of {@link FusedKernelsTier} launches its
  * cuda-kernels/cuda kernel by extern "C" name with the grid, block and argument list its .cu header documents
  * (expected values written here from those headers), and declines to the portable kernels when a requirement fails
- * (dtype, multiple of 8, DoRA r <= 64, fanInFanOut for the norm).
+ * (dtype, multiple of 8, DoRA r <= 64, the layout of W for the norm).
  */
 class FusedKernelsTierTest {
     private static final int[] BLOCK = {256, 1, 1};
@@ -196,16 +196,56 @@ class FusedKernelsTierTest {
     }
 
     @Test
-    void doraNormDeclinesLargeRankUnalignedInAndFanInFanOut() {
+    void doraNormDeclinesLargeRankAndUnalignedIn() {
         int from = fake.launches().size();
         be.doraWeightNorm(be.zeros(DType.BF16, 16, 32), false, be.zeros(DType.F32, 65, 32),
                 be.zeros(DType.F32, 16, 65), 1f, be.zeros(DType.F32, 16));                    // r = 65 > 64
         be.doraWeightNorm(be.zeros(DType.BF16, 16, 12), false, be.zeros(DType.F32, 4, 12),
                 be.zeros(DType.F32, 16, 4), 1f, be.zeros(DType.F32, 16));                     // in = 12
-        be.doraWeightNorm(be.zeros(DType.BF16, 32, 16), true, be.zeros(DType.F32, 4, 32),
-                be.zeros(DType.F32, 16, 4), 1f, be.zeros(DType.F32, 16));                     // fanInFanOut
-        assertNone(fake.kernelsSince(from), "dora_gram_fwd_kernel1", "dora_norm_fwd_kernel2");
+        assertNone(fake.kernelsSince(from), "dora_gram_fwd_kernel1", "dora_norm_fwd_kernel2",
+                "dora_norm_fifo_fwd_kernel1");
         assertTrue(fake.kernelsSince(from).contains("gemm_fwd_kernel1"), "the portable composition ran");
+    }
+
+    /** GPT-2's Conv1D layout: one launch of the column-norm kernel on W [in,out] and the fp32 A (no bf16 copy). */
+    @Test
+    void doraNormOfFanInFanOutLaunchesTheColumnKernel() {
+        int out = 100;
+        int in = 12;   // not a multiple of 8: the column kernel has no such requirement
+        int r = 5;
+        Tensor w = be.zeros(DType.BF16, in, out);
+        Tensor a = be.zeros(DType.F32, r, in);
+        Tensor b = be.zeros(DType.F32, out, r);
+        Tensor n = be.zeros(DType.F32, out);
+        int from = fake.launches().size();
+        be.doraWeightNorm(w, true, a, b, 0.75f, n);
+        assertEquals(List.of("dora_norm_fifo_fwd_kernel1"), fake.kernelsSince(from), "one launch, no copy of A");
+        FakeCuda.Launch l = only(from, "dora_norm_fifo_fwd_kernel1");
+        assertArrayEquals(new int[] {4, 1, 1}, l.grid());                    // grid (ceil(100/32), 1, 1)
+        assertArrayEquals(BLOCK, l.block());
+        // (W, ldw, A, lda, B, s, n, out, in, r)
+        assertEquals(10, l.slots().length);
+        assertEquals(addr(w), l.slots()[0]);
+        assertEquals(out, l.slotInt(1), "ldw: W [in,out] rows are out long");
+        assertEquals(addr(a), l.slots()[2], "the fp32 master A");
+        assertEquals(in, l.slotInt(3));
+        assertEquals(addr(b), l.slots()[4]);
+        assertEquals(0.75f, l.slotFloat(5));
+        assertEquals(addr(n), l.slots()[6]);
+        assertEquals(List.of(out, in, r), List.of(l.slotInt(7), l.slotInt(8), l.slotInt(9)));
+    }
+
+    @Test
+    void doraNormOfFanInFanOutDeclinesLargeRankAndOtherDtypes() {
+        int from = fake.launches().size();
+        be.doraWeightNorm(be.zeros(DType.BF16, 32, 16), true, be.zeros(DType.F32, 65, 32),
+                be.zeros(DType.F32, 16, 65), 1f, be.zeros(DType.F32, 16));                    // r = 65 > 64
+        be.doraWeightNorm(be.zeros(DType.F32, 32, 16), true, be.zeros(DType.F32, 4, 32),
+                be.zeros(DType.F32, 16, 4), 1f, be.zeros(DType.F32, 16));                     // F32 W
+        be.doraWeightNorm(be.zeros(DType.BF16, 32, 16), true, be.zeros(DType.F32, 4, 32),
+                be.zeros(DType.F32, 16, 4), 1f, be.zeros(DType.BF16, 16));                    // BF16 n
+        assertNone(fake.kernelsSince(from), "dora_norm_fifo_fwd_kernel1", "dora_gram_fwd_kernel1",
+                "dora_norm_fwd_kernel2");
     }
 
     // ---------------------------------------------------------------------------------------------- LoRA

@@ -1,0 +1,84 @@
+package ai.lorakit.gpu.cuda;
+
+import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.LoraConfig;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.KernelSources;
+import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.cuda.fast.FusedKernelsProvider;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Proves, on java-bindings' in-memory CUDA driver (FakeDriver: kernels recorded, not run), that a DoRA layer's training
+ * forward and backward move nothing between host and device: no cuMemcpyHtoD* / cuMemcpyDtoH* call from the first
+ * forward to the end of the second backward, in both weight layouts (Linear [out,in] and GPT-2 Conv1D [in,out]), with
+ * and without dropout, with the policy's dtypes (bf16 W, x, y, dy, dx; fp32 adapter). The launch log shows the path
+ * taken: the fast tier's norm kernel of the layout, and k = m / n and 1 / n as device ops (divide, reciprocal). The
+ * class sits in ai.lorakit.gpu.cuda to reach the package-private fake driver.
+ */
+class DoraNoHostTransferTest {
+    static final int N = 16;
+    static final int IN = 32;
+    static final int OUT = 48;
+    static final int R = 4;
+
+    @ParameterizedTest(name = "fanInFanOut={0} dropout={1}")
+    @CsvSource({"false, 0", "true, 0", "false, 0.25", "true, 0.25"})
+    void forwardAndBackwardMakeNoHostTransfer(boolean fifo, float dropout) {
+        assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
+        FakeDriver driver = new FakeDriver();
+        try (CudaBackend be = new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true,
+                List.of(new FusedKernelsProvider()), false)) {
+            Random rnd = new Random(5);
+            Tensor w = be.upload(uniform(rnd, OUT * IN), DType.BF16, fifo ? IN : OUT, fifo ? OUT : IN);
+            Tensor bias = be.upload(uniform(rnd, OUT), DType.F32, OUT);
+            LoraConfig cfg = new LoraConfig(R, 8f, dropout, false, LoraConfig.Init.KAIMING, true, List.of("c_attn"),
+                    Map.of(), Map.of());
+            try (AdaptedLinear layer = AdaptedLinear.create("h.0.attn.c_attn", w, bias, fifo, cfg, null, 7);
+                 Tensor x = be.upload(uniform(rnd, N * IN), DType.BF16, N, IN);
+                 Tensor dy = be.upload(uniform(rnd, N * OUT), DType.BF16, N, OUT);
+                 Tensor y = be.zeros(DType.BF16, N, OUT);
+                 Tensor dx = be.zeros(DType.BF16, N, IN)) {
+                layer.setTraining(true);
+                int calls = driver.calls.size();
+                int launches = driver.launches.size();
+                for (int step = 0; step < 2; step++) {
+                    layer.forward(x, y);
+                    layer.backward(dy, dx);
+                }
+                List<String> since = driver.calls.subList(calls, driver.calls.size());
+                List<String> transfers = since.stream()
+                        .filter(c -> c.startsWith("cuMemcpyHtoD") || c.startsWith("cuMemcpyDtoH")).toList();
+                assertEquals(List.of(), transfers, "host transfers in two DoRA forward + backward passes");
+                List<String> kernels = driver.launches.subList(launches, driver.launches.size()).stream()
+                        .map(FakeDriver.Launch::kernel).toList();
+                String norm = fifo ? "dora_norm_fifo_fwd_kernel1" : "dora_norm_fwd_kernel2";
+                assertEquals(2, kernels.stream().filter(norm::equals).count(), norm + " once per forward: " + kernels);
+                assertEquals(2, kernels.stream().filter("divide_fwd_kernel1"::equals).count(), "k = m / n: " + kernels);
+                assertEquals(2, kernels.stream().filter("reciprocal_fwd_kernel1"::equals).count(),
+                        "1 / n: " + kernels);
+                assertTrue(since.stream().anyMatch(c -> c.startsWith("cuLaunchKernel")), "the log sees launches");
+            } finally {
+                w.close();
+                bias.close();
+            }
+        }
+    }
+
+    private static float[] uniform(Random rnd, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = rnd.nextFloat() * 2 - 1;
+        }
+        return v;
+    }
+}
