@@ -44,7 +44,7 @@ class PrecisionPolicyContractTest {
      * reference gets the values rounded to the policy dtype, in F32), {@link #out} makes an output on both (the
      * tested one poisoned with NaN), {@link #check} compares them.
      */
-    private static final class Pair implements AutoCloseable {
+    static final class Pair implements AutoCloseable {
         final Backend be;
         final CpuBackend ref = new CpuBackend(true);
         final List<Tensor> open = new ArrayList<>();
@@ -78,6 +78,11 @@ class PrecisionPolicyContractTest {
         }
 
         void check(String what, Tensor[] t) {
+            check(what, t, Tolerance.of(t[0].dtype()));
+        }
+
+        /** {@link #check(String, Tensor[])} with a given tolerance (an F32 output computed from bf16 operands). */
+        void check(String what, Tensor[] t, Tolerance tol) {
             float[] got = be.download(t[0]);
             DType dt = t[0].dtype();
             for (int i = 0; i < got.length; i++) {
@@ -86,7 +91,7 @@ class PrecisionPolicyContractTest {
                     assertEquals(dt.round(got[i]), got[i], 0f, what + "[" + i + "] not rounded to " + dt);
                 }
             }
-            Tolerance.Result r = Tolerance.of(dt).compare(what + " (" + dt + ")", got, ref.download(t[1]));
+            Tolerance.Result r = tol.compare(what + " (" + dt + ")", got, ref.download(t[1]));
             assertTrue(r.ok(), r.describe());
         }
 
