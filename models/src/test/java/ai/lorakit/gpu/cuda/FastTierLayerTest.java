@@ -77,6 +77,18 @@ class FastTierLayerTest {
                     names(fwd));
             long sbStage = fwd.get(0).slots()[3];          // (A, B, s, Wm, ldw, out, in, r): Wm = s B's stage
             long aStage = fwd.get(1).slots()[3];
+            long[] m0 = fwd.get(0).slots();
+            long[] m1 = fwd.get(1).slots();
+            Tensor a = layer.parameter(Parameter.Role.LORA_A).value();
+            Tensor b = layer.parameter(Parameter.Role.LORA_B).value();
+            assertEquals(be.address("test", a), m0[0]);
+            assertEquals(be.address("test", b), m0[1]);
+            assertEquals(layer.scaling(), Float.intBitsToFloat((int) m0[2]));
+            // in = 0, ldw = r: s B [out,r] dense; out = 0, ldw = in: A [r,in] dense
+            assertEquals(List.of(8, OUT, 0, 8), List.of((int) m0[4], (int) m0[5], (int) m0[6], (int) m0[7]));
+            assertEquals(List.of(IN, 0, IN, 8), List.of((int) m1[4], (int) m1[5], (int) m1[6], (int) m1[7]));
+            assertEquals(2, fwd.get(0).grid()[0], "ceil(48*8/256)");
+            assertEquals(1, fwd.get(1).grid()[0], "ceil(8*32/256)");
             FakeDriver.Launch shrink = fwd.get(2);          // (X, ldx, A, lda, u, S, lds, N, in, r)
             assertEquals(be.address("test", x), shrink.slots()[0]);
             assertEquals(aStage, shrink.slots()[2], "the shrink reads the staged A");

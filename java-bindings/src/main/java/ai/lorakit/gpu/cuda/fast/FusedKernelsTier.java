@@ -30,8 +30,17 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  * compensation buffer: W = bf16(W + cΔ) as the portable op does), {@code doraWeightNorm} (dora_gram_fwd_kernel1 +
  * dora_norm_fwd_kernel2 on a bf16 copy of A), {@code loraLinearForward} (u = x A^T by lora_shrink_fwd_kernel2; the
  * base GEMM and the expand go through the backend, i.e. cuBLAS), {@code veraForward} (u by vera_shrink_fwd_kernel1).
- * The K-concat margin buffers of lora_fused.cu / vera.cu are the layer's to own, so a bare Backend call cannot use
- * them; the margin kernels are not called from here.
+ * Activations may be [B,T,C] (seen as [N,C] matrices); frozen biases fp32 or bf16.
+ *
+ * <p>The staged ops (the training path of the bf16 policy: the adapted layer owns bf16 stages of its adapter,
+ * refreshed after each optimizer step): {@code loraStage} (lora_margin_fwd_kernel1 twice, on dense stages),
+ * {@code loraLinearForwardStaged} (base GEMM, lora_shrink_fwd_kernel2 writing u and bf16 S, expand GEMM with beta 1),
+ * {@code loraLinearBackward} (dx GEMM, lora_linear_bwd_x_kernel1 reading dy once for dS and dB, then dx += dS A and
+ * dA += dS^T x as bf16 GEMMs), {@code veraStage} (vera_margin_fwd_kernel1 for λb ∘ B_l), {@code veraForwardStaged}
+ * (vera_shrink_fwd_kernel1 + expand GEMM), {@code veraBackward} (lora_linear_bwd_x_kernel1 with s = 1, then
+ * vera_lambda_bwd_x_kernel1 and vera_lambda_b_bwd_x_kernel1), {@code deltaLoraUpdateMaster}
+ * (delta_lora_update_fwd_kernel1 with the fp32 master). Not used: the single K-concat GEMM (it needs W and the
+ * activations allocated with r spare rows/columns by the model, which dense tensors do not have).
  */
 final class FusedKernelsTier implements FastTier {
     static final String ADAMW = "adamw_fwd_kernel2";
