@@ -441,6 +441,11 @@ public final class AdaptedLinear implements AutoCloseable {
         own.close();
     }
 
+    /** The layer's work tensors (its variant's bf16 stages among them); for tests in this package. */
+    Scratch scratch() {
+        return base.scratch();
+    }
+
     /** The adapter rank r (rows of A, or VeRA's shared r). */
     public int rank() {
         return variant.rank();

@@ -28,6 +28,8 @@ final class ForwardCache implements AutoCloseable {
     Tensor u;
     /** VeRA: v = λd ∘ u [N,r]. */
     Tensor v;
+    /** Staged path (bf16 input, no dropout): u rounded to bf16 [N,r] (VeRA: v = λd ∘ u rounded), else null. */
+    Tensor uStage;
     /** DoRA: x_d op(W) + s u B^T [N,out] (the output before the magnitude, without bias). */
     Tensor comb;
     /** DoRA: k = m / n [out]. */
@@ -50,6 +52,6 @@ final class ForwardCache implements AutoCloseable {
     /** Forgets the tensors (the layer's scratch and the caller's x stay open). */
     @Override
     public void close() {
-        xd = u = v = comb = k = invN = ae = e = null;
+        xd = u = v = uStage = comb = k = invN = ae = e = null;
     }
 }

@@ -1,6 +1,7 @@
 package ai.lorakit.adapters;
 
 import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tensor;
 
 import java.util.List;
@@ -9,6 +10,12 @@ import java.util.List;
  * LoRA (VARIANTS.md section 1): y = x op(W) + b + s (x_d A^T) B^T, A [r,in], B [out,r], s = alpha/r (or
  * alpha/sqrt(r), rsLoRA). Backward with u = x_d A^T and g = dL/dy: dB = s g^T u, dA = s (g B)^T x_d,
  * dx = g op(W)^T + s dropout_bwd((g B) A). The fifo flag only affects merge (ΔW = transpose(s B A, fifo)).
+ *
+ * <p>Staged path (bf16 input x, no dropout: the bf16 precision policy's training step): the layer keeps bf16
+ * copies of A and s B in its scratch ({@link Backend#loraStage}), refreshed when the optimizer (or a load) has
+ * changed A or B ({@link Parameter#version}), and the forward and backward are the staged ops
+ * {@link Backend#loraLinearForwardStaged} and {@link Backend#loraLinearBackward}, which the CUDA fast tier runs on
+ * its kernels (their defaults are this class's composition).
  *
  * <p>The static low-rank helpers are reused by DoRA (with g∘k) and AdaLoRA (with A∘E in place of A).
  */
@@ -22,6 +29,9 @@ final class LoraVariant implements Variant {
     private final List<Parameter> params;
     /** False for A, B shared with other layers (LoRA-drop): their owner closes them, not this variant. */
     private final boolean owns;
+    /** The versions of A and B the bf16 stages hold (-1: not staged yet). */
+    private long stagedA = -1;
+    private long stagedB = -1;
 
     private LoraVariant(Parameter a, Parameter b, float s, int r, boolean owns) {
         this.a = a;
@@ -88,15 +98,56 @@ final class LoraVariant implements Variant {
     @Override
     public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
         Tensor u = base.scratch().get("u", x.rows(), r);
-        lowRankForward(base, x, xd, a.value(), b.value(), s, u, y);
+        if (staged(x, xd)) {
+            Tensor us = base.scratch().get("u.bf16", DType.BF16, x.rows(), r);
+            stage(base);
+            base.backend().loraLinearForwardStaged(x, base.w(), base.fifo(), base.bias(), a.value(), b.value(), s,
+                    aStage(base), sbStage(base), u, us, y);
+            if (cache != null) {
+                cache.uStage = us;
+            }
+        } else {
+            lowRankForward(base, x, xd, a.value(), b.value(), s, u, y);
+        }
         keep(cache, u);
     }
 
     @Override
     public void backward(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx, Tensor dxd) {
+        if (cache.uStage != null && dx == dxd) {
+            Tensor dA = Params.gradOrNull(a);
+            base.backend().loraLinearBackward(g, base.w(), base.fifo(), a.value(), b.value(), s, aStage(base),
+                    sbStage(base), cache.u, cache.uStage, dA == null ? null : requireInput(cache, "lora_A"), dx, dA,
+                    Params.gradOrNull(b));
+            return;
+        }
         base.inputGrad(g, dx, 0f);
         lowRankBackward(base, g, cache, a.value(), b.value(), s,
                 Params.gradOrNull(b), Params.gradOrNull(a), dxd);
+    }
+
+    /** The staged path runs for a bf16 input without dropout (the fast kernels read bf16 activations). */
+    static boolean staged(Tensor x, Tensor xd) {
+        return xd == x && x.dtype() == DType.BF16;
+    }
+
+    /** bf16 A [r,in] (the layer's, kept in its scratch). */
+    private Tensor aStage(BaseLinear base) {
+        return base.scratch().get("lora.A.bf16", DType.BF16, r, base.in());
+    }
+
+    /** bf16 s B [out,r]. */
+    private Tensor sbStage(BaseLinear base) {
+        return base.scratch().get("lora.sB.bf16", DType.BF16, base.out(), r);
+    }
+
+    /** Refreshes the stages when A or B changed since they were staged (once per optimizer step). */
+    private void stage(BaseLinear base) {
+        if (a.version() != stagedA || b.version() != stagedB) {
+            base.backend().loraStage(a.value(), b.value(), s, aStage(base), sbStage(base));
+            stagedA = a.version();
+            stagedB = b.version();
+        }
     }
 
     /** ΔW = transpose(s B A, fifo). */

@@ -36,6 +36,8 @@ public final class Parameter {
     private final Tensor value;
     private Tensor grad;
     private boolean trainable;
+    /** Bumped by whoever changes the values in place (the optimizer, a reload), so staged copies know to refresh. */
+    private long version;
 
     /** @throws IllegalArgumentException a null or empty name, a null role or value */
     public Parameter(String name, Role role, Tensor value, boolean trainable) {
@@ -90,6 +92,19 @@ public final class Parameter {
             grad = value.backend().zeros(value.dtype(), value.shape()).named(name + ".grad");
         }
         return grad;
+    }
+
+    /**
+     * How many times the values were changed in place ({@link #markChanged}): an adapted layer keeps bf16 copies of
+     * its adapter for the fast kernels and refreshes them when this moves.
+     */
+    public long version() {
+        return version;
+    }
+
+    /** Records that the values changed (the optimizer after its update; a load or re-init after writing them). */
+    public void markChanged() {
+        version++;
     }
 
     /** Sets the gradient to zero (keeps the buffer). */

@@ -9,10 +9,11 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * One layer's F32 work tensors by key (u [N,r], g B [N,r], dropout masks ...), kept between calls so that a
- * training step of the same shape allocates nothing (issue 9: no device allocation in the steady state). A key
- * asked for with another shape (a new N) gets a new tensor, the old one is closed. Contents are meaningless
- * between uses: {@link #get} is for outputs that are fully written, {@link #zeroed} for accumulators. Each key has
+ * One layer's work tensors by key, F32 unless asked otherwise (u [N,r], g B [N,r], dropout masks ...), kept
+ * between calls so that a training step of the same shape allocates nothing (issue 9: no device allocation in the
+ * steady state). A key asked for with another shape (a new N) gets a new tensor, the old one is closed. Contents
+ * are meaningless between uses unless the key's user keeps them (the adapter's bf16 stages): {@link #get} is for
+ * outputs that are fully written, {@link #zeroed} for accumulators. Each key has
  * one user at a time; the owner closes the scratch with the layer. Not thread-safe.
  */
 final class Scratch implements AutoCloseable {
@@ -25,15 +26,24 @@ final class Scratch implements AutoCloseable {
 
     /** The F32 tensor of this key and shape (allocated on first use or when the shape changes), contents stale. */
     Tensor get(String key, int... shape) {
+        return get(key, DType.F32, shape);
+    }
+
+    /**
+     * The tensor of this key, dtype and shape (allocated on first use or when either changes). Contents are what
+     * the last user left: stale for an output, or kept on purpose (the adapter's bf16 stages, refreshed by their
+     * owner when the adapter changes).
+     */
+    Tensor get(String key, DType dtype, int... shape) {
         Tensor t = slots.get(key);
-        if (t != null && Arrays.equals(t.shape(), shape)) {
+        if (t != null && t.dtype() == dtype && Arrays.equals(t.shape(), shape)) {
             return t;
         }
         if (t != null) {
             t.close();
             slots.remove(key);
         }
-        t = be.zeros(DType.F32, shape);
+        t = be.zeros(dtype, shape);
         slots.put(key, t);
         return t;
     }

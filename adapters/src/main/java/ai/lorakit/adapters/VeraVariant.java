@@ -15,7 +15,10 @@ import java.util.List;
  * dλd = Σ_tokens ((λb ∘ g) B_l) ∘ u, dx = g op(W)^T + dropout_bwd((((λb ∘ g) B_l) ∘ λd) A_l). A_l and B_l get
  * no gradient, and the backward never needs x (only u and v are kept).
  *
- * <p>The slices are never copied: A_l is A read with row pitch in_max, B_l is the first out rows of B.
+ * <p>The slices are never copied: A_l is A read with row pitch in_max, B_l is the first out rows of B. The staged
+ * path (bf16 input, no dropout; see {@link LoraVariant}) keeps bf16 copies in the layer's scratch: A_l [r,in]
+ * (frozen: staged once) and λb ∘ B_l [out,r] (refreshed when λb changed), and runs {@link
+ * Backend#veraForwardStaged} and {@link Backend#veraBackward}.
  */
 final class VeraVariant implements Variant {
     /** The model's shared A [r,in_max], B [out_max,r] (not owned). */
@@ -25,6 +28,9 @@ final class VeraVariant implements Variant {
     /** λd [r]. */
     final Parameter lambdaD;
     private final List<Parameter> params;
+    /** Whether A_l is staged, and the version of λb that λb ∘ B_l was staged from (-1: not yet). */
+    private boolean aStaged;
+    private long stagedLambdaB = -1;
 
     private VeraVariant(VeraProjections shared, Parameter lambdaB, Parameter lambdaD) {
         this.shared = shared;
@@ -91,8 +97,24 @@ final class VeraVariant implements Variant {
         Backend be = base.backend();
         int r = shared.r();
         Tensor u = base.scratch().get("u", x.rows(), r);
-        Tensor v = base.scratch().get("vera.v", x.rows(), r);
         base.forward(x, y, true);
+        if (LoraVariant.staged(x, xd)) {
+            Tensor vs = base.scratch().get("vera.v.bf16", DType.BF16, x.rows(), r);
+            Tensor as = aStage(base);
+            Tensor sbs = sbStage(base);
+            if (!aStaged || lambdaB.version() != stagedLambdaB) {
+                be.veraStage(shared.a(), shared.b(), lambdaB.value(), aStaged ? null : as, sbs);
+                aStaged = true;
+                stagedLambdaB = lambdaB.version();
+            }
+            be.veraForwardStaged(x, shared.a(), shared.b(), lambdaD.value(), lambdaB.value(), as, sbs, u, vs, y);
+            if (cache != null) {
+                cache.u = u;
+                cache.uStage = vs;
+            }
+            return;
+        }
+        Tensor v = base.scratch().get("vera.v", x.rows(), r);
         be.veraForward(xd, shared.a(), shared.b(), lambdaD.value(), lambdaB.value(), u, v, y);
         if (cache != null) {
             cache.u = u;
@@ -100,9 +122,24 @@ final class VeraVariant implements Variant {
         }
     }
 
+    /** bf16 A_l [r,in] (the layer's, kept in its scratch). */
+    private Tensor aStage(BaseLinear base) {
+        return base.scratch().get("vera.A.bf16", DType.BF16, shared.r(), base.in());
+    }
+
+    /** bf16 λb ∘ B_l [out,r]. */
+    private Tensor sbStage(BaseLinear base) {
+        return base.scratch().get("vera.sB.bf16", DType.BF16, base.out(), shared.r());
+    }
+
     @Override
     public void backward(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx, Tensor dxd) {
         Backend be = base.backend();
+        if (cache.uStage != null && dx == dxd) {
+            be.veraBackward(g, base.w(), base.fifo(), shared.a(), shared.b(), lambdaD.value(), lambdaB.value(),
+                    sbStage(base), cache.u, cache.uStage, dx, Params.gradOrNull(lambdaD), Params.gradOrNull(lambdaB));
+            return;
+        }
         int n = g.rows();
         int r = shared.r();
         int in = base.in();

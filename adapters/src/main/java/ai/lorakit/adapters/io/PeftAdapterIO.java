@@ -327,6 +327,9 @@ public final class PeftAdapterIO {
                     + (problems.size() > shown ? "\n  ... and " + (problems.size() - shown) + " more" : ""));
         }
         apply(pending);
+        for (AdaptedLinear m : modules) {
+            m.parameters().forEach(Parameter::markChanged);   // the layers' bf16 stages refresh
+        }
         return fileConfig;
     }
 

@@ -218,10 +218,14 @@ public final class DeltaLoraUpdater implements TrainingHook {
                 for (Slot sl : slots) {
                     Backend be = sl.m.weight().backend();
                     // W += λ s (B'A' − BA): [out,in] (or its transpose with fan_in_fan_out)
-                    be.deltaLoraUpdate(sl.target(), sl.m.fanInFanOut(), policy.lambda() * sl.s,
-                            sl.b.value(), sl.a.value(), sl.bPrev, sl.aPrev);
+                    float c = policy.lambda() * sl.s;
                     if (sl.master != null) {
-                        be.copy(sl.master, sl.m.weight());     // re-round W from the fp32 master
+                        // the fp32 master takes the update, W is re-rounded from it (one pass on the fast tier)
+                        be.deltaLoraUpdateMaster(sl.m.weight(), sl.master, sl.m.fanInFanOut(), c,
+                                sl.b.value(), sl.a.value(), sl.bPrev, sl.aPrev);
+                    } else {
+                        be.deltaLoraUpdate(sl.m.weight(), sl.m.fanInFanOut(), c, sl.b.value(), sl.a.value(),
+                                sl.bPrev, sl.aPrev);
                     }
                 }
             }

@@ -203,6 +203,7 @@ public final class Optimizer implements AutoCloseable {
                     : new AdamW(w.group.lr(), config.beta1(), config.beta2(), config.eps(), w.group.weightDecay(),
                             s.step);
             w.p.value().backend().adamw(w.p.value(), grads[i], s.m, s.v, hp);
+            w.p.markChanged();
         }
         steps++;
     }

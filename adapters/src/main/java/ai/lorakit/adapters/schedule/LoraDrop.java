@@ -149,6 +149,8 @@ public final class LoraDrop implements AutoCloseable {
             be.copy(ta, a.value());
             be.copy(tb, b.value());
         }
+        a.markChanged();
+        b.markChanged();
         a.zeroGrad();
         b.zeroGrad();
     }

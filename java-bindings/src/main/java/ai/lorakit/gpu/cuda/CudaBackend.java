@@ -558,6 +558,85 @@ public class CudaBackend extends KernelBackend {
     }
 
     @Override
+    public void loraStage(Tensor a, Tensor b, float s, Tensor aStage, Tensor sbStage) {
+        for (FastTier t : tiers) {
+            if (t.loraStage(a, b, s, aStage, sbStage)) {
+                return;
+            }
+        }
+        super.loraStage(a, b, s, aStage, sbStage);
+    }
+
+    @Override
+    public void loraLinearForwardStaged(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
+                                        float s, Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor y) {
+        for (FastTier t : tiers) {
+            if (t.loraLinearForwardStaged(x, w, fanInFanOut, bias, a, b, s, aStage, sbStage, u, uStage, y)) {
+                return;
+            }
+        }
+        super.loraLinearForwardStaged(x, w, fanInFanOut, bias, a, b, s, aStage, sbStage, u, uStage, y);
+    }
+
+    @Override
+    public void loraLinearBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s,
+                                   Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor x, Tensor dx,
+                                   Tensor dA, Tensor dB) {
+        for (FastTier t : tiers) {
+            if (t.loraLinearBackward(dy, w, fanInFanOut, a, b, s, aStage, sbStage, u, uStage, x, dx, dA, dB)) {
+                return;
+            }
+        }
+        super.loraLinearBackward(dy, w, fanInFanOut, a, b, s, aStage, sbStage, u, uStage, x, dx, dA, dB);
+    }
+
+    @Override
+    public void veraStage(Tensor sharedA, Tensor sharedB, Tensor lambdaB, Tensor aStage, Tensor sbStage) {
+        for (FastTier t : tiers) {
+            if (t.veraStage(sharedA, sharedB, lambdaB, aStage, sbStage)) {
+                return;
+            }
+        }
+        super.veraStage(sharedA, sharedB, lambdaB, aStage, sbStage);
+    }
+
+    @Override
+    public void veraForwardStaged(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
+                                  Tensor aStage, Tensor sbStage, Tensor u, Tensor vStage, Tensor y) {
+        for (FastTier t : tiers) {
+            if (t.veraForwardStaged(x, sharedA, sharedB, lambdaD, lambdaB, aStage, sbStage, u, vStage, y)) {
+                return;
+            }
+        }
+        super.veraForwardStaged(x, sharedA, sharedB, lambdaD, lambdaB, aStage, sbStage, u, vStage, y);
+    }
+
+    @Override
+    public void veraBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor sharedA, Tensor sharedB,
+                             Tensor lambdaD, Tensor lambdaB, Tensor sbStage, Tensor u, Tensor vStage, Tensor dx,
+                             Tensor dLambdaD, Tensor dLambdaB) {
+        for (FastTier t : tiers) {
+            if (t.veraBackward(dy, w, fanInFanOut, sharedA, sharedB, lambdaD, lambdaB, sbStage, u, vStage, dx,
+                    dLambdaD, dLambdaB)) {
+                return;
+            }
+        }
+        super.veraBackward(dy, w, fanInFanOut, sharedA, sharedB, lambdaD, lambdaB, sbStage, u, vStage, dx,
+                dLambdaD, dLambdaB);
+    }
+
+    @Override
+    public void deltaLoraUpdateMaster(Tensor w, Tensor master, boolean fanInFanOut, float c, Tensor bNew,
+                                      Tensor aNew, Tensor bOld, Tensor aOld) {
+        for (FastTier t : tiers) {
+            if (t.deltaLoraUpdateMaster(w, master, fanInFanOut, c, bNew, aNew, bOld, aOld)) {
+                return;
+            }
+        }
+        super.deltaLoraUpdateMaster(w, master, fanInFanOut, c, bNew, aNew, bOld, aOld);
+    }
+
+    @Override
     public void doraWeightNorm(Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s, Tensor n) {
         for (FastTier t : tiers) {
             if (t.doraWeightNorm(w, fanInFanOut, a, b, s, n)) {

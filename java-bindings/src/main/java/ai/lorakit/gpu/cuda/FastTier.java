@@ -174,6 +174,42 @@ public interface FastTier extends AutoCloseable {
         return false;
     }
 
+    default boolean loraStage(Tensor a, Tensor b, float s, Tensor aStage, Tensor sbStage) {
+        return false;
+    }
+
+    default boolean loraLinearForwardStaged(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
+                                            float s, Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage,
+                                            Tensor y) {
+        return false;
+    }
+
+    default boolean loraLinearBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s,
+                                       Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor x, Tensor dx,
+                                       Tensor dA, Tensor dB) {
+        return false;
+    }
+
+    default boolean veraStage(Tensor sharedA, Tensor sharedB, Tensor lambdaB, Tensor aStage, Tensor sbStage) {
+        return false;
+    }
+
+    default boolean veraForwardStaged(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
+                                      Tensor aStage, Tensor sbStage, Tensor u, Tensor vStage, Tensor y) {
+        return false;
+    }
+
+    default boolean veraBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor sharedA, Tensor sharedB,
+                                 Tensor lambdaD, Tensor lambdaB, Tensor sbStage, Tensor u, Tensor vStage, Tensor dx,
+                                 Tensor dLambdaD, Tensor dLambdaB) {
+        return false;
+    }
+
+    default boolean deltaLoraUpdateMaster(Tensor w, Tensor master, boolean fanInFanOut, float c, Tensor bNew,
+                                          Tensor aNew, Tensor bOld, Tensor aOld) {
+        return false;
+    }
+
     default boolean adaloraSensitivity(Tensor p, Tensor grad, Tensor expAvgIpt, Tensor expAvgUnc, float beta1,
                                        float beta2) {
         return false;

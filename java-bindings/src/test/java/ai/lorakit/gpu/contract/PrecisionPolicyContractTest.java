@@ -44,7 +44,7 @@ class PrecisionPolicyContractTest {
      * reference gets the values rounded to the policy dtype, in F32), {@link #out} makes an output on both (the
      * tested one poisoned with NaN), {@link #check} compares them.
      */
-    private static final class Pair implements AutoCloseable {
+    static final class Pair implements AutoCloseable {
         final Backend be;
         final CpuBackend ref = new CpuBackend(true);
         final List<Tensor> open = new ArrayList<>();

@@ -614,6 +614,7 @@ public final class Trainer implements AutoCloseable {
                 be.copy(staged, t);
             }
         });
+        checkpointParameters().values().forEach(Parameter::markChanged);   // adapted layers restage their bf16 copies
         hookValues.forEach((name, v) -> {
             Tensor t = hookState.get(name);
             Backend be = t.backend();

@@ -31,8 +31,17 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  * dora_norm_fwd_kernel2 on a bf16 copy of A for W [out,in]; dora_norm_fifo_fwd_kernel1 on the fp32 A for W [in,out]),
  * {@code loraLinearForward} (u = x A^T by lora_shrink_fwd_kernel2; the
  * base GEMM and the expand go through the backend, i.e. cuBLAS), {@code veraForward} (u by vera_shrink_fwd_kernel1).
- * The K-concat margin buffers of lora_fused.cu / vera.cu are the layer's to own, so a bare Backend call cannot use
- * them; the margin kernels are not called from here.
+ * Activations may be [B,T,C] (seen as [N,C] matrices); frozen biases fp32 or bf16.
+ *
+ * <p>The staged ops (the training path of the bf16 policy: the adapted layer owns bf16 stages of its adapter,
+ * refreshed after each optimizer step): {@code loraStage} (lora_margin_fwd_kernel1 twice, on dense stages),
+ * {@code loraLinearForwardStaged} (base GEMM, lora_shrink_fwd_kernel2 writing u and bf16 S, expand GEMM with beta 1),
+ * {@code loraLinearBackward} (dx GEMM, lora_linear_bwd_x_kernel1 reading dy once for dS and dB, then dx += dS A and
+ * dA += dS^T x as bf16 GEMMs), {@code veraStage} (vera_margin_fwd_kernel1 for λb ∘ B_l), {@code veraForwardStaged}
+ * (vera_shrink_fwd_kernel1 + expand GEMM), {@code veraBackward} (lora_linear_bwd_x_kernel1 with s = 1, then
+ * vera_lambda_bwd_x_kernel1 and vera_lambda_b_bwd_x_kernel1), {@code deltaLoraUpdateMaster}
+ * (delta_lora_update_fwd_kernel1 with the fp32 master). Not used: the single K-concat GEMM (it needs W and the
+ * activations allocated with r spare rows/columns by the model, which dense tensors do not have).
  */
 final class FusedKernelsTier implements FastTier {
     static final String ADAMW = "adamw_fwd_kernel2";
@@ -42,6 +51,11 @@ final class FusedKernelsTier implements FastTier {
     static final String DORA_NORM_FIFO = "dora_norm_fifo_fwd_kernel1";
     static final String LORA_SHRINK = "lora_shrink_fwd_kernel2";
     static final String VERA_SHRINK = "vera_shrink_fwd_kernel1";
+    static final String LORA_MARGIN = "lora_margin_fwd_kernel1";
+    static final String LORA_BWD = "lora_linear_bwd_x_kernel1";
+    static final String VERA_MARGIN = "vera_margin_fwd_kernel1";
+    static final String VERA_LAMBDA_D = "vera_lambda_bwd_x_kernel1";
+    static final String VERA_LAMBDA_B = "vera_lambda_b_bwd_x_kernel1";
     /** dora_norm_fwd_kernel2's limit on r (larger r writes NaN). */
     static final int DORA_MAX_R = 64;
     /** delta_lora_update_fwd_kernel1's limit on W's rows (grid.y = ceil(rows/64) <= 65535). */
@@ -80,10 +94,22 @@ final class FusedKernelsTier implements FastTier {
         return t != null && t.rank() == 2;
     }
 
+    /** An activation: [..., cols] seen as a matrix (the model's are [B,T,C]). */
+    private static boolean matrix(Tensor t) {
+        return t != null && t.rank() >= 2;
+    }
+
+    /** Open, of this backend, of {@code dtype}, a matrix [rows, cols] (leading dimensions folded into rows). */
+    private boolean mat(Tensor t, DType dtype, int rows, int cols) {
+        return matrix(t) && !t.isClosed() && t.backend() == be && t.dtype() == dtype && t.rows() == rows
+                && t.cols() == cols && rows > 0 && cols > 0;
+    }
+
+    /** No two of the non-null tensors are the same object. */
     private static boolean distinct(Tensor... ts) {
         for (int i = 0; i < ts.length; i++) {
             for (int j = i + 1; j < ts.length; j++) {
-                if (ts[i] == ts[j]) {
+                if (ts[i] != null && ts[i] == ts[j]) {
                     return false;
                 }
             }
@@ -206,22 +232,22 @@ final class FusedKernelsTier implements FastTier {
     /**
      * y = x op(W) + bias (the backend's GEMM: cuBLAS), u = x A^T by lora_shrink_fwd_kernel2(X, ldx, A, lda, u, S, lds,
      * N, in, r) on a bf16 copy of A (S = null), then y += s u B^T (the backend's loraExpand). x bf16 [N,in] with
-     * in % 8 == 0, W bf16, A fp32 [r,in], B fp32 [out,r], u fp32 [N,r], y [N,out] bf16 or fp32, bias fp32 [out].
+     * in % 8 == 0, W bf16, A fp32 [r,in], B fp32 [out,r], u fp32 [N,r], y [N,out] bf16 or fp32, bias [out] fp32 or bf16 (or null).
      */
     @Override
     public boolean loraLinearForward(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
                                      float s, Tensor u, Tensor y) {
-        if (!rank2(x) || !rank2(a) || !rank2(b)) {
+        if (!matrix(x) || !rank2(a) || !rank2(b)) {
             return false;
         }
         int nRows = x.rows();
         int in = x.cols();
         int r = a.rows();
         int out = b.rows();
-        if (in % 8 != 0 || !shrinkFits(nRows) || !is(x, DType.BF16, nRows, in)
+        if (in % 8 != 0 || !shrinkFits(nRows) || !mat(x, DType.BF16, nRows, in)
                 || !is(w, DType.BF16, fanInFanOut ? in : out, fanInFanOut ? out : in) || !is(a, DType.F32, r, in)
                 || !is(b, DType.F32, out, r) || !is(u, DType.F32, nRows, r) || !activation(y, nRows, out)
-                || (bias != null && !is(bias, DType.F32, out)) || !distinct(x, y, u)) {
+                || !biasOk(bias, out) || !distinct(x, y, u)) {
             return false;
         }
         String op = "loraLinearForward";
@@ -257,7 +283,7 @@ final class FusedKernelsTier implements FastTier {
     @Override
     public boolean veraForward(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB, Tensor u,
                                Tensor v, Tensor y) {
-        if (!rank2(x) || !rank2(sharedA) || !rank2(sharedB) || !rank2(y)) {
+        if (!matrix(x) || !rank2(sharedA) || !rank2(sharedB) || !matrix(y)) {
             return false;
         }
         int nRows = x.rows();
@@ -267,7 +293,7 @@ final class FusedKernelsTier implements FastTier {
         int outMax = sharedB.rows();
         int out = y.cols();
         if (in % 8 != 0 || inMax % 8 != 0 || in > inMax || out > outMax || !shrinkFits(nRows)
-                || !is(x, DType.BF16, nRows, in) || !is(sharedA, DType.F32, r, inMax)
+                || !mat(x, DType.BF16, nRows, in) || !is(sharedA, DType.F32, r, inMax)
                 || !is(sharedB, DType.F32, outMax, r) || !is(lambdaD, DType.F32, r) || !is(lambdaB, DType.F32, out)
                 || !is(u, DType.F32, nRows, r) || !is(v, DType.F32, nRows, r) || !activation(y, nRows, out)
                 || !distinct(u, v, y)) {
@@ -297,6 +323,274 @@ final class FusedKernelsTier implements FastTier {
         return true;
     }
 
+    // ------------------------------------------------------------------------------------------ staged LoRA family
+    // The adapted layer owns the bf16 stages (Backend#loraStage, #veraStage): nothing here copies A per call.
+
+    /**
+     * lora_fused.cu lora_margin_fwd_kernel1(A, B, s, Wm, ldw, out, in, r) twice, on dense stages: with in = 0 and
+     * ldw = r it writes sbStage[o,j] = bf16(s B[o,j]); with out = 0 and ldw = in, aStage[j,k] = bf16(A[j,k]).
+     * A fp32 [r,in], B fp32 [out,r], stages bf16.
+     */
+    @Override
+    public boolean loraStage(Tensor a, Tensor b, float s, Tensor aStage, Tensor sbStage) {
+        if (!rank2(a) || !rank2(b)) {
+            return false;
+        }
+        int r = a.rows();
+        int in = a.cols();
+        int out = b.rows();
+        if (!is(a, DType.F32, r, in) || !is(b, DType.F32, out, r) || !is(aStage, DType.BF16, r, in)
+                || !is(sbStage, DType.BF16, out, r) || !Float.isFinite(s)) {
+            return false;
+        }
+        String op = "loraStage";
+        long pa = addr(op, a);
+        long pb = addr(op, b);
+        be.launchKernel(LORA_MARGIN, FastGeometry.margin((long) out * r), block(), pa, pb, s, addr(op, sbStage), r,
+                out, 0, r);
+        be.launchKernel(LORA_MARGIN, FastGeometry.margin((long) r * in), block(), pa, pb, s, addr(op, aStage), in,
+                0, in, r);
+        return true;
+    }
+
+    /**
+     * y = x op(W) + bias (the backend's GEMM: cuBLAS, beta 0), u = x A^T and uStage = bf16(u) by
+     * lora_shrink_fwd_kernel2(X, ldx, A, lda, u, S, lds, N, in, r) on the staged A, then y += uStage sbStage^T
+     * (the backend's GEMM, beta 1). x bf16 [N,in] with in % 8 == 0, W bf16, stages bf16, u fp32 [N,r], uStage bf16
+     * [N,r], y [N,out] bf16 or fp32, bias [out] fp32 or bf16 (or null).
+     */
+    @Override
+    public boolean loraLinearForwardStaged(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
+                                           float s, Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage,
+                                           Tensor y) {
+        if (!matrix(x) || !rank2(aStage) || !rank2(sbStage)) {
+            return false;
+        }
+        int nRows = x.rows();
+        int in = x.cols();
+        int r = aStage.rows();
+        int out = sbStage.rows();
+        if (in % 8 != 0 || !shrinkFits(nRows) || !mat(x, DType.BF16, nRows, in) || !baseWeight(w, fanInFanOut, in, out)
+                || !is(a, DType.F32, r, in) || !is(b, DType.F32, out, r) || !is(aStage, DType.BF16, r, in)
+                || !is(sbStage, DType.BF16, out, r) || !is(u, DType.F32, nRows, r)
+                || !is(uStage, DType.BF16, nRows, r) || !activation(y, nRows, out)
+                || !biasOk(bias, out) || !distinct(x, y, u, uStage)) {
+            return false;
+        }
+        String op = "loraLinearForwardStaged";
+        long px = addr(op, x);
+        long pas = addr(op, aStage);
+        if (!VectorAlignment.aligned(px) || !VectorAlignment.aligned(pas) || !VectorAlignment.pitch(in, DType.BF16)) {
+            return false;
+        }
+        be.matmul(x, false, w, !fanInFanOut, y, 1f, 0f);
+        if (bias != null) {
+            be.addRowVector(y, bias, y);
+        }
+        be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pas, in, addr(op, u),
+                addr(op, uStage), r, nRows, in, r);
+        be.gemm(false, true, nRows, out, r, 1f, uStage, 0, r, sbStage, 0, r, 1f, y, 0, out);   // += S (sB)^T
+        return true;
+    }
+
+    /**
+     * dx = dy op(W)^T (cuBLAS), then lora_linear_bwd_x_kernel1(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dB,
+     * N, r) reads dy once for dS = bf16(s dy B) (scratch; du = null) and dB += s dy^T S, then dx += dS A and
+     * dA += dS^T x (cuBLAS, bf16 operands). dy bf16 [N,out], out and r multiples of 8; dy, sbStage, uStage, dB
+     * 16-byte aligned; x bf16 [N,in] when dA is given; dx [N,in] bf16 or fp32; dA, dB fp32 or null.
+     */
+    @Override
+    public boolean loraLinearBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s,
+                                      Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor x, Tensor dx,
+                                      Tensor dA, Tensor dB) {
+        if (!matrix(dy) || !rank2(aStage) || !rank2(sbStage) || !matrix(dx)) {
+            return false;
+        }
+        int nRows = dy.rows();
+        int out = dy.cols();
+        int r = aStage.rows();
+        int in = aStage.cols();
+        if (out % 8 != 0 || r % 8 != 0 || !shrinkFits(nRows) || !mat(dy, DType.BF16, nRows, out)
+                || !baseWeight(w, fanInFanOut, in, out) || !is(a, DType.F32, r, in) || !is(b, DType.F32, out, r)
+                || !is(aStage, DType.BF16, r, in) || !is(sbStage, DType.BF16, out, r) || !is(u, DType.F32, nRows, r)
+                || !is(uStage, DType.BF16, nRows, r) || !activation(dx, nRows, in)
+                || (dA != null && (!is(dA, DType.F32, r, in) || !mat(x, DType.BF16, nRows, in)))
+                || (dB != null && !is(dB, DType.F32, out, r)) || !distinct(dy, dx, dA, dB)) {
+            return false;
+        }
+        String op = "loraLinearBackward";
+        long pdy = addr(op, dy);
+        long psb = addr(op, sbStage);
+        long pus = addr(op, uStage);
+        long pdb = dB == null ? 0L : addr(op, dB);
+        if (!VectorAlignment.aligned(pdy) || !VectorAlignment.aligned(psb) || !VectorAlignment.aligned(pus)
+                || !VectorAlignment.aligned(pdb)) {
+            return false;
+        }
+        be.matmul(dy, false, w, fanInFanOut, dx, 1f, 0f);                        // dy op(W)^T: [N,in]
+        try (Tensor ds = scratch.tensor("lora_ds", DType.BF16, nRows, r)) {
+            be.launchKernel(LORA_BWD, FastGeometry.shrink(nRows, r), block(), pdy, out, out, psb, r, pus, r, s, 0L,
+                    addr(op, ds), r, pdb, nRows, r);
+            be.gemm(false, false, nRows, in, r, 1f, ds, 0, r, aStage, 0, in, 1f, dx, 0, in);   // += dS A
+            if (dA != null) {
+                be.matmul(ds, true, x, false, dA, 1f, 1f);                        // += dS^T x: [r,in]
+            }
+        }
+        return true;
+    }
+
+    /**
+     * vera.cu vera_margin_fwd_kernel1(A, lda, B, λd, λb, Wm, ldw, out, in, r) with in = 0 and ldw = r: sbStage[o,j]
+     * = bf16(λb[o] B[o,j]) straight from the shared B (λd is not read). Only the per-step refresh (aStage null);
+     * the one-time staging of the frozen A_l takes the default.
+     */
+    @Override
+    public boolean veraStage(Tensor sharedA, Tensor sharedB, Tensor lambdaB, Tensor aStage, Tensor sbStage) {
+        if (aStage != null || !rank2(sharedA) || !rank2(sharedB) || !rank2(sbStage)) {
+            return false;
+        }
+        int out = sbStage.rows();
+        int r = sbStage.cols();
+        if (!is(sharedA, DType.F32, r, sharedA.cols()) || !is(sharedB, DType.F32, sharedB.rows(), r)
+                || out > sharedB.rows() || !is(lambdaB, DType.F32, out) || !is(sbStage, DType.BF16, out, r)) {
+            return false;
+        }
+        String op = "veraStage";
+        be.launchKernel(VERA_MARGIN, FastGeometry.margin((long) out * r), block(), addr(op, sharedA), sharedA.cols(),
+                addr(op, sharedB), 0L, addr(op, lambdaB), addr(op, sbStage), r, out, 0, r);
+        return true;
+    }
+
+    /**
+     * u = x A_l^T and vStage = bf16(λd ∘ u) by vera_shrink_fwd_kernel1(X, ldx, A, lda, λd, u, V, ldv, N, in, r) on
+     * the staged A_l, then y += vStage sbStage^T (the backend's GEMM, beta 1). x bf16 [N,in] with in % 8 == 0.
+     */
+    @Override
+    public boolean veraForwardStaged(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
+                                     Tensor aStage, Tensor sbStage, Tensor u, Tensor vStage, Tensor y) {
+        if (!matrix(x) || !rank2(aStage) || !rank2(sbStage) || !rank2(sharedA) || !rank2(sharedB)) {
+            return false;
+        }
+        int nRows = x.rows();
+        int in = x.cols();
+        int r = aStage.rows();
+        int out = sbStage.rows();
+        if (in % 8 != 0 || !shrinkFits(nRows) || !mat(x, DType.BF16, nRows, in)
+                || !is(sharedA, DType.F32, r, sharedA.cols()) || in > sharedA.cols()
+                || !is(sharedB, DType.F32, sharedB.rows(), r) || out > sharedB.rows() || !is(lambdaD, DType.F32, r)
+                || !is(lambdaB, DType.F32, out) || !is(aStage, DType.BF16, r, in) || !is(sbStage, DType.BF16, out, r)
+                || !is(u, DType.F32, nRows, r) || !is(vStage, DType.BF16, nRows, r) || !activation(y, nRows, out)
+                || !distinct(x, y, u, vStage)) {
+            return false;
+        }
+        String op = "veraForwardStaged";
+        long px = addr(op, x);
+        long pas = addr(op, aStage);
+        if (!VectorAlignment.aligned(px) || !VectorAlignment.aligned(pas) || !VectorAlignment.pitch(in, DType.BF16)) {
+            return false;
+        }
+        be.launchKernel(VERA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pas, in, addr(op, lambdaD),
+                addr(op, u), addr(op, vStage), r, nRows, in, r);
+        be.gemm(false, true, nRows, out, r, 1f, vStage, 0, r, sbStage, 0, r, 1f, y, 0, out);   // += V (λb∘B_l)^T
+        return true;
+    }
+
+    /**
+     * dx = dy op(W)^T (cuBLAS); lora_linear_bwd_x_kernel1 with sB := sbStage (λb∘B_l), S := vStage, s = 1 reads dy
+     * once for dV = dy (λb∘B_l) (fp32 scratch) and M = dy^T V (zeroed fp32 scratch); dλd += Σ dV∘u by
+     * vera_lambda_bwd_x_kernel1(dV, u, dλd, N, r), dλb += Σ_j M∘B_l by vera_lambda_b_bwd_x_kernel1(M, B, dλb, out,
+     * r); then dx += (dV∘λd) A_l (the backend's ops). dy bf16 [N,out], out and r multiples of 8.
+     */
+    @Override
+    public boolean veraBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor sharedA, Tensor sharedB,
+                                Tensor lambdaD, Tensor lambdaB, Tensor sbStage, Tensor u, Tensor vStage, Tensor dx,
+                                Tensor dLambdaD, Tensor dLambdaB) {
+        if (!matrix(dy) || !matrix(dx) || !rank2(sharedA) || !rank2(sharedB) || !rank2(sbStage)) {
+            return false;
+        }
+        int nRows = dy.rows();
+        int out = dy.cols();
+        int in = dx.cols();
+        int r = sbStage.cols();
+        int inMax = sharedA.cols();
+        if (out % 8 != 0 || r % 8 != 0 || !shrinkFits(nRows) || !mat(dy, DType.BF16, nRows, out)
+                || !baseWeight(w, fanInFanOut, in, out) || !is(sharedA, DType.F32, r, inMax) || in > inMax
+                || !is(sharedB, DType.F32, sharedB.rows(), r) || out > sharedB.rows() || !is(lambdaD, DType.F32, r)
+                || !is(lambdaB, DType.F32, out) || !is(sbStage, DType.BF16, out, r) || !is(u, DType.F32, nRows, r)
+                || !is(vStage, DType.BF16, nRows, r) || !activation(dx, nRows, in)
+                || (dLambdaD != null && !is(dLambdaD, DType.F32, r))
+                || (dLambdaB != null && !is(dLambdaB, DType.F32, out)) || !distinct(dy, dx, dLambdaD, dLambdaB)) {
+            return false;
+        }
+        String op = "veraBackward";
+        long pdy = addr(op, dy);
+        long psb = addr(op, sbStage);
+        long pvs = addr(op, vStage);
+        if (!VectorAlignment.aligned(pdy) || !VectorAlignment.aligned(psb) || !VectorAlignment.aligned(pvs)) {
+            return false;
+        }
+        be.matmul(dy, false, w, fanInFanOut, dx, 1f, 0f);                        // dy op(W)^T: [N,in]
+        try (Tensor dv = scratch.tensor("vera_dv", DType.F32, nRows, r);
+             Tensor m = scratch.tensor("vera_m", DType.F32, out, r)) {
+            long pm = 0L;
+            if (dLambdaB != null) {
+                be.fill(m, 0f);
+                pm = addr(op, m);
+            }
+            long pdv = addr(op, dv);
+            be.launchKernel(LORA_BWD, FastGeometry.shrink(nRows, r), block(), pdy, out, out, psb, r, pvs, r, 1f, pdv,
+                    0L, r, pm, nRows, r);
+            if (dLambdaD != null) {
+                be.launchKernel(VERA_LAMBDA_D, FastGeometry.veraLambdaD(nRows, r), block(), pdv, addr(op, u),
+                        addr(op, dLambdaD), nRows, r);
+            }
+            if (dLambdaB != null) {
+                be.launchKernel(VERA_LAMBDA_B, FastGeometry.veraLambdaB(out), block(), pm, addr(op, sharedB),
+                        addr(op, dLambdaB), out, r);
+            }
+            be.mulRowVector(dv, lambdaD, dv);                                     // dV ∘ λd
+            be.gemm(false, false, nRows, in, r, 1f, dv, 0, r, sharedA, 0, inMax, 1f, dx, 0, in);   // += (dV∘λd) A_l
+        }
+        return true;
+    }
+
+    /**
+     * delta_lora_update_fwd_kernel1 with the fp32 master: master += cΔ, W = bf16(master), one pass (W bf16 and
+     * master fp32 in the same orientation, pitches = their row length).
+     */
+    @Override
+    public boolean deltaLoraUpdateMaster(Tensor w, Tensor master, boolean fanInFanOut, float c, Tensor bNew,
+                                         Tensor aNew, Tensor bOld, Tensor aOld) {
+        if (!rank2(aNew) || !rank2(bNew)) {
+            return false;
+        }
+        int r = aNew.rows();
+        int in = aNew.cols();
+        int out = bNew.rows();
+        int rows = fanInFanOut ? in : out;
+        int cols = fanInFanOut ? out : in;
+        if (!is(w, DType.BF16, rows, cols) || !is(master, DType.F32, rows, cols) || !is(aNew, DType.F32, r, in)
+                || !is(aOld, DType.F32, r, in) || !is(bNew, DType.F32, out, r) || !is(bOld, DType.F32, out, r)
+                || rows > DELTA_LORA_MAX_ROWS || !Float.isFinite(c) || !distinct(aNew, aOld, bNew, bOld)) {
+            return false;
+        }
+        String op = "deltaLoraUpdateMaster";
+        be.launchKernel(DELTA_LORA, FastGeometry.deltaLora(rows, cols), block(), addr(op, w), cols, addr(op, master),
+                cols, 0L, 0, fanInFanOut ? 1 : 0, c, addr(op, aNew), addr(op, aOld), addr(op, bNew), addr(op, bOld),
+                out, in, r);
+        return true;
+    }
+
+    /** bias null, or [out] fp32 or bf16 (the bf16 policy stores frozen biases in bf16). */
+    private boolean biasOk(Tensor bias, int out) {
+        return bias == null || is(bias, DType.F32, out) || is(bias, DType.BF16, out);
+    }
+
+    /** W bf16, [out,in] or (fanInFanOut) [in,out]. */
+    private boolean baseWeight(Tensor w, boolean fanInFanOut, int in, int out) {
+        return is(w, DType.BF16, fanInFanOut ? in : out, fanInFanOut ? out : in);
+    }
+
     /** The shrink kernels' grid.y = ceil(N/128) must fit CUDA's 65535. */
     private static boolean shrinkFits(int nRows) {
         return (nRows + (long) SHRINK_ROWS - 1) / SHRINK_ROWS <= MAX_GRID;
@@ -304,6 +598,6 @@ final class FusedKernelsTier implements FastTier {
 
     /** y: the layer output, bf16 (the activations) or fp32, [N,out]. */
     private boolean activation(Tensor y, int nRows, int out) {
-        return is(y, DType.BF16, nRows, out) || is(y, DType.F32, nRows, out);
+        return mat(y, DType.BF16, nRows, out) || mat(y, DType.F32, nRows, out);
     }
 }

@@ -19,8 +19,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * Proves on the in-memory CUDA driver that the fast tier chooses a 16-byte-vector kernel only for aligned operands:
  * tensors wrapped at an element offset that is not a multiple of 16 bytes (x for the LoRA and VeRA shrinks, W for the
- * DoRA norm) run the portable kernels instead, the same calls at a 16-byte offset run the fast kernels (so the check
- * is what decides), and an address that is not even element-aligned is refused by wrap with a message.
+ * DoRA norm, dY for the staged LoRA backward's lora_linear_bwd_x_kernel1) run the portable kernels instead, the same
+ * calls at a 16-byte offset run the fast kernels (so the check is what decides), and an address that is not even
+ * element-aligned is refused by wrap with a message.
  */
 class FastTierAlignmentTest {
     private FakeCuda fake;
@@ -63,6 +64,21 @@ class FastTierAlignmentTest {
         assertFalse(odd8.contains(FusedKernelsTier.LORA_SHRINK), odd8.toString());
         List<String> aligned = lora(wrapped(16, 24, 32));
         assertTrue(aligned.contains(FusedKernelsTier.LORA_SHRINK), aligned.toString());
+    }
+
+    @Test
+    void stagedLoraBackwardNeedsAnAlignedDy() {
+        // dY [24,16] bf16, W [16,32], r = 8: out and r multiples of 8; only dY's offset varies
+        for (long off : new long[] {2, 8, 16}) {
+            int from = fake.launches().size();
+            be.loraLinearBackward(wrapped(off, 24, 16), be.zeros(DType.BF16, 16, 32), false,
+                    be.zeros(DType.F32, 8, 32), be.zeros(DType.F32, 16, 8), 2f, be.zeros(DType.BF16, 8, 32),
+                    be.zeros(DType.BF16, 16, 8), be.zeros(DType.F32, 24, 8), be.zeros(DType.BF16, 24, 8),
+                    be.zeros(DType.BF16, 24, 32), be.zeros(DType.F32, 24, 32), be.zeros(DType.F32, 8, 32),
+                    be.zeros(DType.F32, 16, 8));
+            List<String> k = fake.kernelsSince(from);
+            assertTrue(k.contains(FusedKernelsTier.LORA_BWD) == (off % 16 == 0), "offset " + off + ": " + k);
+        }
     }
 
     @Test

@@ -1,0 +1,133 @@
+package ai.lorakit.adapters;
+
+import ai.lorakit.adapters.optim.AdamWPolicy;
+import ai.lorakit.adapters.optim.Optimizer;
+import ai.lorakit.adapters.optim.OptimizerConfig;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.cpu.CpuBackend;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+
+/**
+ * Proves that an adapted layer's bf16 stages (what the CUDA fast kernels read instead of the fp32 masters) hold the
+ * current adapter: after the first bf16 forward they equal bf16(A) and bf16(s B) (VeRA: bf16(A_l) and bf16(λb ∘ B_l)),
+ * and after an optimizer step (which changes the masters) the next forward restages them, for both weight layouts.
+ * A stale stage would go unnoticed by the portable defaults, which read the masters, hence this direct check.
+ */
+class StagingTest {
+
+    private static float[] rand(Random r, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) r.nextGaussian();
+        }
+        return v;
+    }
+
+    private static void assertStage(CpuBackend be, String what, Tensor stage, float[] want) {
+        float[] got = be.download(stage);
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(DType.BF16.round(want[i]), got[i], 0f, what + "[" + i + "]");
+        }
+    }
+
+    private static float[] scaled(float[] v, float s) {
+        float[] o = v.clone();
+        for (int i = 0; i < o.length; i++) {
+            o[i] *= s;
+        }
+        return o;
+    }
+
+    /** One forward, backward and optimizer step of the layer on random bf16 data. */
+    private static void trainStep(CpuBackend be, AdaptedLinear layer, Random r, int n, int in, int out) {
+        try (Tensor x = be.upload(rand(r, n * in), DType.BF16, n, in); Tensor y = be.zeros(DType.BF16, n, out);
+             Tensor dy = be.upload(rand(r, n * out), DType.BF16, n, out); Tensor dx = be.zeros(DType.BF16, n, in);
+             Optimizer opt = Optimizer.create(new AdamWPolicy(), OptimizerConfig.defaults(), layer.parameters(),
+                     List.of())) {
+            layer.forward(x, y);
+            layer.backward(dy, dx);
+            opt.step();
+        }
+    }
+
+    private static void forward(CpuBackend be, AdaptedLinear layer, Random r, int n, int in, int out) {
+        try (Tensor x = be.upload(rand(r, n * in), DType.BF16, n, in); Tensor y = be.zeros(DType.BF16, n, out)) {
+            layer.forward(x, y);
+        }
+    }
+
+    @Test
+    void loraStagesFollowTheOptimizer() {
+        int n = 6, in = 16, out = 24, r = 8;
+        Random rnd = new Random(31);
+        for (boolean fifo : new boolean[] {false, true}) {
+            LoraConfig cfg = new LoraConfig(r, 16f, 0f, false, LoraConfig.Init.NONE, false, List.of("p"), Map.of(),
+                    Map.of());
+            try (CpuBackend be = new CpuBackend(false);
+                 Tensor w = be.upload(rand(rnd, in * out), DType.BF16, fifo ? in : out, fifo ? out : in);
+                 AdaptedLinear layer = AdaptedLinear.create("p", w, null, fifo, cfg, null, 5L)) {
+                layer.setTraining(true);
+                Tensor a = layer.parameter(Parameter.Role.LORA_A).value();
+                Tensor b = layer.parameter(Parameter.Role.LORA_B).value();
+                float s = layer.scaling();
+                forward(be, layer, rnd, n, in, out);
+                Tensor aStage = layer.scratch().get("lora.A.bf16", DType.BF16, r, in);
+                Tensor sbStage = layer.scratch().get("lora.sB.bf16", DType.BF16, out, r);
+                assertStage(be, "A stage fifo=" + fifo, aStage, be.download(a));
+                assertStage(be, "s B stage fifo=" + fifo, sbStage, scaled(be.download(b), s));
+                float[] before = be.download(b);
+                trainStep(be, layer, rnd, n, in, out);
+                assertNotEquals(before[0], be.download(b)[0], "the optimizer moved B");
+                forward(be, layer, rnd, n, in, out);
+                assertStage(be, "A stage after a step fifo=" + fifo, aStage, be.download(a));
+                assertStage(be, "s B stage after a step fifo=" + fifo, sbStage, scaled(be.download(b), s));
+            }
+        }
+    }
+
+    @Test
+    void veraStagesFollowTheOptimizer() {
+        int n = 6, in = 16, out = 24, inMax = 24, outMax = 32, r = 8;
+        Random rnd = new Random(32);
+        VeraConfig cfg = new VeraConfig(r, 0L, true, 0.1f, 0f, List.of("p"));
+        try (CpuBackend be = new CpuBackend(false); VeraProjections shared = VeraProjections.create(be, cfg, inMax,
+                outMax); Tensor w = be.upload(rand(rnd, in * out), DType.BF16, out, in);
+             AdaptedLinear layer = AdaptedLinear.create("p", w, null, false, cfg, shared, 5L)) {
+            layer.setTraining(true);
+            Tensor lb = layer.parameter(Parameter.Role.VERA_LAMBDA_B).value();
+            be.write(lb, rand(rnd, out));                  // λb starts at 0; make the stage informative
+            layer.parameter(Parameter.Role.VERA_LAMBDA_B).markChanged();
+            forward(be, layer, rnd, n, in, out);
+            float[] sa = be.download(shared.a());
+            float[] sb = be.download(shared.b());
+            float[] al = new float[r * in];
+            for (int j = 0; j < r; j++) {
+                System.arraycopy(sa, j * inMax, al, j * in, in);
+            }
+            Tensor aStage = layer.scratch().get("vera.A.bf16", DType.BF16, r, in);
+            Tensor sbStage = layer.scratch().get("vera.sB.bf16", DType.BF16, out, r);
+            assertStage(be, "A_l stage", aStage, al);
+            for (int step = 0; step < 2; step++) {
+                float[] lbv = be.download(lb);
+                float[] want = new float[out * r];
+                for (int o = 0; o < out; o++) {
+                    for (int j = 0; j < r; j++) {
+                        want[o * r + j] = lbv[o] * sb[o * r + j];
+                    }
+                }
+                assertStage(be, "λb ∘ B_l stage after " + step + " steps", sbStage, want);
+                trainStep(be, layer, rnd, n, in, out);
+                forward(be, layer, rnd, n, in, out);
+            }
+            assertStage(be, "A_l stage kept", aStage, al);
+        }
+    }
+}

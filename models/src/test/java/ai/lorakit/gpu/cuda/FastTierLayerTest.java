@@ -1,0 +1,203 @@
+package ai.lorakit.gpu.cuda;
+
+import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.LoraConfig;
+import ai.lorakit.adapters.Parameter;
+import ai.lorakit.adapters.VeraConfig;
+import ai.lorakit.adapters.VeraProjections;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.KernelSources;
+import ai.lorakit.gpu.Tensor;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Proves, on the fake driver (kernels recorded, not run), that an adapted torch-Linear layer (W [out,in]) in the
+ * bf16 policy reaches the fast kernels through its layer-owned bf16 stages: LoRA stages A and s B once
+ * (lora_margin_fwd_kernel1 twice) and again only after a parameter changed, its forward's shrink reads the staged A
+ * and writes the S its backward's lora_linear_bwd_x_kernel1 reads with the staged s B (pointers compared); VeRA stages
+ * λb ∘ B_l per change and runs its shrink, the shared backward kernel and both λ kernels; an r that is not a multiple
+ * of 8 declines the backward kernel (portable path); fp32 activations stay off the staged path; Delta-LoRA's
+ * master update is one launch with the master's address, in both layouts.
+ */
+class FastTierLayerTest {
+    private static final int N = 16;
+    private static final int IN = 32;
+    private static final int OUT = 48;
+    private FakeDriver driver;
+    private CudaBackend be;
+
+    @BeforeEach
+    void open() {
+        assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
+        driver = new FakeDriver();
+        be = ModelSteadyStateTest.fakeBackend(driver);
+    }
+
+    @AfterEach
+    void close() {
+        if (be != null) {
+            be.close();
+        }
+    }
+
+    private List<FakeDriver.Launch> fastSince(int from) {
+        return driver.launches.subList(from, driver.launches.size()).stream()
+                .filter(l -> FastTierReachabilityTest.FAST.contains(l.kernel())).toList();
+    }
+
+    private static List<String> names(List<FakeDriver.Launch> ls) {
+        return ls.stream().map(FakeDriver.Launch::kernel).toList();
+    }
+
+    private static LoraConfig lora(int r) {
+        return new LoraConfig(r, 16f, 0f, false, LoraConfig.Init.NONE, false, List.of("proj"), Map.of(), Map.of());
+    }
+
+    @Test
+    void loraLinearLayoutStagesOnceAndFeedsTheKernels() {
+        try (Tensor w = be.zeros(DType.BF16, OUT, IN); Tensor bias = be.zeros(DType.BF16, OUT);
+             Tensor x = be.zeros(DType.BF16, N, IN); Tensor y = be.zeros(DType.BF16, N, OUT);
+             Tensor dy = be.zeros(DType.BF16, N, OUT); Tensor dx = be.zeros(DType.BF16, N, IN);
+             AdaptedLinear layer = AdaptedLinear.create("proj", w, bias, false, lora(8), null, 3L)) {
+            layer.setTraining(true);
+            int from = driver.launches.size();
+            layer.forward(x, y);
+            List<FakeDriver.Launch> fwd = fastSince(from);
+            assertEquals(List.of("lora_margin_fwd_kernel1", "lora_margin_fwd_kernel1", "lora_shrink_fwd_kernel2"),
+                    names(fwd));
+            long sbStage = fwd.get(0).slots()[3];          // (A, B, s, Wm, ldw, out, in, r): Wm = s B's stage
+            long aStage = fwd.get(1).slots()[3];
+            long[] m0 = fwd.get(0).slots();
+            long[] m1 = fwd.get(1).slots();
+            Tensor a = layer.parameter(Parameter.Role.LORA_A).value();
+            Tensor b = layer.parameter(Parameter.Role.LORA_B).value();
+            assertEquals(be.address("test", a), m0[0]);
+            assertEquals(be.address("test", b), m0[1]);
+            assertEquals(layer.scaling(), Float.intBitsToFloat((int) m0[2]));
+            // in = 0, ldw = r: s B [out,r] dense; out = 0, ldw = in: A [r,in] dense
+            assertEquals(List.of(8, OUT, 0, 8), List.of((int) m0[4], (int) m0[5], (int) m0[6], (int) m0[7]));
+            assertEquals(List.of(IN, 0, IN, 8), List.of((int) m1[4], (int) m1[5], (int) m1[6], (int) m1[7]));
+            assertEquals(2, fwd.get(0).grid()[0], "ceil(48*8/256)");
+            assertEquals(1, fwd.get(1).grid()[0], "ceil(8*32/256)");
+            FakeDriver.Launch shrink = fwd.get(2);          // (X, ldx, A, lda, u, S, lds, N, in, r)
+            assertEquals(be.address("test", x), shrink.slots()[0]);
+            assertEquals(aStage, shrink.slots()[2], "the shrink reads the staged A");
+            from = driver.launches.size();
+            layer.backward(dy, dx);
+            List<FakeDriver.Launch> bwd = fastSince(from);
+            assertEquals(List.of("lora_linear_bwd_x_kernel1"), names(bwd));
+            // (dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dB, N, r)
+            long[] k = bwd.get(0).slots();
+            assertEquals(be.address("test", dy), k[0]);
+            assertEquals(sbStage, k[3], "the backward reads the staged s B");
+            assertEquals(shrink.slots()[5], k[5], "the backward reads the S the forward wrote");
+            assertEquals(be.address("test", layer.parameter(Parameter.Role.LORA_B).grad()), k[11], "dB");
+
+            from = driver.launches.size();
+            layer.forward(x, y);                            // nothing changed: no staging
+            assertEquals(List.of("lora_shrink_fwd_kernel2"), names(fastSince(from)));
+            layer.parameter(Parameter.Role.LORA_B).markChanged();   // as the optimizer does after its update
+            from = driver.launches.size();
+            layer.forward(x, y);
+            List<FakeDriver.Launch> again = fastSince(from);
+            assertEquals(List.of("lora_margin_fwd_kernel1", "lora_margin_fwd_kernel1", "lora_shrink_fwd_kernel2"),
+                    names(again));
+            assertEquals(sbStage, again.get(0).slots()[3], "the same layer-owned stage is refreshed");
+        }
+    }
+
+    @Test
+    void rankNotAMultipleOf8DeclinesTheBackwardKernel() {
+        try (Tensor w = be.zeros(DType.BF16, OUT, IN); Tensor x = be.zeros(DType.BF16, N, IN);
+             Tensor y = be.zeros(DType.BF16, N, OUT); Tensor dy = be.zeros(DType.BF16, N, OUT);
+             Tensor dx = be.zeros(DType.BF16, N, IN);
+             AdaptedLinear layer = AdaptedLinear.create("proj", w, null, false, lora(4), null, 3L)) {
+            layer.setTraining(true);
+            layer.forward(x, y);
+            int from = driver.launches.size();
+            layer.backward(dy, dx);
+            List<String> all = driver.launches.subList(from, driver.launches.size()).stream()
+                    .map(FakeDriver.Launch::kernel).toList();
+            assertFalse(all.contains("lora_linear_bwd_x_kernel1"), "r = 4 must take the portable path: " + all);
+            assertTrue(all.contains("gemm_fwd_kernel1"), "the portable composition ran: " + all);
+        }
+    }
+
+    @Test
+    void fp32ActivationsStayOffTheStagedPath() {
+        try (Tensor w = be.zeros(DType.F32, OUT, IN); Tensor x = be.zeros(DType.F32, N, IN);
+             Tensor y = be.zeros(DType.F32, N, OUT);
+             AdaptedLinear layer = AdaptedLinear.create("proj", w, null, false, lora(8), null, 3L)) {
+            layer.setTraining(true);
+            int from = driver.launches.size();
+            layer.forward(x, y);
+            assertEquals(List.of(), names(fastSince(from)), "fp32 x: no bf16 stage, no bf16 kernel");
+        }
+    }
+
+    @Test
+    void veraLinearLayoutRunsItsKernels() {
+        VeraConfig cfg = new VeraConfig(16, 0L, true, 0.1f, 0f, List.of("proj"));
+        try (VeraProjections shared = VeraProjections.create(be, cfg, IN, OUT);
+             Tensor w = be.zeros(DType.BF16, OUT, IN); Tensor x = be.zeros(DType.BF16, N, IN);
+             Tensor y = be.zeros(DType.BF16, N, OUT); Tensor dy = be.zeros(DType.BF16, N, OUT);
+             Tensor dx = be.zeros(DType.BF16, N, IN);
+             AdaptedLinear layer = AdaptedLinear.create("proj", w, null, false, cfg, shared, 3L)) {
+            layer.setTraining(true);
+            int from = driver.launches.size();
+            layer.forward(x, y);
+            List<FakeDriver.Launch> fwd = fastSince(from);
+            // the first forward stages A_l once through the default (it is frozen), so only the shrink is fast
+            assertEquals(List.of("vera_shrink_fwd_kernel1"), names(fwd));
+            from = driver.launches.size();
+            layer.backward(dy, dx);
+            List<FakeDriver.Launch> bwd = fastSince(from);
+            assertEquals(List.of("lora_linear_bwd_x_kernel1", "vera_lambda_bwd_x_kernel1",
+                    "vera_lambda_b_bwd_x_kernel1"), names(bwd));
+            assertEquals(fwd.get(0).slots()[6], bwd.get(0).slots()[5], "the backward reads the V the forward wrote");
+            assertEquals(be.address("test", layer.parameter(Parameter.Role.VERA_LAMBDA_D).grad()),
+                    bwd.get(1).slots()[2], "dλd");
+            assertEquals(be.address("test", layer.parameter(Parameter.Role.VERA_LAMBDA_B).grad()),
+                    bwd.get(2).slots()[2], "dλb");
+            layer.parameter(Parameter.Role.VERA_LAMBDA_B).markChanged();
+            from = driver.launches.size();
+            layer.forward(x, y);
+            List<FakeDriver.Launch> again = fastSince(from);
+            assertEquals(List.of("vera_margin_fwd_kernel1", "vera_shrink_fwd_kernel1"), names(again));
+            // (A, lda, B, λd, λb, Wm, ldw, out, in, r): in = 0 stages λb ∘ B_l alone
+            assertEquals(0, (int) again.get(0).slots()[8]);
+            assertEquals(again.get(0).slots()[5], bwd.get(0).slots()[3], "the backward read the staged λb ∘ B_l");
+        }
+    }
+
+    @Test
+    void deltaLoraMasterUpdateIsOneLaunchInBothLayouts() {
+        for (boolean fifo : new boolean[] {false, true}) {
+            int rows = fifo ? IN : OUT;
+            int cols = fifo ? OUT : IN;
+            try (Tensor w = be.zeros(DType.BF16, rows, cols); Tensor master = be.zeros(DType.F32, rows, cols);
+                 Tensor a1 = be.zeros(DType.F32, 8, IN); Tensor a0 = be.zeros(DType.F32, 8, IN);
+                 Tensor b1 = be.zeros(DType.F32, OUT, 8); Tensor b0 = be.zeros(DType.F32, OUT, 8)) {
+                int from = driver.launches.size();
+                be.deltaLoraUpdateMaster(w, master, fifo, 0.5f, b1, a1, b0, a0);
+                List<FakeDriver.Launch> ls = driver.launches.subList(from, driver.launches.size());
+                assertEquals(List.of("delta_lora_update_fwd_kernel1"), names(ls), "fifo=" + fifo);
+                long[] k = ls.get(0).slots();   // (W, ldw, master, ldm, comp, ldc, fanInFanOut, c, ...)
+                assertEquals(be.address("test", w), k[0]);
+                assertEquals(cols, (int) k[1]);
+                assertEquals(be.address("test", master), k[2], "fifo=" + fifo + ": the fp32 master");
+                assertEquals(fifo ? 1 : 0, (int) k[6]);
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+package ai.lorakit.gpu.cuda;
+
+import ai.lorakit.adapters.AdapterConfig;
+import ai.lorakit.adapters.schedule.LoraDrop;
+import ai.lorakit.cli.Method;
+import ai.lorakit.gpu.KernelSources;
+import ai.lorakit.models.data.TextDataset;
+import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.layers.Precision;
+import ai.lorakit.models.tokenizer.ByteTokenizer;
+import ai.lorakit.models.train.EnglishText;
+import ai.lorakit.models.train.StepMetrics;
+import ai.lorakit.models.train.TrainConfig;
+import ai.lorakit.models.train.TrainListener;
+import ai.lorakit.models.train.Trainer;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Proves which hand-written kernels (cuda-kernels/cuda/*.cu) a bf16 training step of each --method reaches on the
+ * CUDA backend, as {@code lorakit train --precision bf16} builds it, for GPT-2's Conv1D layout (W [in,out]): a tiny
+ * GPT-2 (every width a multiple of 8, as the kernels require) trains {@value #STEPS} steps on the fake driver (kernels
+ * recorded, not run) and the fast-tier kernels launched during step 3 (Delta-LoRA's first W update; the steady state
+ * of the others) must be exactly the method's set. For the staged LoRA family it also checks that the portable
+ * shrink/expand twins did not run; for every method, that steps 2..4 allocate no device memory (stages are made once). The
+ * Linear layout is checked layer by layer in {@link FastTierLayerTest}.
+ */
+class FastTierReachabilityTest {
+    static final int STEPS = 5;
+    /** The step whose launches are checked (0-based): Delta-LoRA snapshots at step 1 and first updates W at step 2. */
+    static final int CHECKED = 2;
+    /** Every extern "C" kernel of cuda-kernels/cuda/*.cu but the launch-overhead probe. */
+    static final Set<String> FAST = Set.of("adamw_fwd_kernel2", "adamw_multi_fwd_kernel1",
+            "delta_lora_update_fwd_kernel1", "dora_gram_fwd_kernel1", "dora_norm_fwd_kernel2", "dora_scale_fwd_kernel1",
+            "dora_scale_bwd_x_kernel1", "lora_margin_fwd_kernel1", "lora_shrink_fwd_kernel2",
+            "lora_linear_bwd_x_kernel1", "vera_shrink_fwd_kernel1", "vera_margin_fwd_kernel1",
+            "vera_lambda_bwd_x_kernel1", "vera_lambda_b_bwd_x_kernel1");
+    static final Set<String> LORA = Set.of("lora_margin_fwd_kernel1", "lora_shrink_fwd_kernel2",
+            "lora_linear_bwd_x_kernel1", "adamw_fwd_kernel2");
+
+    @TempDir
+    Path dir;
+
+    /**
+     * The fast-tier kernels one bf16 step runs, per method. dora and adalora: what exists today, the unstaged
+     * loraLinearForward's shrink on a per-call bf16 copy of A (DoRA's low-rank part; AdaLoRA's A∘E) and AdamW;
+     * doraWeightNorm declines GPT-2's fan-in-fan-out layout (h-dora extends DoRA's set). adamw_fwd_kernel2 is the
+     * per-tensor AdamW (h-nohost replaces it with adamw_multi_fwd_kernel1).
+     */
+    static Set<String> expected(Method m) {
+        return switch (m) {
+            case LORA, LORA_PLUS, LORA_FA, LORA_DROP -> LORA;
+            case DELTA_LORA -> union(LORA, Set.of("delta_lora_update_fwd_kernel1"));
+            case VERA -> Set.of("vera_margin_fwd_kernel1", "vera_shrink_fwd_kernel1", "lora_linear_bwd_x_kernel1",
+                    "vera_lambda_bwd_x_kernel1", "vera_lambda_b_bwd_x_kernel1", "adamw_fwd_kernel2");
+            case DORA, ADALORA -> Set.of("lora_shrink_fwd_kernel2", "adamw_fwd_kernel2");
+            case FULL -> Set.of("adamw_fwd_kernel2");
+        };
+    }
+
+    private static Set<String> union(Set<String> a, Set<String> b) {
+        Set<String> u = new TreeSet<>(a);
+        u.addAll(b);
+        return u;
+    }
+
+    /** The kernel names launched during each step. */
+    private static final class Steps implements TrainListener {
+        final FakeDriver driver;
+        final List<List<String>> steps = new ArrayList<>();
+        /** cuMemAlloc* calls seen at the end of each step. */
+        final List<Long> allocs = new ArrayList<>();
+        int from;
+
+        Steps(FakeDriver driver) {
+            this.driver = driver;
+        }
+
+        @Override
+        public void started(int fromStep, int totalSteps, long tokensPerStep, double elapsedS) {
+            steps.clear();
+            from = driver.launches.size();
+        }
+
+        @Override
+        public void stepDone(StepMetrics m, boolean logged) {
+            int to = driver.launches.size();
+            steps.add(driver.launches.subList(from, to).stream().map(FakeDriver.Launch::kernel).toList());
+            allocs.add(driver.calls.stream().filter(c -> c.startsWith("cuMemAlloc")).count());
+            from = to;
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Method.class)
+    void bf16StepReachesTheFastKernels(Method method) throws IOException {
+        assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
+        FakeDriver driver = new FakeDriver();
+        Steps steps = new Steps(driver);
+        Precision precision = method == Method.FULL ? Precision.BF16.withFp32Weights() : Precision.BF16;
+        try (CudaBackend be = ModelSteadyStateTest.fakeBackend(driver);
+             DecoderModel model = DecoderModel.random(ModelSteadyStateTest.CFG, be, 11, precision)) {
+            Method.Settings s = Method.Settings.defaults(STEPS, 5L, List.of("c_attn", "c_proj", "c_fc"));
+            AdapterConfig adapter = method.adapterConfig(s);
+            if (adapter == null) {
+                model.setFullFineTune(true);
+            } else {
+                model.attachAdapters(adapter, 7);
+            }
+            TextDataset.Split data = TextDataset.of("english", EnglishText.documents(), new ByteTokenizer())
+                    .split(0.25, 3);
+            TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
+                    0.01f, 1f, 1, 0, 1, 0, 5L, 1);
+            LoraDrop drop = method == Method.LORA_DROP ? ModelSteadyStateTest.tieLikeStage2(model) : null;
+            try (Trainer t = new Trainer(model, method.policy(s), cfg, data.train(), data.validation(), dir)) {
+                t.setListener(steps);
+                t.run();
+            } finally {
+                if (drop != null) {
+                    drop.close();
+                }
+            }
+        }
+        assertEquals(STEPS, steps.steps.size(), "steps recorded");
+        List<String> step = steps.steps.get(CHECKED);
+        Set<String> fast = new TreeSet<>(step);
+        fast.retainAll(FAST);
+        assertEquals(new TreeSet<>(expected(method)), fast, method.cliName() + ": fast-tier kernels of a bf16 step");
+        assertEquals(steps.allocs.get(0), steps.allocs.get(STEPS - 2), method.cliName()
+                + ": cuMemAlloc* after step 1 (the bf16 stages are allocated once)");
+        if (expected(method).contains("lora_margin_fwd_kernel1") || method == Method.VERA) {
+            assertFalse(step.contains("lora_shrink_fwd_kernel1") || step.contains("lora_expand_fwd_kernel1"),
+                    method.cliName() + ": the portable shrink/expand ran in a staged step: " + new TreeSet<>(step));
+        }
+    }
+}
