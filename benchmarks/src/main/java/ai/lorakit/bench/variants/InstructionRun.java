@@ -2,10 +2,10 @@ package ai.lorakit.bench.variants;
 
 import ai.lorakit.adapters.AdapterConfig;
 import ai.lorakit.adapters.optim.OptimizerPolicy;
+import ai.lorakit.adapters.schedule.LoraDropOptions;
 import ai.lorakit.cli.Method;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.BackendRegistry;
-import ai.lorakit.gpu.CrossEntropy;
 import ai.lorakit.gpu.dist.SingleProcess;
 import ai.lorakit.models.data.BrownCorpus;
 import ai.lorakit.models.data.BrownPosInstructions;
@@ -19,6 +19,7 @@ import ai.lorakit.models.eval.GreedyDecoder;
 import ai.lorakit.models.eval.TaggingScore;
 import ai.lorakit.models.tokenizer.Tokenizer;
 import ai.lorakit.models.train.EvalResult;
+import ai.lorakit.models.train.LoraDropTraining;
 import ai.lorakit.models.train.Evaluator;
 import ai.lorakit.models.train.TrainConfig;
 import ai.lorakit.models.train.TrainListener;
@@ -58,8 +59,9 @@ import java.util.stream.Stream;
  * forward per generated token, stop at EOS or a newline, at most the longest gold completion + 4 tokens) scored by
  * {@link TaggingScore} (exact match, per-tag accuracy).
  *
- * <p>LoRA-drop: not supported on instruction data (the CLI refuses it too: its stage 1 samples DOCUMENTS of a
- * text dataset); {@link #run} returns {@link Result#unsupported} for it.
+ * <p>LoRA-drop: as VariantsTable runs it (α 0.1, T 0.9, restart, stage 1 = ⌈α·steps⌉ but >= 10 steps, ranked
+ * per module), on instruction rows ({@link LoraDropTraining}'s instruction constructor: stage 1 on α of the training
+ * EXAMPLES, importance over their real positions). Its tokens/s and curve are stage 2's; wall time includes both.
  *
  * <pre>
  * java -cp benchmarks.jar ai.lorakit.bench.variants.InstructionRun [--method lora] [--lr 1e-3] [--seed 42]
@@ -139,7 +141,6 @@ public final class InstructionRun {
      * @param method          the --method name
      * @param lr              peak learning rate
      * @param seed            training-order and adapter-init seed
-     * @param supported       false: the method cannot run on instruction data (see note); every number is NaN
      * @param valLoss         mean cross-entropy on the completion tokens of the validation rows, after training
      * @param testLoss        the same on the test rows
      * @param exactMatch      share of generated completions equal to the gold (whitespace-normalised)
@@ -153,17 +154,13 @@ public final class InstructionRun {
      * @param peakRssMiB      peak resident set during the run
      * @param wallS           the whole run: model load, training, curve, final losses, generation
      * @param valCurve        {step, validation loss on curveRows rows} (step 0 = before training)
-     * @param note            why a method is unsupported, or ""
+     * @param note            method-specific facts (LoRA-drop's stage 1 and selection), or ""
      */
-    public record Result(String method, double lr, long seed, boolean supported, double valLoss, double testLoss,
+    public record Result(String method, double lr, long seed, double valLoss, double testLoss,
                          double exactMatch, double tagAccuracy, long trainable, double tokensPerS,
                          double paddedTokensPerS, double trainS, double generateS, double peakHeapMiB,
                          double peakRssMiB, double wallS, List<double[]> valCurve, String note) {
 
-        static Result unsupported(Method m, double lr, long seed, String note) {
-            double n = Double.NaN;
-            return new Result(m.cliName(), lr, seed, false, n, n, n, n, 0, n, n, n, n, n, n, 0, List.of(), note);
-        }
     }
 
     private InstructionRun() {
@@ -241,14 +238,12 @@ public final class InstructionRun {
 
     /** One run on prepared data (see the class comment). */
     public static Result run(Method method, double lr, long seed, Options o, Data d, Backend be) throws IOException {
-        if (method == Method.LORA_DROP) {
-            return Result.unsupported(method, lr, seed, "LoRA-drop's stage 1 samples documents of text data; the"
-                    + " instruction path refuses it (as lorakit train does)");
-        }
         long t0 = System.nanoTime();
         Path runDir = Files.createDirectories(o.work()).resolve(method.cliName() + "-lr" + lr + "-seed" + seed);
         List<double[]> curve = new ArrayList<>();
-        try (MemorySampler mem = MemorySampler.start(20); DecoderModel gm = DecoderModel.load(d.modelDir(), be)) {
+        // resources close in reverse: LoRA-drop's shared adapters before the model that reads them
+        try (MemorySampler mem = MemorySampler.start(20); DecoderModel gm = DecoderModel.load(d.modelDir(), be);
+             DropHolder drop = new DropHolder()) {
             Method.Settings s = Method.Settings.defaults(o.steps(), seed, gm.config().family().defaultTargets());
             AdapterConfig ac = method.adapterConfig(s);
             OptimizerPolicy policy = method.policy(s);
@@ -262,15 +257,40 @@ public final class InstructionRun {
                     (o.curveRows() + o.batch() - 1) / o.batch(), 0, seed, 10);
             Trainer.Result res;
             long trainable;
-            try (Trainer t = new Trainer(gm, policy, tc, d.train(), d.validation(), runDir)) {
-                t.setListener(new TrainListener() {
+            String note = "";
+            if (method == Method.LORA_DROP) {
+                LoraDropOptions opts = LoraDropOptions.defaults().withGrouping(LoraDropOptions.Grouping.PER_MODULE);
+                int stage1 = LoraDropTraining.defaultStage1Steps(o.steps(), opts);
+                drop.ld = new LoraDropTraining(gm, policy, tc, opts, stage1, d.train(), d.validation(), runDir);
+                drop.ld.setListener(new TrainListener() {
+                    private int beforeTraining;                        // evaluations at step 0: one per stage
+
                     @Override
                     public void evaluated(int step, EvalResult r) {
-                        curve.add(new double[]{step, r.loss()});
+                        beforeTraining += step == 0 ? 1 : 0;
+                        if (beforeTraining == 2) {                     // stage 2's curve only
+                            curve.add(new double[]{step, r.loss()});
+                        }
                     }
                 });
-                res = t.run();
-                trainable = t.trainableParameterCount();
+                LoraDropTraining.Result r = drop.ld.run(false);
+                res = r.stage2();
+                trainable = r.trainableAfter();
+                note = String.format(Locale.ROOT, "stage 1: %d steps on %.0f%% of the training examples (not in"
+                        + " tokens/s); %s; trainable %,d -> %,d", stage1, 100 * opts.alpha(),
+                        LoraDropTraining.describe(r.selection()).replace("LoRA-drop selection ", "selection "),
+                        r.trainableBefore(), r.trainableAfter());
+            } else {
+                try (Trainer t = new Trainer(gm, policy, tc, d.train(), d.validation(), runDir)) {
+                    t.setListener(new TrainListener() {
+                        @Override
+                        public void evaluated(int step, EvalResult r) {
+                            curve.add(new double[]{step, r.loss()});
+                        }
+                    });
+                    res = t.run();
+                    trainable = t.trainableParameterCount();
+                }
             }
             double trainS = res.tokensPerS() > 0 ? (double) o.steps() * tc.tokensPerStep() / res.tokensPerS() : 0;
             double realTokens = realTokens(d.train(), o.batch(), seed, o.steps());
@@ -279,30 +299,40 @@ public final class InstructionRun {
             long g0 = System.nanoTime();
             TaggingScore score = generateAndScore(gm, d);
             double genS = (System.nanoTime() - g0) / 1e9;
-            return new Result(method.cliName(), lr, seed, true, val.loss(), test.loss(), score.exactMatch(),
+            return new Result(method.cliName(), lr, seed, val.loss(), test.loss(), score.exactMatch(),
                     score.tagAccuracy(), trainable, trainS > 0 ? realTokens / trainS : 0, res.tokensPerS(), trainS,
                     genS, mem.peakHeapMiB(), mem.peakRssMiB(), (System.nanoTime() - t0) / 1e9, List.copyOf(curve),
-                    "");
+                    note);
         } finally {
             deleteTree(runDir);
         }
     }
 
+    /** LoRA-drop's two-stage run, if any, closed with the run's resources. */
+    private static final class DropHolder implements AutoCloseable {
+        LoraDropTraining ld;
+
+        @Override
+        public void close() {
+            if (ld != null) {
+                ld.close();
+            }
+        }
+    }
+
     /**
      * Real (non-padding) input tokens of the first {@code steps} batches the Trainer draws: the same
-     * {@link InstructionSampler} stream (seed = run seed). A row's real inputs end at its last counted target (the
-     * EOS), so they number that index + 1.
+     * {@link InstructionSampler} stream (seed = run seed), each row counted by its real length (up to its last
+     * trained target, the EOS; {@link InstructionWindows#realLength}).
      */
     static long realTokens(InstructionWindows rows, int batch, long seed, int steps) {
         InstructionSampler s = new InstructionSampler(rows, batch, seed);
         long n = 0;
         for (int k = 0; k < steps; k++) {
-            for (int[] y : s.nextBatch().targets()) {
-                int last = y.length - 1;
-                while (last >= 0 && y[last] == CrossEntropy.IGNORE) {
-                    last--;
-                }
-                n += last + 1;
+            InstructionSampler.Rows b = s.nextBatch();
+            InstructionWindows w = new InstructionWindows(b.inputs(), b.targets(), 0, 0);
+            for (int i = 0; i < b.inputs().length; i++) {
+                n += w.realLength(i);
             }
         }
         return n;
@@ -357,14 +387,14 @@ public final class InstructionRun {
         System.out.printf(Locale.ROOT, "data in %.1f s: %s%n", (System.nanoTime() - t0) / 1e9, d.describe());
         try (Backend be = BackendRegistry.open(o.backend())) {
             Result r = run(Method.parse(method), lr, seed, o, d, be);
-            System.out.println(r.supported() ? String.format(Locale.ROOT, "%s lr %.0e seed %d: val loss %.4f, test"
+            System.out.println(String.format(Locale.ROOT, "%s lr %.0e seed %d: val loss %.4f, test"
                             + " loss %.4f, exact match %.3f, tag accuracy %.3f, trainable %,d, %.0f real tokens/s (%.0f"
                             + " padded), train %.1f s, generate %.1f s, peak heap %.0f MiB, RSS %.0f MiB, wall %.1f s;"
                             + " curve %s", r.method(), r.lr(), r.seed(), r.valLoss(), r.testLoss(), r.exactMatch(),
                     r.tagAccuracy(), r.trainable(), r.tokensPerS(), r.paddedTokensPerS(), r.trainS(), r.generateS(),
                     r.peakHeapMiB(), r.peakRssMiB(), r.wallS(), r.valCurve().stream().map(p -> String.format(
-                            Locale.ROOT, "%.0f:%.3f", p[0], p[1])).toList())
-                    : r.method() + ": not supported: " + r.note());
+                            Locale.ROOT, "%.0f:%.3f", p[0], p[1])).toList()) + (r.note().isEmpty() ? ""
+                    : "; " + r.note()));
         }
     }
 }
