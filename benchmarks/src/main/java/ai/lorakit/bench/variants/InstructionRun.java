@@ -56,7 +56,7 @@ import java.util.stream.Stream;
  *
  * <p><b>Metrics</b> ({@link Result}): mean cross-entropy on the completion tokens (incl. EOS) of the validation
  * rows (the sweep chooses the lr on it) and of the test rows; greedy generation ({@link GreedyDecoder}, one batched
- * forward per generated token, stop at EOS or a newline, at most the longest gold completion + 4 tokens) scored by
+ * forward per generated token, stop at EOS or a newline, at most the prompt's gold completion + 4 tokens) scored by
  * {@link TaggingScore} (exact match, per-tag accuracy).
  *
  * <p>LoRA-drop: as VariantsTable runs it (α 0.1, T 0.9, restart, stage 1 = ⌈α·steps⌉ but >= 10 steps, ranked
@@ -74,6 +74,8 @@ public final class InstructionRun {
     static final long SPLIT_SEED = 42;
     static final double VAL_FRACTION = 0.1;
     static final double TEST_FRACTION = 0.1;
+    /** Tokens a generated completion may run past its gold length (room for stray whitespace). */
+    static final int GEN_MARGIN = 4;
 
     /**
      * Settings shared by every run of a sweep.
@@ -338,10 +340,14 @@ public final class InstructionRun {
         return n;
     }
 
-    /** Greedy completions of the test prompts, scored against the gold ones. */
+    /**
+     * Greedy completions of the test prompts, scored against the gold ones. Each prompt generates at most its gold
+     * completion's length + {@value #GEN_MARGIN} tokens: a longer answer cannot match, and its tags past the gold
+     * length do not count.
+     */
     static TaggingScore generateAndScore(DecoderModel gm, Data d) {
-        int maxNew = d.gold().stream().mapToInt(g -> d.tokenizer().encode(g).length).max().orElse(1) + 4;
         Tokenizer tok = d.tokenizer();
+        int[] maxNew = d.gold().stream().mapToInt(g -> tok.encode(g).length + GEN_MARGIN).toArray();
         IntPredicate stop = id -> id == d.eosId() || tok.decode(new int[]{id}).contains("\n");
         GreedyDecoder.Generation g = GreedyDecoder.generate(gm, d.prompts(), maxNew, stop);
         List<String> predicted = Arrays.stream(g.completions()).map(tok::decode).toList();

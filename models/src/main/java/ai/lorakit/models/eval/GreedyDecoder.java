@@ -11,7 +11,7 @@ import java.util.function.IntPredicate;
  * ({@link LanguageModel#logitsAt}), right-padded to the longest of them, each row's logits read at its own last
  * position. No KV cache: step k forwards the whole prefix again, which is cheap for short completions of a small
  * model and needs nothing from the model beyond its forward. A row stops at its first token that {@code stop}
- * accepts (the token is not kept), after {@code maxNew} tokens, or when it reaches the model's maxSeqLen.
+ * accepts (the token is not kept), after its maxNew tokens, or when it reaches the model's maxSeqLen.
  * Ties in the argmax go to the lowest id.
  */
 public final class GreedyDecoder {
@@ -34,11 +34,28 @@ public final class GreedyDecoder {
      * @throws IllegalArgumentException no prompts, an empty or too long prompt, maxNew < 1
      */
     public static Generation generate(LanguageModel model, List<int[]> prompts, int maxNew, IntPredicate stop) {
+        int[] each = new int[prompts.size()];
+        Arrays.fill(each, maxNew);
+        return generate(model, prompts, each, stop);
+    }
+
+    /**
+     * As {@link #generate(LanguageModel, List, int, IntPredicate)} with a cap per prompt (e.g. its gold answer's
+     * length plus a margin, when longer answers are wrong anyway), so short answers do not pay for long ones.
+     *
+     * @throws IllegalArgumentException as the other form, or maxNew of another length than the prompts
+     */
+    public static Generation generate(LanguageModel model, List<int[]> prompts, int[] maxNew, IntPredicate stop) {
         if (prompts.isEmpty()) {
             throw new IllegalArgumentException("no prompts to generate from");
         }
-        if (maxNew < 1) {
-            throw new IllegalArgumentException("maxNew must be >= 1, got " + maxNew);
+        if (maxNew.length != prompts.size()) {
+            throw new IllegalArgumentException(maxNew.length + " maxNew caps for " + prompts.size() + " prompts");
+        }
+        for (int n : maxNew) {
+            if (n < 1) {
+                throw new IllegalArgumentException("maxNew must be >= 1, got " + n);
+            }
         }
         int cap = model.maxSeqLen();
         int m = prompts.size();
@@ -53,7 +70,7 @@ public final class GreedyDecoder {
                 throw new IllegalArgumentException("prompt " + i + " has " + p.length + " tokens; it needs 1 to "
                         + (cap - 1) + " (the model's maxSeqLen " + cap + " minus one generated token)");
             }
-            seq[i] = Arrays.copyOf(p, p.length + maxNew);
+            seq[i] = Arrays.copyOf(p, p.length + maxNew[i]);
             len[i] = p.length;
             promptLen[i] = p.length;
         }
@@ -87,7 +104,7 @@ public final class GreedyDecoder {
                     continue;
                 }
                 seq[i][len[i]++] = next;
-                done[i] = len[i] - promptLen[i] >= maxNew || len[i] >= cap;
+                done[i] = len[i] - promptLen[i] >= maxNew[i] || len[i] >= cap;
             }
         }
         int[][] out = new int[m][];

@@ -118,6 +118,11 @@ class GreedyDecoderTest {
         assertArrayEquals(new int[]{5}, g.completions()[4]);
         assertArrayEquals(new boolean[]{false, false, true, false, true}, g.stopped());
         assertEquals(4, g.forwards(), "one batched forward per generated position");
+        GreedyDecoder.Generation capped = GreedyDecoder.generate(m, prompts, new int[]{2, 4, 4, 1, 4}, id -> id == 0);
+        assertArrayEquals(new int[]{4, 8}, capped.completions()[0], "own cap 2");
+        assertArrayEquals(new int[]{9, 8, 6, 2}, capped.completions()[1]);
+        assertArrayEquals(new int[]{6}, capped.completions()[3], "own cap 1");
+        assertArrayEquals(new int[]{5}, capped.completions()[4]);
     }
 
     @Test
@@ -177,6 +182,8 @@ class GreedyDecoderTest {
                 () -> GreedyDecoder.generate(m, List.<int[]>of(new int[64]), 3, id -> false), "no room to generate");
         assertThrows(IllegalArgumentException.class,
                 () -> GreedyDecoder.generate(m, List.<int[]>of(new int[]{1}), 0, id -> false));
+        assertThrows(IllegalArgumentException.class,
+                () -> GreedyDecoder.generate(m, List.<int[]>of(new int[]{1}), new int[]{2, 2}, id -> false));
         assertThrows(IllegalArgumentException.class, () -> m.logitsAt(new int[][]{{1, 2}}, new int[]{2}));
     }
 }
