@@ -95,7 +95,11 @@ public final class InstructionRun {
     public record Options(int steps, int batch, int seqLen, int maxTags, int evalEvery, int curveRows, int evalRows,
                           int genPrompts, Path model, String backend, Path work) {
 
-        /** The settings of the table: about 20 s per run on a loaded 2-core machine (see the class comment). */
+        /**
+         * The settings of the table. Measured 2026-12-08 on the shared 2-core machine (load 7-9), warm JVM: a LoRA
+         * run takes about 25 s of process CPU (training ~11 s, generation ~11 s wall), VeRA about 44 s; wall time
+         * follows the load.
+         */
         public static Options defaults(Path work) {
             return new Options(60, 8, 128, 8, 30, 32, 160, 64, null, "cpu", work);
         }
@@ -125,7 +129,7 @@ public final class InstructionRun {
                        InstructionWindows validation, InstructionWindows test, List<int[]> prompts, List<String> gold,
                        int[] leftOut, int maxTags) {
 
-        /** "train 4,046 examples (100 files), validation ..." for reports. */
+        /** "Brown fiction POS instructions, ... train 4,389 examples (100 files), ..." for reports. */
         public String describe() {
             return String.format(Locale.ROOT, "Brown fiction POS instructions, sentences of <= %d tokens fitting %d"
                             + " tokens: train %,d examples (%d files), validation %,d (%d files; %d used), test %,d"
