@@ -497,13 +497,9 @@ final class TrainCommand implements Callable<Integer> {
             total += p.value().numel();
             trainable += p.trainable() ? p.value().numel() : 0;
         }
-        if (dropOptions != null && instruct) {
-            throw new UsageException("--method lora-drop trains on text data only; --data " + data + " is"
-                    + " instruction data (use another method, e.g. lora)");
-        }
         if (dropOptions != null) {
-            return trainLoraDrop(m, ac, policy, tc, dropOptions, split, tok, stored, gm, modelName, outDir, w, t,
-                    trainable, total);
+            return trainLoraDrop(m, ac, policy, tc, dropOptions, split, rows, tok, stored, gm, modelName, outDir, w,
+                    t, trainable, total);
         }
         try (Trainer tr = instruct ? new Trainer(gm, policy, tc, rows.train(), rows.validation(), outDir)
                 : new Trainer(gm, policy, tc, split.train(), split.validation(), outDir);
@@ -584,13 +580,15 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     @SuppressWarnings("try")
+    /** LoRA-drop's two stages on text ({@code split}) or instruction rows ({@code rows}; the other is null). */
     private int trainLoraDrop(Method m, AdapterConfig ac, OptimizerPolicy policy, TrainConfig tc,
-                              LoraDropOptions options, TextDataset.Split split, Tokenizer tok, List<String> stored,
-                              DecoderModel gm, String modelName, Path outDir, int w, int t, long trainable, long total)
-            throws IOException {
+                              LoraDropOptions options, TextDataset.Split split, InstructionSource.Split rows,
+                              Tokenizer tok, List<String> stored, DecoderModel gm, String modelName, Path outDir,
+                              int w, int t, long trainable, long total) throws IOException {
         int stage1 = dropStage1Steps != null ? dropStage1Steps : LoraDropTraining.defaultStage1Steps(steps, options);
-        try (LoraDropTraining ld = new LoraDropTraining(gm, policy, tc, options, stage1, split.train(),
-                split.validation(), outDir);
+        try (LoraDropTraining ld = rows != null
+                ? new LoraDropTraining(gm, policy, tc, options, stage1, rows.train(), rows.validation(), outDir)
+                : new LoraDropTraining(gm, policy, tc, options, stage1, split.train(), split.validation(), outDir);
              ProgressReporter rep = ProgressReporter.create(cli.out, cli.err)) {
             ld.setListener(rep);
             ld.setLog(cli.out::println);

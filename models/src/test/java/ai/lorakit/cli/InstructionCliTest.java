@@ -34,7 +34,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * tokenizer_config.json chat template: full fine-tuning on {prompt, completion} JSONL lowers the validation loss on completion
  * tokens and writes the model with its tokenizer files, eval of it reports the loss over exactly the completion tokens (+ EOS) of the file, counted here from the text;
  * {messages} JSONL trains through the chat template; without tokenizer_config.json, messages exit 2 naming the
- * missing chat template; generate uses the folder's tokenizer.
+ * missing chat template; generate uses the folder's tokenizer; lora-drop's two stages run on instruction rows.
  */
 class InstructionCliTest {
 
@@ -178,6 +178,19 @@ class InstructionCliTest {
         assertTrue(metrics.getLast().get("val_loss").asDouble() < metrics.getFirst().get("val_loss").asDouble(),
                 metrics.toString());
         assertTrue(Files.isRegularFile(out.resolve("adapter").resolve("adapter_config.json")));
+    }
+
+    /** LoRA-drop on instruction rows: stage 1, the selection and stage 2 run and write a plain PEFT LoRA. */
+    @Test
+    void loraDropTrainsOnInstructionRows() throws IOException {
+        Path out = tmp.resolve("run-drop");
+        CliRun t = train(model, prompts, out, 20, "--method", "lora-drop", "--lr", "1e-2");
+        assertEquals(0, t.code(), t.toString());
+        assertTrue(Files.isRegularFile(out.resolve("lora_drop_selection.json")), t.out());
+        assertTrue(Files.isRegularFile(out.resolve("adapter").resolve("adapter_config.json")), t.out());
+        List<JsonNode> metrics = MetricsLog.read(out);
+        assertTrue(metrics.getLast().get("val_loss").asDouble() < metrics.getFirst().get("val_loss").asDouble(),
+                metrics.toString());
     }
 
     @Test
