@@ -3,7 +3,11 @@ package ai.lorakit.models;
 import ai.lorakit.adapters.AdaptedLinear;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.CrossEntropy;
+import ai.lorakit.gpu.DeviceSums;
+import ai.lorakit.gpu.Tensor;
 
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -36,6 +40,25 @@ public interface LanguageModel extends AutoCloseable {
      * inputs = w[:, :T], targets = w[:, 1:].
      */
     double trainStep(int[][] inputs, int[][] targets, float gradScale);
+
+    /**
+     * As {@link #trainStep(int[][], int[][], float)} with the loss left on the device: slot {@code at} of the F32
+     * {@code stats} tensor ({@link DeviceSums}) = the SUM of the counted targets' losses, and
+     * {@code uploaded} runs once the batch is on the device, before the first kernel. Returns the number of
+     * counted targets (so the mean is the slot / that). DecoderModel makes no host transfer after the upload;
+     * this default runs trainStep and writes the slot from the host.
+     */
+    default int trainStepTo(int[][] inputs, int[][] targets, float gradScale, Tensor stats, int at,
+                            Runnable uploaded) {
+        int counted = CrossEntropy.counted(Arrays.stream(targets).flatMapToInt(Arrays::stream).toArray());
+        uploaded.run();
+        double mean = trainStep(inputs, targets, gradScale);
+        Backend be = stats.backend();
+        float[] v = be.download(stats);
+        DeviceSums.put(v, at, mean * counted);
+        be.write(stats, v);
+        return counted;
+    }
 
     /** Mean cross-entropy of the windows' targets, no gradients, eval mode semantics. */
     double evalLoss(int[][] windows);

@@ -169,18 +169,6 @@ final class KernelTransformerOps {
 
     // ---------------------------------------------------------------- cross-entropy
 
-    /** The values of an I32 tensor, read back for a host-side range check. */
-    private int[] hostInts(String op, Tensor t, DeviceBuffer buf) {
-        if (t.numel() > Integer.MAX_VALUE - 8) {
-            throw new ShapeException(op + ": " + t + " has too many indices to check on the host");
-        }
-        int[] v = new int[(int) t.numel()];
-        if (v.length > 0) {
-            be.device().read(buf, 0, v);
-        }
-        return v;
-    }
-
     void crossEntropyForward(Tensor logits, Tensor targets, Tensor probs, Tensor losses) {
         String op = "crossEntropyForward";
         DeviceBuffer lb = be.math(op, logits), pb = be.math(op, probs), lossb = be.math(op, losses);
@@ -189,7 +177,7 @@ final class KernelTransformerOps {
         OpChecks.sameNumel(op, logits, probs);
         OpChecks.numelIs(op, targets, rows, "N of " + logits);
         OpChecks.numelIs(op, losses, rows, "N of " + logits);
-        OpChecks.targets(op, targets, hostInts(op, targets, tb), v, "vocabulary size V of " + logits);
+        OpChecks.targets(op, targets, be.hostInts(op, targets), v, "vocabulary size V of " + logits);
         if (rows == 0 || v == 0) {
             return;
         }
@@ -204,7 +192,7 @@ final class KernelTransformerOps {
         int rows = probs.rows(), v = probs.cols();
         OpChecks.sameNumel(op, probs, dlogits);
         OpChecks.numelIs(op, targets, rows, "N of " + probs);
-        OpChecks.targets(op, targets, hostInts(op, targets, tb), v, "vocabulary size V of " + probs);
+        OpChecks.targets(op, targets, be.hostInts(op, targets), v, "vocabulary size V of " + probs);
         long n = probs.numel();
         if (n == 0) {
             return;
@@ -220,7 +208,7 @@ final class KernelTransformerOps {
         DeviceBuffer ib = be.ints(op, ids);
         DeviceBuffer teb = be.math(op, wte), ob = be.math(op, out);
         DeviceBuffer peb = wpe == null ? teb : be.math(op, wpe);   // no positions: any valid buffer, never read
-        int[] d = OpChecks.embeddingDims(op, ids, hostInts(op, ids, ib), wte, wpe, out);
+        int[] d = OpChecks.embeddingDims(op, ids, be.hostInts(op, ids), wte, wpe, out);
         long n = out.numel();
         if (n == 0) {
             return;
@@ -241,7 +229,7 @@ final class KernelTransformerOps {
         DeviceBuffer ib = be.ints(op, ids);
         DeviceBuffer db = be.math(op, dout), teb = be.math(op, dwte);
         DeviceBuffer peb = dwpe == null ? null : be.math(op, dwpe);
-        int[] idv = hostInts(op, ids, ib);
+        int[] idv = be.hostInts(op, ids);
         int[] d = OpChecks.embeddingDims(op, ids, idv, dwte, dwpe, dout);
         int b = d[0], t = d[1], c = d[2];
         if (dout.numel() == 0) {

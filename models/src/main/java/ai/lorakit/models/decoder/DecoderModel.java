@@ -352,7 +352,32 @@ public final class DecoderModel implements LanguageModel {
         return train(Batch.of(inputs, targets, cfg), gradScale);
     }
 
+    /** {@inheritDoc} No host transfer after the upload: the loss sum goes to stats on the device. */
+    @Override
+    public int trainStepTo(int[][] inputs, int[][] targets, float gradScale, Tensor stats, int at, Runnable uploaded) {
+        checkOpen();
+        Batch bt = Batch.of(inputs, targets, cfg);   // ids and targets range-checked here, on the host
+        Buffers buf = trainBuffers(bt, gradScale);
+        setTokens(buf, bt);
+        uploaded.run();
+        forward(buf);
+        Head h = crossEntropy(buf);
+        be.sumTo(h.losses, stats, at);                // ignored targets have loss 0
+        backward(buf, gradScale / bt.counted());
+        return bt.counted();
+    }
+
     private double train(Batch bt, float gradScale) {
+        Buffers buf = trainBuffers(bt, gradScale);
+        setTokens(buf, bt);
+        forward(buf);
+        double loss = loss(buf, bt.counted());
+        backward(buf, gradScale / bt.counted());
+        return loss;
+    }
+
+    /** The training buffers for this batch's shape (made again only when the shape changes). */
+    private Buffers trainBuffers(Batch bt, float gradScale) {
         if (!training) {
             throw new IllegalStateException("trainStep needs training mode: call setTraining(true) (eval mode was set)");
         }
@@ -366,12 +391,7 @@ public final class DecoderModel implements LanguageModel {
             }
             trainBuf = new Buffers(be, bt.b(), bt.t(), precision);
         }
-        Buffers buf = trainBuf;
-        setTokens(buf, bt);
-        forward(buf);
-        double loss = loss(buf, bt.counted());
-        backward(buf, gradScale / bt.counted());
-        return loss;
+        return trainBuf;
     }
 
     @Override
@@ -499,13 +519,18 @@ public final class DecoderModel implements LanguageModel {
 
     /** Mean cross-entropy over the {@code counted} non-ignored targets (fills probs for the backward). */
     private double loss(Buffers buf, int counted) {
+        return be.sum(crossEntropy(buf).losses) / (double) counted;   // ignored targets have loss 0
+    }
+
+    /** Per-token losses and probs (for the backward) of the head's logits. */
+    private Head crossEntropy(Buffers buf) {
         Head h = head(buf);
         if (h.probs == null) {
             h.probs = buf.f32(buf.n(), cfg.vocabSize());
             h.losses = buf.f32(buf.n());
         }
         be.crossEntropyForward(h.logits, buf.slot("targets"), h.probs, h.losses);
-        return be.sum(h.losses) / (double) counted;   // ignored targets have loss 0
+        return h;
     }
 
     /**

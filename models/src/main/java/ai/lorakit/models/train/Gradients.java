@@ -1,6 +1,7 @@
 package ai.lorakit.models.train;
 
 import ai.lorakit.adapters.Parameter;
+import ai.lorakit.gpu.DeviceSums;
 import ai.lorakit.gpu.Tensor;
 
 import java.util.List;
@@ -27,6 +28,16 @@ public final class Gradients {
     }
 
     /**
+     * Slot {@code at} of stats = ‖g‖₂² over every trainable gradient, on the device ({@link
+     * ai.lorakit.gpu.Backend#sumSquaresTo}: no host transfer); {@link ai.lorakit.adapters.optim.Optimizer#stepClipped}
+     * clips by it.
+     */
+    public static void squaredNormTo(List<Parameter> params, Tensor stats, int at) {
+        List<Tensor> grads = withGrad(params).stream().map(Parameter::grad).toList();
+        stats.backend().sumSquaresTo(grads, stats, at);
+    }
+
+    /**
      * Scales every gradient by min(1, maxNorm / (norm + 1e-6)) (torch.nn.utils.clip_grad_norm_); returns the
      * coefficient applied (1 = unchanged). {@code maxNorm} 0 disables clipping.
      */
@@ -34,7 +45,7 @@ public final class Gradients {
         if (maxNorm <= 0) {
             return 1.0;
         }
-        double coef = maxNorm / (norm + 1e-6);
+        double coef = DeviceSums.clipCoefficient(norm, maxNorm);
         if (coef >= 1.0) {
             return 1.0;
         }

@@ -19,6 +19,7 @@ import ai.lorakit.adapters.schedule.TrainingHook;
 import ai.lorakit.adapters.schedule.TrainingHooks;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.DeviceSums;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.dist.ProcessGroup;
 import ai.lorakit.gpu.dist.SingleProcess;
@@ -123,6 +124,8 @@ public final class Trainer implements AutoCloseable {
     private Path lastCheckpoint;
     private int lastCheckpointStep;
     private GradientReducer reducer = new GradientReducer(SingleProcess.INSTANCE);
+    /** The step's results on the device ({@link #stats(int)}), made at the first step. */
+    private Tensor stats;
 
     /**
      * @param model      the model, adapters already attached (or full fine-tuning enabled)
@@ -371,56 +374,104 @@ public final class Trainer implements AutoCloseable {
         return new Result(step, before, last, lastLoss, elapsed, runTrainNanos == 0 ? 0 : runTokens / (runTrainNanos / 1e9));
     }
 
-    /** Steps 1-5 of the class comment; returns the step's mean loss plus the regulariser's value. */
+    /**
+     * Steps 1-5 of the class comment; returns the step's mean loss plus the regulariser's value. On a device
+     * backend nothing crosses to the host between the first micro-batch's upload ({@link TrainListener#stepUploaded})
+     * and the one read of the step's results ({@link TrainListener#stepResultsRead}): the micro-batches' loss sums
+     * (slots 0..G-1 of {@link #stats}) and the squared gradient norm (slot G) stay on the device, and the optimizer
+     * clips by that norm and skips the whole update when a loss or the norm is NaN or infinite
+     * ({@link Optimizer#stepClipped}); the divergence checks then run on the values read. Not yet inside the window:
+     * data parallel (the loss is read before the all-reduce), gradAccum > 1 (each micro-batch is uploaded before
+     * its own kernels) and AdaLoRA's hook (its regulariser and allocator read the device).
+     */
     private double trainOneStep() {
         int s = step;
         model.setTraining(true);
         ProcessGroup g = reducer.group();
-        double loss = reducer.reduce(params, rows != null ? trainRows(s) : trainWindows(s));
-        if (!Double.isFinite(loss)) {
-            optimizer.zeroGrad();
-            throw diverged(s + 1, "the loss averaged over the " + g.size() + " ranks is " + loss);
+        int accum = cfg.gradAccum();
+        Tensor st = stats(accum);
+        double[] weights = new double[accum];            // the step's loss = Σ_k weights[k] · (loss sum of k)
+        if (rows != null) {
+            trainRows(s, st, weights);
+        } else {
+            trainWindows(s, st, weights);
+        }
+        float[] early = null;
+        double loss = 0;
+        if (g.distributed()) {                           // the all-reduce sums the loss with the gradients
+            early = model.backend().download(st);
+            loss = reducer.reduce(params, stepLoss(early, weights));
         }
         double reg = hook.beforeOptimizerStep(s);           // before clipping: its gradients are clipped too
-        if (!Double.isFinite(reg)) {
-            optimizer.zeroGrad();
-            throw diverged(s + 1, "the regulariser (" + hook + ") is " + reg + " (loss " + loss + ")");
-        }
-        double norm = Gradients.globalNorm(params);
-        if (!Double.isFinite(norm)) {
-            optimizer.zeroGrad();
-            throw diverged(s + 1, "the gradient norm is " + norm + " (loss " + loss + ")");
-        }
-        Gradients.clip(params, norm, cfg.gradClip());
+        Gradients.squaredNormTo(params, st, accum);
         lastLr = schedule.at(s);
         optimizer.setLearningRate(lastLr);
-        optimizer.step();
+        optimizer.stepClipped(st, accum, (float) cfg.gradClip());   // no update if a loss or the norm is not finite
         hook.afterOptimizerStep(s);                          // gradients still hold step s's values
         optimizer.zeroGrad();
+        listener.stepResultsRead(s + 1);
+        float[] r = model.backend().download(st);            // the step's one read
+        if (!g.distributed()) {
+            for (int k = 0; k < accum; k++) {
+                checkMicroLoss(s, k, DeviceSums.at(r, k));   // a loss sum is finite iff its mean is
+            }
+            loss = stepLoss(r, weights);
+        }
+        if (!Double.isFinite(loss)) {
+            throw diverged(s + 1, "the loss averaged over the " + g.size() + " ranks is " + loss);
+        }
+        if (!Double.isFinite(reg)) {
+            throw diverged(s + 1, "the regulariser (" + hook + ") is " + reg + " (loss " + loss + ")");
+        }
+        double norm = Math.sqrt(DeviceSums.at(r, accum));
+        if (!Double.isFinite(norm)) {
+            throw diverged(s + 1, "the gradient norm is " + norm + " (loss " + loss + ")");
+        }
         lastNorm = norm;
         step = s + 1;
         return loss + reg;
     }
 
-    /** Step 1 on text windows: gradAccum micro-batches of this rank's share; returns its mean loss. */
-    private double trainWindows(int s) {
-        double lossSum = 0;
+    /** Σ_k weights[k] · slot k: the step's loss from the micro-batches' loss sums. */
+    private static double stepLoss(float[] stats, double[] weights) {
+        double loss = 0;
+        for (int k = 0; k < weights.length; k++) {
+            loss += DeviceSums.at(stats, k) * weights[k];
+        }
+        return loss;
+    }
+
+    /** The step's device results: slots 0..G-1 the micro-batches' loss sums, slot G the squared gradient norm. */
+    private Tensor stats(int accum) {
+        if (stats == null) {
+            stats = model.backend().zeros(DType.F32, 2 * (accum + 1)).named("trainer.stats");
+        }
+        return stats;
+    }
+
+    /** Step 1 on text windows: gradAccum micro-batches of this rank's share, each loss sum weighted 1/(G·counted). */
+    private void trainWindows(int s, Tensor st, double[] weights) {
         float scale = reducer.gradScale(cfg.gradAccum());
         ProcessGroup g = reducer.group();
         for (int k = 0; k < cfg.gradAccum(); k++) {
-            double l = model.trainStep(sampler.nextShard(g.rank(), g.size()), scale);
-            checkMicroLoss(s, k, l);
-            lossSum += l;
+            int[][] w = sampler.nextShard(g.rank(), g.size());
+            int[][] inputs = new int[w.length][];
+            int[][] targets = new int[w.length][];
+            for (int b = 0; b < w.length; b++) {
+                inputs[b] = Arrays.copyOfRange(w[b], 0, w[b].length - 1);
+                targets[b] = Arrays.copyOfRange(w[b], 1, w[b].length);
+            }
+            int counted = model.trainStepTo(inputs, targets, scale, st, k, uploaded(s, k));
+            weights[k] = 1.0 / ((double) counted * cfg.gradAccum());
         }
-        return lossSum / cfg.gradAccum();
     }
 
     /**
      * Step 1 on instruction rows: micro-batch k (c_k counted targets) gets gradScale c_k / Σc, Σc over every
-     * micro-batch of every rank (one all-reduce of the counts when distributed). Returns this rank's
-     * Σ loss_k·c_k / Σc times W, as {@link GradientReducer#reduce} averages the ranks' values.
+     * micro-batch of every rank (one all-reduce of the counts when distributed); the step's loss is
+     * Σ_k (loss sum of k) / Σc times W, as {@link GradientReducer#reduce} averages the ranks' values.
      */
-    private double trainRows(int s) {
+    private void trainRows(int s, Tensor st, double[] weights) {
         ProcessGroup g = reducer.group();
         InstructionSampler.Rows[] micro = new InstructionSampler.Rows[cfg.gradAccum()];
         double[] total = {0};
@@ -431,14 +482,16 @@ public final class Trainer implements AutoCloseable {
         if (g.distributed()) {
             g.allReduceSum(total);
         }
-        double weighted = 0;
         for (int k = 0; k < micro.length; k++) {
             double w = micro[k].counted() / total[0];
-            double l = model.trainStep(micro[k].inputs(), micro[k].targets(), (float) w);
-            checkMicroLoss(s, k, l);
-            weighted += l * w;
+            model.trainStepTo(micro[k].inputs(), micro[k].targets(), (float) w, st, k, uploaded(s, k));
+            weights[k] = g.size() / total[0];
         }
-        return weighted * g.size();
+    }
+
+    /** The upload callback of micro-batch k: the step's window opens after the first one's upload. */
+    private Runnable uploaded(int s, int k) {
+        return k == 0 ? () -> listener.stepUploaded(s + 1) : () -> { };
     }
 
     /** A non-finite micro-batch loss stops a single process at once (distributed: the reduced loss carries it). */
@@ -688,6 +741,9 @@ public final class Trainer implements AutoCloseable {
     @Override
     public void close() {
         try {
+            if (stats != null) {
+                stats.close();
+            }
             hook.close();
         } finally {
             try {
