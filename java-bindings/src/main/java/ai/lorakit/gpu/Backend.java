@@ -282,8 +282,8 @@ public interface Backend extends AutoCloseable {
     /**
      * One AdamW step on every tensor i (params[i], grads[i], ms[i], vs[i], hps[i]), clipped and guarded by the
      * global gradient norm that {@link #sumSquaresTo} left in slot {@code normAt} of {@code stats}, with no host
-     * transfer on a device backend: norm = sqrt(slot); if the norm is NaN or infinite NOTHING changes (no
-     * parameter, moment or gradient); else with coef = {@link DeviceSums#clipCoefficient}(norm, maxNorm), when
+     * transfer on a device backend: norm = sqrt(slot); if the norm or any slot before it (a training step keeps
+     * its loss sums there) is NaN or infinite, NOTHING changes (no parameter, moment or gradient); else with coef = {@link DeviceSums#clipCoefficient}(norm, maxNorm), when
      * coef < 1 every gradient is scaled in place, g ← coef·g (torch's clip_grad_norm_, so later readers of the
      * gradients see the clipped values), then updated as {@link #adamw}. The grads must be distinct tensors.
      * This default reads the norm to the host and loops {@link #scale} and {@link #adamw} (the reference); device
@@ -293,10 +293,13 @@ public interface Backend extends AutoCloseable {
                               List<Tensor> vs, List<AdamW> hps, Tensor stats, int normAt,
                               float maxNorm) {
         OpChecks.adamwLists("adamwClipped", params, grads, ms, vs, hps, stats, normAt);
-        double norm = Math.sqrt(DeviceSums.at(download(stats), normAt));
-        if (!Double.isFinite(norm)) {
-            return;
+        float[] r = download(stats);
+        for (int k = 0; k <= normAt; k++) {
+            if (!Double.isFinite(DeviceSums.at(r, k))) {
+                return;
+            }
         }
+        double norm = Math.sqrt(DeviceSums.at(r, normAt));
         double coef = DeviceSums.clipCoefficient(norm, maxNorm);
         if (coef < 1.0) {
             for (Tensor g : grads) {

@@ -31,7 +31,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * between the upload of its batch ({@link TrainListener#stepUploaded}) and the read of its results ({@link
  * TrainListener#stepResultsRead}), for steps 2 .. {@value #STEPS} of every --method as {@code lorakit train}
  * configures it (ModelSteadyStateTest's model, data and configuration, gradAccum 1), and that the window holds
- * the step's kernels (so the check sees a real step). The loss sums and the gradient norm stay on the device, the
+ * the step's kernels (so the check sees a real step), among them exactly one optimizer launch, the fused
+ * multi-tensor AdamW (adamw_multi_fwd_kernel2). The loss sums and the gradient norm stay on the device, the
  * multi-tensor AdamW clips by the norm on the device, and the token-id range checks use the host's copy of the
  * ids. Named exceptions, with the transfers they still make: {@link #EXCEPTIONS}.
  */
@@ -57,6 +58,7 @@ class StepTransferTest {
         final FakeDriver driver;
         final List<List<String>> inside = new ArrayList<>();
         final List<Integer> launches = new ArrayList<>();
+        final List<List<String>> optimizerKernels = new ArrayList<>();
         int openCalls;
         int openLaunches;
         int openSites;
@@ -80,6 +82,8 @@ class StepTransferTest {
             assertEquals(transfers, sites.size(), "every transfer has its call site");
             inside.add(sites);
             launches.add(driver.launches.size() - openLaunches);
+            optimizerKernels.add(driver.launches.subList(openLaunches, driver.launches.size()).stream()
+                    .map(FakeDriver.Launch::kernel).filter(k -> k.startsWith("adamw")).toList());
         }
     }
 
@@ -115,6 +119,8 @@ class StepTransferTest {
         for (int step = 2; step <= STEPS; step++) {
             assertTrue(window.launches.get(step - 1) > 10, method.cliName() + " step " + step
                     + ": the window holds the step's kernels (" + window.launches.get(step - 1) + " launches)");
+            assertEquals(List.of("adamw_multi_fwd_kernel2"), window.optimizerKernels.get(step - 1),
+                    method.cliName() + " step " + step + ": the whole optimizer step is one multi-tensor AdamW launch");
             List<String> sites = window.inside.get(step - 1);
             if (EXCEPTIONS.containsKey(method)) {
                 assertTrue(!sites.isEmpty(), method.cliName() + " is listed as an exception ("
