@@ -124,6 +124,23 @@ public class KernelBackend implements Backend {
          * device-to-host read for them.
          */
         int[] hostInts;
+        /**
+         * Token ids used by embeddingBackward: their by-id grouping on the device (KernelTransformerOps.groupById
+         * for {@code indexRows} table rows), rebuilt and uploaded with every host write of the ids, so the
+         * backward of a training step uploads nothing; {@code indexFresh} while it matches the ids.
+         */
+        DeviceBuffer index;
+        int indexRows;
+        int indexDistinct;
+        boolean indexFresh;
+
+        /** Frees the buffer and the ids' grouping. */
+        void free() {
+            buf.close();
+            if (index != null) {
+                index.close();
+            }
+        }
 
         Storage(DeviceBuffer buf) {
             this.buf = buf;
@@ -238,7 +255,7 @@ public class KernelBackend implements Backend {
         for (Object r; (r = unreachable.poll()) != null; ) {
             Reclaim rc = (Reclaim) r;
             if (reclaims.remove(rc)) {
-                rc.storage.buf.close();
+                rc.storage.free();
             }
         }
     }
@@ -337,7 +354,12 @@ public class KernelBackend implements Backend {
         }
         OpChecks.dataLength("write", data.length, dst.numel(), dst.shape());
         device.write(b, 0, data);
-        ((Storage) dst.handle()).hostInts = data.clone();
+        Storage st = (Storage) dst.handle();
+        st.hostInts = data.clone();
+        st.indexFresh = false;
+        if (st.index != null) {
+            transformer.uploadIndex(st, data);   // with the ids: the backward then reads it without a transfer
+        }
     }
 
     /**
@@ -411,7 +433,9 @@ public class KernelBackend implements Backend {
             return;
         }
         int[] srcInts = src.dtype() == DType.I32 ? ((Storage) src.handle()).hostInts : null;
-        ((Storage) dst.handle()).hostInts = dst.dtype() == DType.I32 && srcInts != null ? srcInts.clone() : null;
+        Storage ds = (Storage) dst.handle();
+        ds.hostInts = dst.dtype() == DType.I32 && srcInts != null ? srcInts.clone() : null;
+        ds.indexFresh = false;
         if (src.dtype() == dst.dtype()) {
             device.copy(s, 0, d, 0, bytes(src.dtype(), n));
         } else {
@@ -423,6 +447,7 @@ public class KernelBackend implements Backend {
     public void fill(Tensor t, float value) {
         DeviceBuffer b = buffer("fill", t);
         ((Storage) t.handle()).hostInts = null;
+        ((Storage) t.handle()).indexFresh = false;
         int pattern = switch (t.dtype()) {
             case F32 -> Float.floatToRawIntBits(value);
             case BF16 -> DType.floatToBf16(value) & 0xffff;
@@ -439,7 +464,7 @@ public class KernelBackend implements Backend {
             reclaims.remove(s.reclaim);
             s.reclaim.clear();
             if (!closed) {
-                s.buf.close();
+                s.free();
             }
         }
     }
@@ -483,7 +508,7 @@ public class KernelBackend implements Backend {
         }
         try {
             for (Storage s : new ArrayList<>(live.values())) {
-                s.buf.close();
+                s.free();
             }
             live.clear();
             reclaims.clear();
