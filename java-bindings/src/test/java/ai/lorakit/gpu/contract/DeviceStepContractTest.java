@@ -144,4 +144,38 @@ class DeviceStepContractTest {
             }
         }
     }
+
+    /**
+     * The id checks and the embedding backward's by-id grouping follow the ids through host writes and device
+     * copies (KernelBackend keeps a host copy and an index per ids tensor): each backward matches the reference
+     * dwte[ids[n]] += dout[n] for the ids the tensor holds at that moment, and a bad id written later is refused.
+     */
+    @ParameterizedTest
+    @MethodSource(BackendContractTest.SRC)
+    void embeddingBackwardFollowsRewrittenIds(Supplier<Backend> f) {
+        int v = 5, c = 4, n = 6;
+        int[][] idSets = {{0, 1, 1, 4, 0, 2}, {3, 3, 3, 1, 0, 4}, {2, 2, 0, 0, 1, 1}};
+        float[] dout = Ref.random(70, n * c);
+        try (Backend be = f.get(); Tensor ids = be.uploadInts(idSets[0], 2, 3); Tensor other = be.uploadInts(idSets[2], 2, 3);
+             Tensor d = be.upload(dout, 2, 3, c); Tensor dwte = be.zeros(DType.F32, v, c)) {
+            double[] want = new double[v * c];
+            for (int call = 0; call < 3; call++) {
+                if (call == 1) {
+                    be.write(ids, idSets[1]);
+                } else if (call == 2) {
+                    be.copy(other, ids);                      // written on the device: the host copy must not be trusted
+                }
+                be.embeddingBackward(d, ids, dwte, null);
+                for (int t = 0; t < n; t++) {
+                    for (int j = 0; j < c; j++) {
+                        want[idSets[call][t] * c + j] += dout[t * c + j];
+                    }
+                }
+                assertClose(Tolerance.F32, "dwte after backward " + call, be.download(dwte), want);
+            }
+            be.write(ids, new int[] {0, 1, 2, 3, 4, 5});        // 5 is outside [0, V)
+            ShapeException e = assertThrows(ShapeException.class, () -> be.embeddingBackward(d, ids, dwte, null));
+            org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains("= 5 is outside [0,5)"), e.getMessage());
+        }
+    }
 }
