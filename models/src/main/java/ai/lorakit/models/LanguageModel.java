@@ -42,21 +42,27 @@ public interface LanguageModel extends AutoCloseable {
     double trainStep(int[][] inputs, int[][] targets, float gradScale);
 
     /**
-     * As {@link #trainStep(int[][], int[][], float)} with the loss left on the device: slot {@code at} of the F32
-     * {@code stats} tensor ({@link DeviceSums}) = the SUM of the counted targets' losses, and
-     * {@code uploaded} runs once the batch is on the device, before the first kernel. Returns the number of
-     * counted targets (so the mean is the slot / that). DecoderModel makes no host transfer after the upload;
-     * this default runs trainStep and writes the slot from the host.
+     * One optimizer step's micro-batches k = 0..G-1 (inputs.get(k) [B][T], targets.get(k) [B][T], gradScales[k]) as
+     * G calls of {@link #trainStep(int[][], int[][], float)}, with the losses left on the device: slot k of the F32
+     * {@code stats} tensor ({@link DeviceSums}) = the SUM of micro-batch k's counted targets' losses. Every
+     * micro-batch is validated and uploaded before the first kernel; then {@code uploaded} runs. Returns the counted
+     * targets per micro-batch (the mean of k is slot k / counted[k]). DecoderModel makes no host transfer after the
+     * upload; this default runs trainStep and writes the slots from the host.
+     *
+     * @throws IllegalArgumentException as trainStep, or micro-batches of different shapes
      */
-    default int trainStepTo(int[][] inputs, int[][] targets, float gradScale, Tensor stats, int at,
-                            Runnable uploaded) {
-        int counted = CrossEntropy.counted(Arrays.stream(targets).flatMapToInt(Arrays::stream).toArray());
+    default int[] trainStepsTo(List<int[][]> inputs, List<int[][]> targets, float[] gradScales, Tensor stats,
+                               Runnable uploaded) {
+        int[] counted = new int[inputs.size()];
         uploaded.run();
-        double mean = trainStep(inputs, targets, gradScale);
         Backend be = stats.backend();
-        float[] v = be.download(stats);
-        DeviceSums.put(v, at, mean * counted);
-        be.write(stats, v);
+        for (int k = 0; k < counted.length; k++) {
+            counted[k] = CrossEntropy.counted(Arrays.stream(targets.get(k)).flatMapToInt(Arrays::stream).toArray());
+            double mean = trainStep(inputs.get(k), targets.get(k), gradScales[k]);
+            float[] v = be.download(stats);
+            DeviceSums.put(v, k, mean * counted[k]);
+            be.write(stats, v);
+        }
         return counted;
     }
 

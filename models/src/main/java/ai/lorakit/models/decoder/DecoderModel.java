@@ -64,6 +64,8 @@ public final class DecoderModel implements LanguageModel {
     private boolean closed;
     private AdapterSet adapters;
     private Buffers trainBuf;
+    /** The micro-batch whose ids and targets the forward and backward read ({@link #trainStepsTo}; else 0). */
+    private int micro;
     private Buffers inferBuf;
 
     /** The model's own cache in a buffer set: logits [N,V] (the backward turns them into dlogits), probs, losses. */
@@ -352,19 +354,49 @@ public final class DecoderModel implements LanguageModel {
         return train(Batch.of(inputs, targets, cfg), gradScale);
     }
 
-    /** {@inheritDoc} No host transfer after the upload: the loss sum goes to stats on the device. */
+    /**
+     * {@inheritDoc} Micro-batch k's ids and targets live in their own slots of the training buffers (k = 0 in the
+     * plain ones), so all are uploaded first; no host transfer after that: each loss sum goes to stats on the device.
+     */
     @Override
-    public int trainStepTo(int[][] inputs, int[][] targets, float gradScale, Tensor stats, int at, Runnable uploaded) {
+    public int[] trainStepsTo(List<int[][]> inputs, List<int[][]> targets, float[] gradScales, Tensor stats,
+                              Runnable uploaded) {
         checkOpen();
-        Batch bt = Batch.of(inputs, targets, cfg);   // ids and targets range-checked here, on the host
-        Buffers buf = trainBuffers(bt, gradScale);
-        setTokens(buf, bt);
+        int g = inputs.size();
+        if (g == 0 || targets.size() != g || gradScales.length != g) {
+            throw new IllegalArgumentException("trainStepsTo: " + g + " inputs, " + targets.size() + " targets and "
+                    + gradScales.length + " gradScales must be the same non-zero count");
+        }
+        Batch[] bts = new Batch[g];
+        for (int k = 0; k < g; k++) {
+            bts[k] = Batch.of(inputs.get(k), targets.get(k), cfg);   // ids and targets range-checked on the host
+            if (bts[k].b() != bts[0].b() || bts[k].t() != bts[0].t()) {
+                throw new IllegalArgumentException("micro-batch " + k + " is [" + bts[k].b() + "," + bts[k].t()
+                        + "] but micro-batch 0 is [" + bts[0].b() + "," + bts[0].t() + "]: one step's micro-batches"
+                        + " must have one shape");
+            }
+        }
+        Buffers buf = null;
+        for (int k = 0; k < g; k++) {
+            buf = trainBuffers(bts[k], gradScales[k]);
+        }
+        for (int k = 0; k < g; k++) {
+            setTokens(buf, bts[k], k);
+        }
         uploaded.run();
-        forward(buf);
-        Head h = crossEntropy(buf);
-        be.sumTo(h.losses, stats, at);                // ignored targets have loss 0
-        backward(buf, gradScale / bt.counted());
-        return bt.counted();
+        int[] counted = new int[g];
+        try {
+            for (int k = 0; k < g; k++) {
+                micro = k;
+                forward(buf);
+                be.sumTo(crossEntropy(buf).losses, stats, k);           // ignored targets have loss 0
+                backward(buf, gradScales[k] / bts[k].counted());
+                counted[k] = bts[k].counted();
+            }
+        } finally {
+            micro = 0;
+        }
+        return counted;
     }
 
     private double train(Batch bt, float gradScale) {
@@ -479,12 +511,26 @@ public final class DecoderModel implements LanguageModel {
     }
 
     private void setTokens(Buffers buf, Batch bt) {
-        buf.ints("ids", bt.ids(), bt.b(), bt.t());
+        setTokens(buf, bt, 0);
+    }
+
+    /** Micro-batch k's ids [B,T] and targets [N] into their slots ({@link #idsKey}). */
+    private void setTokens(Buffers buf, Batch bt, int k) {
+        buf.ints(idsKey(k), bt.ids(), bt.b(), bt.t());
         if (bt.targets() == null) {
-            buf.replace("targets", null);
+            buf.replace(targetsKey(k), null);
         } else {
-            buf.ints("targets", bt.targets(), bt.b() * bt.t());
+            buf.ints(targetsKey(k), bt.targets(), bt.b() * bt.t());
         }
+    }
+
+    /** The buffer slot of micro-batch k's token ids ("ids" for 0, the only one outside a multi-micro-batch step). */
+    private static String idsKey(int k) {
+        return k == 0 ? "ids" : "ids." + k;
+    }
+
+    private static String targetsKey(int k) {
+        return k == 0 ? "targets" : "targets." + k;
     }
 
     private Head head(Buffers buf) {
@@ -508,7 +554,7 @@ public final class DecoderModel implements LanguageModel {
 
     /** Forward from the ids to the logits (llm.c gpt2_forward), every layer keeping its activations in buf. */
     private void forward(Buffers buf) {
-        Tensor x = net.embedding().forward(buf, buf.slot("ids"));     // residual stream [B,T,C]
+        Tensor x = net.embedding().forward(buf, buf.slot(idsKey(micro)));     // residual stream [B,T,C]
         for (PreNormBlock block : net.blocks()) {
             x = block.forward(buf, x);
         }
@@ -529,7 +575,7 @@ public final class DecoderModel implements LanguageModel {
             h.probs = buf.f32(buf.n(), cfg.vocabSize());
             h.losses = buf.f32(buf.n());
         }
-        be.crossEntropyForward(h.logits, buf.slot("targets"), h.probs, h.losses);
+        be.crossEntropyForward(h.logits, buf.slot(targetsKey(micro)), h.probs, h.losses);
         return h;
     }
 
@@ -541,7 +587,7 @@ public final class DecoderModel implements LanguageModel {
         Head h = head(buf);
         int c = cfg.hiddenSize();
         Tensor dlogits = h.logits;                              // the logits are no longer needed: reuse [N,V]
-        be.crossEntropyBackward(h.probs, buf.slot("targets"), rowScale, dlogits);
+        be.crossEntropyBackward(h.probs, buf.slot(targetsKey(micro)), rowScale, dlogits);
         Tensor dnorm = buf.shared("model.dnorm", buf.b, buf.t, c);
         Tensor dres = buf.shared("model.dres", buf.b, buf.t, c);
         net.lmHead().backward(h.normOut, dlogits, dnorm);      // dW += dlogits^T x when trainable

@@ -13,10 +13,10 @@ public interface TrainListener {
     }
 
     /**
-     * Step {@code step}'s first micro-batch is on the device and its first kernel comes next. Until {@link
-     * #stepResultsRead} the step makes no host transfer on a device backend (the step's window: the loss sums,
-     * gradient norm and clipping stay on the device), except the later micro-batches' uploads when gradAccum > 1
-     * and a method hook's own (AdaLoRA's regulariser and allocator).
+     * Step {@code step}'s micro-batches are on the device and its first kernel comes next. Until {@link
+     * #stepResultsRead} the step makes no host transfer on a single-process device backend (the step's window: the
+     * loss sums, gradient norm and clipping stay on the device), except a method hook's own (AdaLoRA's regulariser
+     * and allocator).
      */
     default void stepUploaded(int step) {
     }

@@ -380,9 +380,9 @@ public final class Trainer implements AutoCloseable {
      * and the one read of the step's results ({@link TrainListener#stepResultsRead}): the micro-batches' loss sums
      * (slots 0..G-1 of {@link #stats}) and the squared gradient norm (slot G) stay on the device, and the optimizer
      * clips by that norm and skips the whole update when a loss or the norm is NaN or infinite
-     * ({@link Optimizer#stepClipped}); the divergence checks then run on the values read. Not yet inside the window:
-     * data parallel (the loss is read before the all-reduce), gradAccum > 1 (each micro-batch is uploaded before
-     * its own kernels) and AdaLoRA's hook (its regulariser and allocator read the device).
+     * ({@link Optimizer#stepClipped}); the divergence checks then run on the values read. Every micro-batch is
+     * uploaded before the first kernel ({@link LanguageModel#trainStepsTo}). Not yet inside the window: data
+     * parallel (the loss is read before the all-reduce) and AdaLoRA's hook (its regulariser reads the device).
      */
     private double trainOneStep() {
         int s = step;
@@ -453,16 +453,23 @@ public final class Trainer implements AutoCloseable {
     private void trainWindows(int s, Tensor st, double[] weights) {
         float scale = reducer.gradScale(cfg.gradAccum());
         ProcessGroup g = reducer.group();
+        List<int[][]> inputs = new ArrayList<>(), targets = new ArrayList<>();
+        float[] scales = new float[cfg.gradAccum()];
         for (int k = 0; k < cfg.gradAccum(); k++) {
             int[][] w = sampler.nextShard(g.rank(), g.size());
-            int[][] inputs = new int[w.length][];
-            int[][] targets = new int[w.length][];
-            for (int b = 0; b < w.length; b++) {
-                inputs[b] = Arrays.copyOfRange(w[b], 0, w[b].length - 1);
-                targets[b] = Arrays.copyOfRange(w[b], 1, w[b].length);
+            int[][] in = new int[w.length][];
+            int[][] tg = new int[w.length][];
+            for (int b = 0; b < w.length; b++) {                 // inputs = w[:, :T], targets = w[:, 1:]
+                in[b] = Arrays.copyOfRange(w[b], 0, w[b].length - 1);
+                tg[b] = Arrays.copyOfRange(w[b], 1, w[b].length);
             }
-            int counted = model.trainStepTo(inputs, targets, scale, st, k, uploaded(s, k));
-            weights[k] = 1.0 / ((double) counted * cfg.gradAccum());
+            inputs.add(in);
+            targets.add(tg);
+            scales[k] = scale;
+        }
+        int[] counted = model.trainStepsTo(inputs, targets, scales, st, () -> listener.stepUploaded(s + 1));
+        for (int k = 0; k < counted.length; k++) {
+            weights[k] = 1.0 / ((double) counted[k] * cfg.gradAccum());
         }
     }
 
@@ -482,16 +489,15 @@ public final class Trainer implements AutoCloseable {
         if (g.distributed()) {
             g.allReduceSum(total);
         }
+        List<int[][]> inputs = new ArrayList<>(), targets = new ArrayList<>();
+        float[] scales = new float[micro.length];
         for (int k = 0; k < micro.length; k++) {
-            double w = micro[k].counted() / total[0];
-            model.trainStepTo(micro[k].inputs(), micro[k].targets(), (float) w, st, k, uploaded(s, k));
+            inputs.add(micro[k].inputs());
+            targets.add(micro[k].targets());
+            scales[k] = (float) (micro[k].counted() / total[0]);
             weights[k] = g.size() / total[0];
         }
-    }
-
-    /** The upload callback of micro-batch k: the step's window opens after the first one's upload. */
-    private Runnable uploaded(int s, int k) {
-        return k == 0 ? () -> listener.stepUploaded(s + 1) : () -> { };
+        model.trainStepsTo(inputs, targets, scales, st, () -> listener.stepUploaded(s + 1));
     }
 
     /** A non-finite micro-batch loss stops a single process at once (distributed: the reduced loss carries it). */

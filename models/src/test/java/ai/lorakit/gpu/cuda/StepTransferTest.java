@@ -30,7 +30,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * Proves, on the in-memory CUDA driver, that a Trainer step makes no host transfer (cuMemcpyHtoD / cuMemcpyDtoH)
  * between the upload of its batch ({@link TrainListener#stepUploaded}) and the read of its results ({@link
  * TrainListener#stepResultsRead}), for steps 2 .. {@value #STEPS} of every --method as {@code lorakit train}
- * configures it (ModelSteadyStateTest's model, data and configuration, gradAccum 1), and that the window holds
+ * configures it (ModelSteadyStateTest's model, data and configuration, but gradAccum 2), and that the window holds
  * the step's kernels (so the check sees a real step), among them exactly one optimizer launch, the fused
  * multi-tensor AdamW (adamw_multi_fwd_kernel2). The loss sums and the gradient norm stay on the device, the
  * multi-tensor AdamW clips by the norm on the device, and the token-id range checks use the host's copy of the
@@ -103,7 +103,7 @@ class StepTransferTest {
             }
             TextDataset.Split data = TextDataset.of("english", EnglishText.documents(), new ByteTokenizer()).split(0.25, 3);
             TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
-                    0.01f, 1f, 1, 0, 1, 0, 5L, 1);
+                    0.01f, 1f, 2, 0, 1, 0, 5L, 1);       // gradAccum 2: both micro-batches are uploaded first
             LoraDrop drop = method == Method.LORA_DROP ? ModelSteadyStateTest.tieLikeStage2(model) : null;
             try (Trainer t = new Trainer(model, method.policy(s), cfg, data.train(), data.validation(), dir)) {
                 t.setListener(window);
