@@ -3,11 +3,9 @@ package ai.lorakit.models;
 import ai.lorakit.adapters.AdaptedLinear;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.gpu.Backend;
-import ai.lorakit.gpu.CrossEntropy;
 import ai.lorakit.gpu.DeviceSums;
 import ai.lorakit.gpu.Tensor;
 
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -42,29 +40,25 @@ public interface LanguageModel extends AutoCloseable {
     double trainStep(int[][] inputs, int[][] targets, float gradScale);
 
     /**
-     * One optimizer step's micro-batches k = 0..G-1 (inputs.get(k) [B][T], targets.get(k) [B][T], gradScales[k]) as
-     * G calls of {@link #trainStep(int[][], int[][], float)}, with the losses left on the device: slot k of the F32
-     * {@code stats} tensor ({@link DeviceSums}) = the SUM of micro-batch k's counted targets' losses. Every
-     * micro-batch is validated and uploaded before the first kernel; then {@code uploaded} runs. Returns the counted
-     * targets per micro-batch (the mean of k is slot k / counted[k]). DecoderModel makes no host transfer after the
-     * upload; this default runs trainStep and writes the slots from the host.
+     * Validates and uploads one optimizer step's micro-batches k = 0..G-1 (inputs.get(k) [B][T] with
+     * targets.get(k) [B][T], one shape for all) for {@link #trainUploaded}; no kernel runs. Returns the counted
+     * targets per micro-batch.
      *
-     * @throws IllegalArgumentException as trainStep, or micro-batches of different shapes
+     * @throws IllegalArgumentException as {@link #trainStep(int[][], int[][], float)}, no micro-batch, or
+     *                                  micro-batches of different shapes
      */
-    default int[] trainStepsTo(List<int[][]> inputs, List<int[][]> targets, float[] gradScales, Tensor stats,
-                               Runnable uploaded) {
-        int[] counted = new int[inputs.size()];
-        uploaded.run();
-        Backend be = stats.backend();
-        for (int k = 0; k < counted.length; k++) {
-            counted[k] = CrossEntropy.counted(Arrays.stream(targets.get(k)).flatMapToInt(Arrays::stream).toArray());
-            double mean = trainStep(inputs.get(k), targets.get(k), gradScales[k]);
-            float[] v = be.download(stats);
-            DeviceSums.put(v, k, mean * counted[k]);
-            be.write(stats, v);
-        }
-        return counted;
-    }
+    int[] uploadStep(List<int[][]> inputs, List<int[][]> targets);
+
+    /**
+     * Forward and backward of every micro-batch of the last {@link #uploadStep}, k in order, as trainStep with
+     * gradScales[k], the losses left on the device: slot k of the F32 {@code stats} tensor ({@link DeviceSums}) =
+     * the SUM of micro-batch k's counted targets' losses (its mean is that / counted[k]). DecoderModel makes no host
+     * transfer here, so this can run inside a captured CUDA graph.
+     *
+     * @throws IllegalStateException nothing uploaded, or eval mode
+     * @throws IllegalArgumentException gradScales not one finite value per micro-batch
+     */
+    void trainUploaded(float[] gradScales, Tensor stats);
 
     /** Mean cross-entropy of the windows' targets, no gradients, eval mode semantics. */
     double evalLoss(int[][] windows);

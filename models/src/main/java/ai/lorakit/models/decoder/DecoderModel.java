@@ -64,8 +64,10 @@ public final class DecoderModel implements LanguageModel {
     private boolean closed;
     private AdapterSet adapters;
     private Buffers trainBuf;
-    /** The micro-batch whose ids and targets the forward and backward read ({@link #trainStepsTo}; else 0). */
+    /** The micro-batch whose ids and targets the forward and backward read ({@link #trainUploaded}; else 0). */
     private int micro;
+    /** Counted targets of the micro-batches {@link #uploadStep} put in the training buffers, or null. */
+    private int[] uploaded;
     private Buffers inferBuf;
 
     /** The model's own cache in a buffer set: logits [N,V] (the backward turns them into dlogits), probs, losses. */
@@ -356,16 +358,15 @@ public final class DecoderModel implements LanguageModel {
 
     /**
      * {@inheritDoc} Micro-batch k's ids and targets live in their own slots of the training buffers (k = 0 in the
-     * plain ones), so all are uploaded first; no host transfer after that: each loss sum goes to stats on the device.
+     * plain ones), so all are on the device before the first kernel.
      */
     @Override
-    public int[] trainStepsTo(List<int[][]> inputs, List<int[][]> targets, float[] gradScales, Tensor stats,
-                              Runnable uploaded) {
+    public int[] uploadStep(List<int[][]> inputs, List<int[][]> targets) {
         checkOpen();
         int g = inputs.size();
-        if (g == 0 || targets.size() != g || gradScales.length != g) {
-            throw new IllegalArgumentException("trainStepsTo: " + g + " inputs, " + targets.size() + " targets and "
-                    + gradScales.length + " gradScales must be the same non-zero count");
+        if (g == 0 || targets.size() != g) {
+            throw new IllegalArgumentException("uploadStep: " + g + " inputs and " + targets.size() + " targets must"
+                    + " be the same non-zero count of micro-batches");
         }
         Batch[] bts = new Batch[g];
         for (int k = 0; k < g; k++) {
@@ -376,27 +377,41 @@ public final class DecoderModel implements LanguageModel {
                         + " must have one shape");
             }
         }
-        Buffers buf = null;
-        for (int k = 0; k < g; k++) {
-            buf = trainBuffers(bts[k], gradScales[k]);
-        }
+        Buffers buf = trainBuffers(bts[0], 1f);
+        int[] counted = new int[g];
         for (int k = 0; k < g; k++) {
             setTokens(buf, bts[k], k);
+            counted[k] = bts[k].counted();
         }
-        uploaded.run();
-        int[] counted = new int[g];
+        uploaded = counted;
+        return counted.clone();
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public void trainUploaded(float[] gradScales, Tensor stats) {
+        checkOpen();
+        if (uploaded == null) {
+            throw new IllegalStateException("trainUploaded: no micro-batch uploaded (call uploadStep first)");
+        }
+        if (gradScales.length != uploaded.length) {
+            throw new IllegalArgumentException("trainUploaded: " + gradScales.length + " gradScales for "
+                    + uploaded.length + " uploaded micro-batches");
+        }
+        for (float scale : gradScales) {
+            checkTrainable(scale);
+        }
+        Buffers buf = trainBuf;
         try {
-            for (int k = 0; k < g; k++) {
+            for (int k = 0; k < uploaded.length; k++) {
                 micro = k;
                 forward(buf);
-                be.sumTo(crossEntropy(buf).losses, stats, k);           // ignored targets have loss 0
-                backward(buf, gradScales[k] / bts[k].counted());
-                counted[k] = bts[k].counted();
+                be.sumTo(crossEntropy(buf).losses, stats, k);               // ignored targets have loss 0
+                backward(buf, gradScales[k] / uploaded[k]);
             }
         } finally {
             micro = 0;
         }
-        return counted;
     }
 
     private double train(Batch bt, float gradScale) {
@@ -408,15 +423,21 @@ public final class DecoderModel implements LanguageModel {
         return loss;
     }
 
-    /** The training buffers for this batch's shape (made again only when the shape changes). */
-    private Buffers trainBuffers(Batch bt, float gradScale) {
+    /** Training mode and a finite gradScale, or the exception naming the problem. */
+    private void checkTrainable(float gradScale) {
         if (!training) {
             throw new IllegalStateException("trainStep needs training mode: call setTraining(true) (eval mode was set)");
         }
         if (!Float.isFinite(gradScale)) {
             throw new IllegalArgumentException("gradScale must be finite, got " + gradScale);
         }
+    }
+
+    /** The training buffers for this batch's shape (made again only when the shape changes). */
+    private Buffers trainBuffers(Batch bt, float gradScale) {
+        checkTrainable(gradScale);
         if (trainBuf == null || !trainBuf.fits(bt.b(), bt.t())) {
+            uploaded = null;
             if (trainBuf != null) {
                 trainBuf.close();
                 trainBuf = null;
@@ -511,6 +532,7 @@ public final class DecoderModel implements LanguageModel {
     }
 
     private void setTokens(Buffers buf, Batch bt) {
+        uploaded = null;                                  // the slots of an uploaded step are overwritten
         setTokens(buf, bt, 0);
     }
 

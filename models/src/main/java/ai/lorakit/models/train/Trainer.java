@@ -40,8 +40,10 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Consumer;
 
 /**
  * The training loop (ARCHITECTURE.md layer 4). One optimizer step s (0-based):
@@ -126,6 +128,8 @@ public final class Trainer implements AutoCloseable {
     private GradientReducer reducer = new GradientReducer(SingleProcess.INSTANCE);
     /** The step's results on the device ({@link #stats(int)}), made at the first step. */
     private Tensor stats;
+    /** Runs the kernels of a step (between its upload and its results' read); {@link #setStepRunner}. */
+    private Consumer<Runnable> stepRunner = Runnable::run;
 
     /**
      * @param model      the model, adapters already attached (or full fine-tuning enabled)
@@ -215,6 +219,17 @@ public final class Trainer implements AutoCloseable {
 
     public void setListener(TrainListener l) {
         this.listener = l;
+    }
+
+    /**
+     * How each step's kernels run: the runner gets the part of the step between the upload of its batch and the read
+     * of its results (the forward and backward of every micro-batch, the gradient norm, the optimizer, the method's
+     * hook) and must run it exactly once, e.g. by capturing it with {@code CudaBackend.capture} and replaying the
+     * graph. The default runs it directly. A captured step replays the learning rate and AdamW step counts it was
+     * captured with, so capturing each step anew is what gives a run's exact numbers.
+     */
+    public void setStepRunner(Consumer<Runnable> runner) {
+        this.stepRunner = Objects.requireNonNull(runner, "runner");
     }
 
     /** Stored in every checkpoint's trainer.json ("run"); the CLI keeps its arguments there. */
@@ -391,25 +406,25 @@ public final class Trainer implements AutoCloseable {
         int accum = cfg.gradAccum();
         Tensor st = stats(accum);
         double[] weights = new double[accum];            // the step's loss = Σ_k weights[k] · (loss sum of k)
-        if (rows != null) {
-            trainRows(s, st, weights);
-        } else {
-            trainWindows(s, st, weights);
-        }
-        float[] early = null;
-        double loss = 0;
-        if (g.distributed()) {                           // the all-reduce sums the loss with the gradients
-            early = model.backend().download(st);
-            loss = reducer.reduce(params, stepLoss(early, weights));
-        }
-        double reg = hook.beforeOptimizerStep(s);           // before clipping: its gradients are clipped too
-        Gradients.squaredNormTo(params, st, accum);
+        float[] scales = rows != null ? uploadRows(weights) : uploadWindows(weights);
+        listener.stepUploaded(s + 1);
+        double[] lossReg = new double[2];
         lastLr = schedule.at(s);
         optimizer.setLearningRate(lastLr);
-        optimizer.stepClipped(st, accum, (float) cfg.gradClip());   // no update if a loss or the norm is not finite
-        hook.afterOptimizerStep(s);                          // gradients still hold step s's values
-        optimizer.zeroGrad();
+        stepRunner.accept(() -> {                          // the step's kernels: no host transfer on one process
+            model.trainUploaded(scales, st);
+            if (g.distributed()) {                       // the all-reduce sums the loss with the gradients
+                lossReg[0] = reducer.reduce(params, stepLoss(model.backend().download(st), weights));
+            }
+            lossReg[1] = hook.beforeOptimizerStep(s);       // before clipping: its gradients are clipped too
+            Gradients.squaredNormTo(params, st, accum);
+            optimizer.stepClipped(st, accum, (float) cfg.gradClip());   // no update if a loss or the norm is not finite
+            hook.afterOptimizerStep(s);                      // gradients still hold step s's values
+            optimizer.zeroGrad();
+        });
         listener.stepResultsRead(s + 1);
+        double loss = lossReg[0];
+        double reg = lossReg[1];
         float[] r = model.backend().download(st);            // the step's one read
         if (!g.distributed()) {
             for (int k = 0; k < accum; k++) {
@@ -449,8 +464,11 @@ public final class Trainer implements AutoCloseable {
         return stats;
     }
 
-    /** Step 1 on text windows: gradAccum micro-batches of this rank's share, each loss sum weighted 1/(G·counted). */
-    private void trainWindows(int s, Tensor st, double[] weights) {
+    /**
+     * Step 1 on text windows, uploaded: gradAccum micro-batches of this rank's share, each loss sum weighted
+     * 1/(G·counted); returns their gradScales.
+     */
+    private float[] uploadWindows(double[] weights) {
         float scale = reducer.gradScale(cfg.gradAccum());
         ProcessGroup g = reducer.group();
         List<int[][]> inputs = new ArrayList<>(), targets = new ArrayList<>();
@@ -467,18 +485,20 @@ public final class Trainer implements AutoCloseable {
             targets.add(tg);
             scales[k] = scale;
         }
-        int[] counted = model.trainStepsTo(inputs, targets, scales, st, () -> listener.stepUploaded(s + 1));
+        int[] counted = model.uploadStep(inputs, targets);
         for (int k = 0; k < counted.length; k++) {
             weights[k] = 1.0 / ((double) counted[k] * cfg.gradAccum());
         }
+        return scales;
     }
 
     /**
-     * Step 1 on instruction rows: micro-batch k (c_k counted targets) gets gradScale c_k / Σc, Σc over every
-     * micro-batch of every rank (one all-reduce of the counts when distributed); the step's loss is
-     * Σ_k (loss sum of k) / Σc times W, as {@link GradientReducer#reduce} averages the ranks' values.
+     * Step 1 on instruction rows, uploaded: micro-batch k (c_k counted targets) gets gradScale c_k / Σc, Σc over
+     * every micro-batch of every rank (one all-reduce of the counts when distributed); the step's loss is
+     * Σ_k (loss sum of k) / Σc times W, as {@link GradientReducer#reduce} averages the ranks' values. Returns the
+     * gradScales.
      */
-    private void trainRows(int s, Tensor st, double[] weights) {
+    private float[] uploadRows(double[] weights) {
         ProcessGroup g = reducer.group();
         InstructionSampler.Rows[] micro = new InstructionSampler.Rows[cfg.gradAccum()];
         double[] total = {0};
@@ -497,7 +517,8 @@ public final class Trainer implements AutoCloseable {
             scales[k] = (float) (micro[k].counted() / total[0]);
             weights[k] = g.size() / total[0];
         }
-        model.trainStepsTo(inputs, targets, scales, st, () -> listener.stepUploaded(s + 1));
+        model.uploadStep(inputs, targets);
+        return scales;
     }
 
     /** A non-finite micro-batch loss stops a single process at once (distributed: the reduced loss carries it). */

@@ -3,6 +3,7 @@ package ai.lorakit.gpu.cuda;
 import ai.lorakit.adapters.AdapterConfig;
 import ai.lorakit.adapters.schedule.LoraDrop;
 import ai.lorakit.cli.Method;
+import ai.lorakit.gpu.GpuException;
 import ai.lorakit.gpu.KernelSources;
 import ai.lorakit.models.data.TextDataset;
 import ai.lorakit.models.decoder.DecoderModel;
@@ -23,6 +24,7 @@ import java.util.Map;
 import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -34,7 +36,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * the step's kernels (so the check sees a real step), among them exactly one optimizer launch, the fused
  * multi-tensor AdamW (adamw_multi_fwd_kernel2). The loss sums and the gradient norm stay on the device, the
  * multi-tensor AdamW clips by the norm on the device, and the token-id range checks use the host's copy of the
- * ids. Named exceptions, with the transfers they still make: {@link #EXCEPTIONS}.
+ * ids. Then the whole step (between upload and read) is captured as one CUDA graph. Named exceptions, with the
+ * transfers they still make: {@link #EXCEPTIONS}.
  */
 class StepTransferTest {
     static final int STEPS = 6;
@@ -129,6 +132,60 @@ class StepTransferTest {
                         + ": host transfers between the batch upload and the result read");
             }
         }
+    }
+
+    /**
+     * Steps 2 .. {@value #STEPS} run as captured CUDA graphs (Trainer.setStepRunner with CudaBackend.capture, then
+     * one replay): the capture refuses any host transfer or synchronisation and any allocation left in the graph,
+     * so a method whose step crosses fails here (checked for the {@link #EXCEPTIONS}: their capture is refused).
+     * Step 1 runs eagerly (it makes the persistent buffers).
+     */
+    @ParameterizedTest
+    @EnumSource(Method.class)
+    void aWholeStepIsCapturedAsOneGraph(Method method) throws IOException {
+        assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
+        FakeDriver driver = new FakeDriver();
+        int[] captured = {0};
+        try (CudaBackend be = ModelSteadyStateTest.fakeBackend(driver);
+             DecoderModel model = DecoderModel.random(ModelSteadyStateTest.CFG, be, 11)) {
+            Method.Settings s = Method.Settings.defaults(STEPS, 5L, List.of("c_attn", "c_proj", "c_fc"));
+            AdapterConfig adapter = method.adapterConfig(s);
+            if (adapter == null) {
+                model.setFullFineTune(true);
+            } else {
+                model.attachAdapters(adapter, 7);
+            }
+            TextDataset.Split data = TextDataset.of("english", EnglishText.documents(), new ByteTokenizer()).split(0.25, 3);
+            TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
+                    0.01f, 1f, 2, 0, 1, 0, 5L, 1);
+            LoraDrop drop = method == Method.LORA_DROP ? ModelSteadyStateTest.tieLikeStage2(model) : null;
+            try (Trainer t = new Trainer(model, method.policy(s), cfg, data.train(), data.validation(), dir)) {
+                t.setStepRunner(kernels -> {
+                    if (t.step() == 0) {
+                        kernels.run();
+                        return;
+                    }
+                    try (CudaGraph g = be.capture(kernels)) {
+                        g.replay();
+                        captured[0]++;
+                    }
+                });
+                if (EXCEPTIONS.containsKey(method)) {                // its transfer must stop the capture
+                    GpuException e = assertThrows(GpuException.class, t::run, method.cliName());
+                    assertTrue(e.getMessage().contains("not allowed while a CUDA graph is being captured"),
+                            e.getMessage());
+                    return;
+                }
+                t.run();
+            } finally {
+                if (drop != null) {
+                    drop.close();
+                }
+            }
+        }
+        assertEquals(STEPS - 1, captured[0], method.cliName() + ": steps captured and replayed");
+        assertEquals(STEPS - 1, driver.calls.stream().filter(c -> c.equals("cuGraphLaunch")).count(),
+                method.cliName() + ": one graph launch per captured step");
     }
 
     /** "count site" lines, sorted. */
