@@ -48,12 +48,14 @@ import java.util.function.Consumer;
 /**
  * The training loop (ARCHITECTURE.md layer 4). One optimizer step s (0-based):
  * <ol>
- *   <li>{@code gradAccum} times: a batch [B][T+1] from the {@link WindowSampler}, then
- *       {@code model.trainStep(windows, 1/gradAccum)} (gradients accumulate; the step's loss is the mean);</li>
+ *   <li>{@code gradAccum} batches [B][T+1] from the {@link WindowSampler}, all uploaded first
+ *       ({@code model.uploadStep}), then {@code model.trainUploaded} with gradScale 1/gradAccum each (gradients
+ *       accumulate; each micro-batch's loss sum stays on the device; the step's loss is the mean);</li>
  *   <li>{@code reg = hook.beforeOptimizerStep(s)}: regulariser gradients added (AdaLoRA's orthogonality term);
  *       the step's reported loss is the mean + reg;</li>
- *   <li>global gradient norm over the trainable parameters, clipped to {@code gradClip} ({@link Gradients});</li>
- *   <li>{@code optimizer.setLearningRate(schedule.at(s))}, {@code optimizer.step()};</li>
+ *   <li>global gradient norm over the trainable parameters, on the device ({@link Gradients#squaredNormTo});</li>
+ *   <li>{@code optimizer.setLearningRate(schedule.at(s))}, {@code optimizer.stepClipped}: one multi-tensor AdamW
+ *       that clips the gradients to {@code gradClip} by that norm and skips the update on a NaN/Inf loss or norm;</li>
  *   <li>{@code hook.afterOptimizerStep(s)} (AdaLoRA's rank allocation, Delta-LoRA's W update), then
  *       {@code zeroGrad()}.</li>
  * </ol>
@@ -88,8 +90,9 @@ import java.util.function.Consumer;
  * gradScale = c_k / Σc and the step's loss is Σ loss_k·c_k / Σc. Validation weights each batch by its counted
  * targets ({@link Evaluator}).
  *
- * <p>A NaN or infinite loss or gradient norm stops the run with {@link TrainingDivergedException} before the
- * update; no checkpoint is written after the last good one.
+ * <p>A NaN or infinite loss or gradient norm stops the run with {@link TrainingDivergedException}, read with the
+ * step's results; the optimizer's kernel has then skipped the update (no parameter was updated); no checkpoint is
+ * written after the last good one.
  */
 public final class Trainer implements AutoCloseable {
 
