@@ -36,6 +36,11 @@ import java.util.Set;
  *
  * <p>{@link #step()} refuses a non-finite gradient (or LoRA-FA projected gradient) with an
  * {@link IllegalStateException} naming the parameter, before any parameter or moment is changed.
+ *
+ * <p>{@link #stepClipped} is the training step's form: one {@link Backend#adamwClipped} over every tensor (one
+ * fused launch on CUDA), clipped and guarded by the global gradient norm held on the device, with no host transfer;
+ * it checks no gradient on the host (a non-finite gradient makes the norm non-finite, and the kernel then skips the
+ * whole update; a LoRA-FA projection of finite gradients is not checked separately).
  */
 public final class Optimizer implements AutoCloseable {
 
