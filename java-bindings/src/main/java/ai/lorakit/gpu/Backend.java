@@ -1,5 +1,7 @@
 package ai.lorakit.gpu;
 
+import java.util.List;
+
 /**
  * The op set everything above the device layer uses (ARCHITECTURE.md, layer 2). All tensors are dense,
  * row-major and contiguous; "matrix" views use {@link Tensor#rows()} x {@link Tensor#cols()}. Math is fp32.
@@ -178,6 +180,18 @@ public interface Backend extends AutoCloseable {
     /** Number of NaN or infinite elements. */
     long countNonFinite(Tensor a);
 
+    /**
+     * Slot {@code at} of out = sum_i a[i], as a float-float pair ({@link DeviceSums}: out[2·at], out[2·at+1]); out
+     * F32 of at least 2·at + 2 elements. No host transfer: a training step keeps its loss sums on the device.
+     */
+    void sumTo(Tensor a, Tensor out, int at);
+
+    /**
+     * Slot {@code at} of out = Σ_t Σ_i x_t[i]² over every tensor of xs (the squared global gradient norm), as a
+     * float-float pair ({@link DeviceSums}); 0 for an empty list. No host transfer.
+     */
+    void sumSquaresTo(List<Tensor> xs, Tensor out, int at);
+
     // ---------------------------------------------------------------- transformer ops (GPT-2)
 
     /**
@@ -273,6 +287,38 @@ public interface Backend extends AutoCloseable {
 
     /** One AdamW step on param in place ({@link AdamW} gives the formula); m, v are its moment buffers. */
     void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp);
+
+    /**
+     * One AdamW step on every tensor i (params[i], grads[i], ms[i], vs[i], hps[i]), clipped and guarded by the
+     * global gradient norm that {@link #sumSquaresTo} left in slot {@code normAt} of {@code stats}, with no host
+     * transfer on a device backend: norm = sqrt(slot); if the norm or any slot before it (a training step keeps
+     * its loss sums there) is NaN or infinite, NOTHING changes (no parameter, moment or gradient); else with coef = {@link DeviceSums#clipCoefficient}(norm, maxNorm), when
+     * coef < 1 every gradient is scaled in place, g ← coef·g (torch's clip_grad_norm_, so later readers of the
+     * gradients see the clipped values), then updated as {@link #adamw}. The grads must be distinct tensors.
+     * This default reads the norm to the host and loops {@link #scale} and {@link #adamw} (the reference); device
+     * backends override it.
+     */
+    default void adamwClipped(List<Tensor> params, List<Tensor> grads, List<Tensor> ms,
+                              List<Tensor> vs, List<AdamW> hps, Tensor stats, int normAt,
+                              float maxNorm) {
+        OpChecks.adamwLists("adamwClipped", params, grads, ms, vs, hps, stats, normAt);
+        float[] r = download(stats);
+        for (int k = 0; k <= normAt; k++) {
+            if (!Double.isFinite(DeviceSums.at(r, k))) {
+                return;
+            }
+        }
+        double norm = Math.sqrt(DeviceSums.at(r, normAt));
+        double coef = DeviceSums.clipCoefficient(norm, maxNorm);
+        if (coef < 1.0) {
+            for (Tensor g : grads) {
+                scale(g, (float) coef, g);
+            }
+        }
+        for (int i = 0; i < params.size(); i++) {
+            adamw(params.get(i), grads.get(i), ms.get(i), vs.get(i), hps.get(i));
+        }
+    }
 
     // ---------------------------------------------------------------- LoRA family (defaults = reference)
 

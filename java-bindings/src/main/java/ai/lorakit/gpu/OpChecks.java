@@ -1,5 +1,10 @@
 package ai.lorakit.gpu;
 
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
+
 /**
  * The argument checks every Backend implementation makes before an op does any work, with one wording for
  * all backends (the same messages as CpuBackend's): the op's name first, then the tensors and the problem.
@@ -257,5 +262,34 @@ public final class OpChecks {
                         + ") (" + what + ") and is not the ignored target " + CrossEntropy.IGNORE);
             }
         }
+    }
+
+    /**
+     * The lists of a multi-tensor AdamW ({@link Backend#adamwClipped}): equal sizes, no nulls, distinct gradients
+     * (each is scaled in place once), and a stats slot for the norm.
+     */
+    public static void adamwLists(String op, List<Tensor> params, List<Tensor> grads,
+                                  List<Tensor> ms, List<Tensor> vs, List<AdamW> hps,
+                                  Tensor stats, int normAt) {
+        if (params == null || grads == null || ms == null || vs == null || hps == null) {
+            throw new IllegalArgumentException(op + ": params, grads, ms, vs and hps must not be null");
+        }
+        int n = params.size();
+        if (grads.size() != n || ms.size() != n || vs.size() != n || hps.size() != n) {
+            throw new IllegalArgumentException(op + ": params, grads, ms, vs and hps must have the same size, got "
+                    + n + ", " + grads.size() + ", " + ms.size() + ", " + vs.size() + ", " + hps.size());
+        }
+        Set<Tensor> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (int i = 0; i < n; i++) {
+            if (params.get(i) == null || grads.get(i) == null || ms.get(i) == null || vs.get(i) == null
+                    || hps.get(i) == null) {
+                throw new IllegalArgumentException(op + ": entry " + i + " has a null tensor or hyper-parameters");
+            }
+            if (!seen.add(grads.get(i))) {
+                throw new IllegalArgumentException(op + ": gradient " + grads.get(i) + " appears twice (entry " + i
+                        + "); each gradient is clipped in place once, so pass each parameter once");
+            }
+        }
+        DeviceSums.checkSlot(op, stats, normAt);
     }
 }

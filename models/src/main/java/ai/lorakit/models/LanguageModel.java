@@ -3,6 +3,8 @@ package ai.lorakit.models;
 import ai.lorakit.adapters.AdaptedLinear;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DeviceSums;
+import ai.lorakit.gpu.Tensor;
 
 import java.util.List;
 
@@ -36,6 +38,27 @@ public interface LanguageModel extends AutoCloseable {
      * inputs = w[:, :T], targets = w[:, 1:].
      */
     double trainStep(int[][] inputs, int[][] targets, float gradScale);
+
+    /**
+     * Validates and uploads one optimizer step's micro-batches k = 0..G-1 (inputs.get(k) [B][T] with
+     * targets.get(k) [B][T], one shape for all) for {@link #trainUploaded}; no kernel runs. Returns the counted
+     * targets per micro-batch.
+     *
+     * @throws IllegalArgumentException as {@link #trainStep(int[][], int[][], float)}, no micro-batch, or
+     *                                  micro-batches of different shapes
+     */
+    int[] uploadStep(List<int[][]> inputs, List<int[][]> targets);
+
+    /**
+     * Forward and backward of every micro-batch of the last {@link #uploadStep}, k in order, as trainStep with
+     * gradScales[k], the losses left on the device: slot k of the F32 {@code stats} tensor ({@link DeviceSums}) =
+     * the SUM of micro-batch k's counted targets' losses (its mean is that / counted[k]). DecoderModel makes no host
+     * transfer here, so this can run inside a captured CUDA graph.
+     *
+     * @throws IllegalStateException nothing uploaded, or eval mode
+     * @throws IllegalArgumentException gradScales not one finite value per micro-batch
+     */
+    void trainUploaded(float[] gradScales, Tensor stats);
 
     /** Mean cross-entropy of the windows' targets, no gradients, eval mode semantics. */
     double evalLoss(int[][] windows);

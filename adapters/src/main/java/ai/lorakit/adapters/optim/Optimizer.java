@@ -36,6 +36,11 @@ import java.util.Set;
  *
  * <p>{@link #step()} refuses a non-finite gradient (or LoRA-FA projected gradient) with an
  * {@link IllegalStateException} naming the parameter, before any parameter or moment is changed.
+ *
+ * <p>{@link #stepClipped} is the training step's form: one {@link Backend#adamwClipped} over every tensor (one
+ * fused launch on CUDA), clipped and guarded by the global gradient norm held on the device, with no host transfer;
+ * it checks no gradient on the host (a non-finite gradient makes the norm non-finite, and the kernel then skips the
+ * whole update; a LoRA-FA projection of finite gradients is not checked separately).
  */
 public final class Optimizer implements AutoCloseable {
 
@@ -163,11 +168,68 @@ public final class Optimizer implements AutoCloseable {
         return steps;
     }
 
+    /** What one step updates: a parameter with a gradient, its group and LoRA-FA projection (or null). */
+    private record Work(Parameter p, ParamGroup group, FaProjection projection) {
+    }
+
     /** One update of every trainable parameter that has a gradient. */
     public void step() {
         checkOpen();
-        record Work(Parameter p, ParamGroup group, FaProjection projection) {
+        List<Work> work = work();
+        for (Work w : work) {
+            requireFinite(w.p.grad(), w.p.name(), "gradient");
         }
+        Tensor[] grads = new Tensor[work.size()];
+        for (int i = 0; i < grads.length; i++) {
+            Work w = work.get(i);
+            grads[i] = w.projection == null ? w.p.grad() : w.projection.project(w.p.grad());
+            if (w.projection != null) {
+                requireFinite(grads[i], w.p.name(), "LoRA-FA projected gradient");
+            }
+        }
+        Slot[] state = slots(work);
+        for (int i = 0; i < state.length; i++) {
+            Work w = work.get(i);
+            w.p.value().backend().adamw(w.p.value(), grads[i], state[i].m, state[i].v, hyper(w, state[i]));
+            w.p.markChanged();
+        }
+        steps++;
+    }
+
+    /**
+     * One update of every trainable parameter that has a gradient, in one {@link Backend#adamwClipped} call: the
+     * gradients are clipped to {@code maxNorm} by the global norm that {@link Backend#sumSquaresTo} left in slot
+     * {@code normAt} of {@code stats}, and a NaN or infinite norm leaves every parameter, moment and gradient as
+     * it was, all on the device: no host transfer, so a training step can run as one CUDA graph. The caller reads
+     * the norm after the step and reports a non-finite one (no parameter was updated); step counts still advance,
+     * so such a run must not go on (the Trainer stops it). Unlike {@link #step()}, no per-parameter NaN check.
+     */
+    public void stepClipped(Tensor stats, int normAt, float maxNorm) {
+        checkOpen();
+        List<Work> work = work();
+        if (work.isEmpty()) {
+            steps++;
+            return;
+        }
+        List<Tensor> ps = new ArrayList<>(work.size()), gs = new ArrayList<>(work.size());
+        List<Tensor> ms = new ArrayList<>(work.size()), vs = new ArrayList<>(work.size());
+        List<AdamW> hps = new ArrayList<>(work.size());
+        Slot[] state = slots(work);
+        for (int i = 0; i < state.length; i++) {
+            Work w = work.get(i);
+            ps.add(w.p.value());
+            gs.add(w.projection == null ? w.p.grad() : w.projection.project(w.p.grad()));
+            ms.add(state[i].m);
+            vs.add(state[i].v);
+            hps.add(hyper(w, state[i]));
+        }
+        ps.getFirst().backend().adamwClipped(ps, gs, ms, vs, hps, stats, normAt, maxNorm);
+        work.forEach(w -> w.p.markChanged());   // the layers' bf16 stages are refreshed before their next forward
+        steps++;
+    }
+
+    /** The parameters this step updates, each open (else nothing is updated). */
+    private List<Work> work() {
         List<Work> work = new ArrayList<>();
         for (ParamGroup g : groups) {
             for (Parameter p : g.params()) {
@@ -180,32 +242,25 @@ public final class Optimizer implements AutoCloseable {
             if (w.p.value().isClosed()) {
                 throw new IllegalStateException("parameter " + w.p.name() + " is closed; no parameter was updated");
             }
-            requireFinite(w.p.grad(), w.p.name(), "gradient");
         }
-        Tensor[] grads = new Tensor[work.size()];
-        for (int i = 0; i < grads.length; i++) {
-            Work w = work.get(i);
-            grads[i] = w.projection == null ? w.p.grad() : w.projection.project(w.p.grad());
-            if (w.projection != null) {
-                requireFinite(grads[i], w.p.name(), "LoRA-FA projected gradient");
-            }
-        }
+        return work;
+    }
+
+    private Slot[] slots(List<Work> work) {
         Slot[] state = new Slot[work.size()];
         for (int i = 0; i < state.length; i++) {
             state[i] = slot(work.get(i).p);
         }
-        for (int i = 0; i < state.length; i++) {
-            Work w = work.get(i);
-            Slot s = state[i];
-            s.step++;
-            AdamW hp = peftRule()
-                    ? hfAdamW(w.group.lr(), config.beta1(), config.beta2(), config.eps(), w.group.weightDecay(), s.step)
-                    : new AdamW(w.group.lr(), config.beta1(), config.beta2(), config.eps(), w.group.weightDecay(),
-                            s.step);
-            w.p.value().backend().adamw(w.p.value(), grads[i], s.m, s.v, hp);
-            w.p.markChanged();
-        }
-        steps++;
+        return state;
+    }
+
+    /** Advances the slot's step count and returns this update's hyper-parameters (group lr, PEFT's rule). */
+    private AdamW hyper(Work w, Slot s) {
+        s.step++;
+        return peftRule()
+                ? hfAdamW(w.group.lr(), config.beta1(), config.beta2(), config.eps(), w.group.weightDecay(), s.step)
+                : new AdamW(w.group.lr(), config.beta1(), config.beta2(), config.eps(), w.group.weightDecay(),
+                        s.step);
     }
 
     /** Zeroes the gradient of every parameter (keeps the buffers). */

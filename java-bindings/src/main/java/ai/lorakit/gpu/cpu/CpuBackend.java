@@ -3,6 +3,7 @@ package ai.lorakit.gpu.cpu;
 import ai.lorakit.gpu.AdamW;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.DeviceSums;
 import ai.lorakit.gpu.Dropout;
 import ai.lorakit.gpu.GpuException;
 import ai.lorakit.gpu.OpChecks;
@@ -10,6 +11,7 @@ import ai.lorakit.gpu.ShapeException;
 import ai.lorakit.gpu.Tensor;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.WeakHashMap;
 
@@ -538,6 +540,27 @@ public final class CpuBackend implements Backend {
             }
         }
         return n;
+    }
+
+    @Override
+    public void sumTo(Tensor a, Tensor out, int at) {
+        String op = "sumTo";
+        f(op, a);
+        float[] ov = f(op, out);
+        DeviceSums.checkSlot(op, out, at);
+        DeviceSums.put(ov, at, sum(a));
+    }
+
+    @Override
+    public void sumSquaresTo(List<Tensor> xs, Tensor out, int at) {
+        String op = "sumSquaresTo";
+        float[] ov = f(op, out);
+        DeviceSums.checkSlot(op, out, at);
+        double sq = 0;   // the order and precision of Σ dot(g, g) over the tensors
+        for (Tensor x : xs) {
+            sq += dot(x, x);
+        }
+        DeviceSums.put(ov, at, sq);
     }
 
     // ================================================================ transformer ops (GPT-2)

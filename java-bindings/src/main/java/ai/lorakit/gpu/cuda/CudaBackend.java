@@ -527,6 +527,18 @@ public class CudaBackend extends KernelBackend {
     }
 
     @Override
+    public void adamwClipped(List<Tensor> params, List<Tensor> grads, List<Tensor> ms, List<Tensor> vs,
+                             List<AdamW> hps, Tensor stats, int normAt, float maxNorm) {
+        OpChecks.adamwLists("adamwClipped", params, grads, ms, vs, hps, stats, normAt);
+        for (FastTier t : tiers) {
+            if (t.adamwClipped(params, grads, ms, vs, hps, stats, normAt, maxNorm)) {
+                return;
+            }
+        }
+        super.adamwClipped(params, grads, ms, vs, hps, stats, normAt, maxNorm);
+    }
+
+    @Override
     public void loraShrink(Tensor x, Tensor a, Tensor u) {
         for (FastTier t : tiers) {
             if (t.loraShrink(x, a, u)) {

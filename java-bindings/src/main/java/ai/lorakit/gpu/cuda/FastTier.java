@@ -3,6 +3,7 @@ package ai.lorakit.gpu.cuda;
 import ai.lorakit.gpu.AdamW;
 import ai.lorakit.gpu.Tensor;
 
+import java.util.List;
 import java.util.OptionalDouble;
 import java.util.OptionalLong;
 
@@ -142,6 +143,11 @@ public interface FastTier extends AutoCloseable {
     // ---------------------------------------------------------------- optimizer
 
     default boolean adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp) {
+        return false;
+    }
+
+    default boolean adamwClipped(List<Tensor> params, List<Tensor> grads, List<Tensor> ms, List<Tensor> vs,
+                                 List<AdamW> hps, Tensor stats, int normAt, float maxNorm) {
         return false;
     }
 

@@ -21,6 +21,7 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.WeakHashMap;
@@ -117,6 +118,29 @@ public class KernelBackend implements Backend {
     static final class Storage {
         final DeviceBuffer buf;
         Reclaim reclaim;
+        /**
+         * An I32 buffer's values as last written from the host (token ids, targets), or null once the device may
+         * have changed them: the id-range checks read this instead of the device, so a training step makes no
+         * device-to-host read for them.
+         */
+        int[] hostInts;
+        /**
+         * Token ids used by embeddingBackward: their by-id grouping on the device (KernelTransformerOps.groupById
+         * for {@code indexRows} table rows), rebuilt and uploaded with every host write of the ids, so the
+         * backward of a training step uploads nothing; {@code indexFresh} while it matches the ids.
+         */
+        DeviceBuffer index;
+        int indexRows;
+        int indexDistinct;
+        boolean indexFresh;
+
+        /** Frees the buffer and the ids' grouping. */
+        void free() {
+            buf.close();
+            if (index != null) {
+                index.close();
+            }
+        }
 
         Storage(DeviceBuffer buf) {
             this.buf = buf;
@@ -231,7 +255,7 @@ public class KernelBackend implements Backend {
         for (Object r; (r = unreachable.poll()) != null; ) {
             Reclaim rc = (Reclaim) r;
             if (reclaims.remove(rc)) {
-                rc.storage.buf.close();
+                rc.storage.free();
             }
         }
     }
@@ -316,7 +340,9 @@ public class KernelBackend implements Backend {
         }
         OpChecks.dataLength("uploadInts", data.length, Tensor.numel(shape), shape);
         Tensor t = register(DType.I32, shape);
-        device.write(((Storage) t.handle()).buf, 0, data);
+        Storage st = (Storage) t.handle();
+        device.write(st.buf, 0, data);
+        st.hostInts = data.clone();
         return t;
     }
 
@@ -328,6 +354,32 @@ public class KernelBackend implements Backend {
         }
         OpChecks.dataLength("write", data.length, dst.numel(), dst.shape());
         device.write(b, 0, data);
+        Storage st = (Storage) dst.handle();
+        st.hostInts = data.clone();
+        st.indexFresh = false;
+        if (st.index != null) {
+            transformer.uploadIndex(st, data);   // with the ids: the backward then reads it without a transfer
+        }
+    }
+
+    /**
+     * The values of an I32 tensor for a host-side check: the host copy of its last write from the host when the
+     * device has not changed it since (no transfer), else read from the device.
+     */
+    int[] hostInts(String op, Tensor t) {
+        DeviceBuffer b = ints(op, t);
+        int[] mirror = ((Storage) t.handle()).hostInts;
+        if (mirror != null) {
+            return mirror.clone();
+        }
+        if (t.numel() > Integer.MAX_VALUE - 8) {
+            throw new ShapeException(op + ": " + t + " has too many indices to check on the host");
+        }
+        int[] v = new int[(int) t.numel()];
+        if (v.length > 0) {
+            device.read(b, 0, v);
+        }
+        return v;
     }
 
     @Override
@@ -380,6 +432,10 @@ public class KernelBackend implements Backend {
         if (n == 0 || src == dst) {
             return;
         }
+        int[] srcInts = src.dtype() == DType.I32 ? ((Storage) src.handle()).hostInts : null;
+        Storage ds = (Storage) dst.handle();
+        ds.hostInts = dst.dtype() == DType.I32 && srcInts != null ? srcInts.clone() : null;
+        ds.indexFresh = false;
         if (src.dtype() == dst.dtype()) {
             device.copy(s, 0, d, 0, bytes(src.dtype(), n));
         } else {
@@ -390,6 +446,8 @@ public class KernelBackend implements Backend {
     @Override
     public void fill(Tensor t, float value) {
         DeviceBuffer b = buffer("fill", t);
+        ((Storage) t.handle()).hostInts = null;
+        ((Storage) t.handle()).indexFresh = false;
         int pattern = switch (t.dtype()) {
             case F32 -> Float.floatToRawIntBits(value);
             case BF16 -> DType.floatToBf16(value) & 0xffff;
@@ -406,7 +464,7 @@ public class KernelBackend implements Backend {
             reclaims.remove(s.reclaim);
             s.reclaim.clear();
             if (!closed) {
-                s.buf.close();
+                s.free();
             }
         }
     }
@@ -450,7 +508,7 @@ public class KernelBackend implements Backend {
         }
         try {
             for (Storage s : new ArrayList<>(live.values())) {
-                s.buf.close();
+                s.free();
             }
             live.clear();
             reclaims.clear();
@@ -565,6 +623,16 @@ public class KernelBackend implements Backend {
         return reductions.countNonFinite(a);
     }
 
+    @Override
+    public void sumTo(Tensor a, Tensor out, int at) {
+        reductions.sumTo(a, out, at);
+    }
+
+    @Override
+    public void sumSquaresTo(List<Tensor> xs, Tensor out, int at) {
+        reductions.sumSquaresTo(xs, out, at);
+    }
+
     // ================================================================ transformer ops (GPT-2)
 
     @Override
@@ -671,6 +739,12 @@ public class KernelBackend implements Backend {
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp) {
         optimizer.adamw(param, grad, m, v, hp);
+    }
+
+    @Override
+    public void adamwClipped(List<Tensor> params, List<Tensor> grads, List<Tensor> ms, List<Tensor> vs,
+                             List<AdamW> hps, Tensor stats, int normAt, float maxNorm) {
+        optimizer.adamwClipped(params, grads, ms, vs, hps, stats, normAt, maxNorm);
     }
 
     // ================================================================ LoRA family

@@ -1,9 +1,12 @@
 package ai.lorakit.gpu.kernel;
 
 import ai.lorakit.gpu.DeviceBuffer;
+import ai.lorakit.gpu.DeviceSums;
 import ai.lorakit.gpu.Dim3;
 import ai.lorakit.gpu.OpChecks;
 import ai.lorakit.gpu.Tensor;
+
+import java.util.List;
 
 /**
  * Reductions on cuda-kernels/portable/reduce.kc: local-memory trees with float-float (hi + lo) accumulation on
@@ -106,5 +109,43 @@ final class KernelReductions {
             total += x;
         }
         return total;
+    }
+
+    /** Slot {@code at} of out (a float-float pair) = sum_i a[i]: partial sums per group, then one block adds them. */
+    void sumTo(Tensor a, Tensor out, int at) {
+        String op = "sumTo";
+        DeviceBuffer ab = be.math(op, a), ob = be.math(op, out);
+        DeviceSums.checkSlot(op, out, at);
+        long n = a.numel();
+        int g = groups(n);
+        DeviceBuffer partial = be.scratch(8L * g);
+        if (n > 0) {
+            be.launch("sum_partial_fwd_kernel1", Dim3.of(g), Dim3.of(BLOCK), ab, KernelBackend.code(a), partial, n);
+        }
+        be.launch("pair_sum_fwd_kernel1", Dim3.of(1), Dim3.of(BLOCK), partial, n > 0 ? g : 0, ob, at, 0);
+    }
+
+    /** Slot {@code at} of out = Σ over the tensors of Σ x²: per tensor, partial dot products, then added to the slot. */
+    void sumSquaresTo(List<Tensor> xs, Tensor out, int at) {
+        String op = "sumSquaresTo";
+        DeviceBuffer ob = be.math(op, out);
+        DeviceSums.checkSlot(op, out, at);
+        DeviceBuffer[] bufs = new DeviceBuffer[xs.size()];
+        for (int i = 0; i < bufs.length; i++) {
+            bufs[i] = be.math(op, xs.get(i));
+        }
+        be.launch("pair_sum_fwd_kernel1", Dim3.of(1), Dim3.of(BLOCK), be.scratch(8), 0, ob, at, 0);   // slot = 0
+        for (int i = 0; i < bufs.length; i++) {
+            Tensor x = xs.get(i);
+            long n = x.numel();
+            if (n == 0) {
+                continue;
+            }
+            int g = groups(n);
+            DeviceBuffer partial = be.scratch(8L * g);
+            be.launch("dot_partial_fwd_kernel1", Dim3.of(g), Dim3.of(BLOCK), bufs[i], KernelBackend.code(x), bufs[i],
+                    KernelBackend.code(x), partial, n);
+            be.launch("pair_sum_fwd_kernel1", Dim3.of(1), Dim3.of(BLOCK), partial, g, ob, at, 1);
+        }
     }
 }

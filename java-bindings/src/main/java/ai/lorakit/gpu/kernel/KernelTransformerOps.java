@@ -169,18 +169,6 @@ final class KernelTransformerOps {
 
     // ---------------------------------------------------------------- cross-entropy
 
-    /** The values of an I32 tensor, read back for a host-side range check. */
-    private int[] hostInts(String op, Tensor t, DeviceBuffer buf) {
-        if (t.numel() > Integer.MAX_VALUE - 8) {
-            throw new ShapeException(op + ": " + t + " has too many indices to check on the host");
-        }
-        int[] v = new int[(int) t.numel()];
-        if (v.length > 0) {
-            be.device().read(buf, 0, v);
-        }
-        return v;
-    }
-
     void crossEntropyForward(Tensor logits, Tensor targets, Tensor probs, Tensor losses) {
         String op = "crossEntropyForward";
         DeviceBuffer lb = be.math(op, logits), pb = be.math(op, probs), lossb = be.math(op, losses);
@@ -189,7 +177,7 @@ final class KernelTransformerOps {
         OpChecks.sameNumel(op, logits, probs);
         OpChecks.numelIs(op, targets, rows, "N of " + logits);
         OpChecks.numelIs(op, losses, rows, "N of " + logits);
-        OpChecks.targets(op, targets, hostInts(op, targets, tb), v, "vocabulary size V of " + logits);
+        OpChecks.targets(op, targets, be.hostInts(op, targets), v, "vocabulary size V of " + logits);
         if (rows == 0 || v == 0) {
             return;
         }
@@ -204,7 +192,7 @@ final class KernelTransformerOps {
         int rows = probs.rows(), v = probs.cols();
         OpChecks.sameNumel(op, probs, dlogits);
         OpChecks.numelIs(op, targets, rows, "N of " + probs);
-        OpChecks.targets(op, targets, hostInts(op, targets, tb), v, "vocabulary size V of " + probs);
+        OpChecks.targets(op, targets, be.hostInts(op, targets), v, "vocabulary size V of " + probs);
         long n = probs.numel();
         if (n == 0) {
             return;
@@ -220,7 +208,7 @@ final class KernelTransformerOps {
         DeviceBuffer ib = be.ints(op, ids);
         DeviceBuffer teb = be.math(op, wte), ob = be.math(op, out);
         DeviceBuffer peb = wpe == null ? teb : be.math(op, wpe);   // no positions: any valid buffer, never read
-        int[] d = OpChecks.embeddingDims(op, ids, hostInts(op, ids, ib), wte, wpe, out);
+        int[] d = OpChecks.embeddingDims(op, ids, be.hostInts(op, ids), wte, wpe, out);
         long n = out.numel();
         if (n == 0) {
             return;
@@ -234,25 +222,29 @@ final class KernelTransformerOps {
      * tokens are grouped by id on the host (counting sort, O(N + V)) into one I32 buffer [starts (U+1) | distinct
      * ids (U) | token order (N)], so embedding_bwd_wte_kernel1 gives each (id, channel) one thread that adds its
      * tokens in token order (the CPU's order); only the U distinct rows of dwte are touched. Cost per call: the ids
-     * read back (N ints), the index written (2U+1+N ints), O(N C) device reads for dwte and O(B T C) for dwpe.
+     * index written (2U+1+N ints) into the ids' own buffer when the ids are written from the host (KernelBackend.write:
+     * so a training step's backward makes no transfer; here only when they changed otherwise), O(N C) device
+     * reads for dwte and O(B T C) for dwpe.
      */
     void embeddingBackward(Tensor dout, Tensor ids, Tensor dwte, Tensor dwpe) {
         String op = "embeddingBackward";
         DeviceBuffer ib = be.ints(op, ids);
         DeviceBuffer db = be.math(op, dout), teb = be.math(op, dwte);
         DeviceBuffer peb = dwpe == null ? null : be.math(op, dwpe);
-        int[] idv = hostInts(op, ids, ib);
+        int[] idv = be.hostInts(op, ids);
         int[] d = OpChecks.embeddingDims(op, ids, idv, dwte, dwpe, dout);
         int b = d[0], t = d[1], c = d[2];
         if (dout.numel() == 0) {
             return;
         }
-        int[] index = groupById(idv, dwte.rows());
-        int u = (index.length - 1 - idv.length) / 2;
-        DeviceBuffer ix = be.scratch(4L * index.length);
-        be.device().write(ix, 0, index);
-        be.launch("embedding_bwd_wte_kernel1", strided((long) u * c), Dim3.of(BLOCK), db, code(dout), ix, u, teb,
-                code(dwte), c);
+        KernelBackend.Storage st = (KernelBackend.Storage) ids.handle();
+        if (!st.indexFresh || st.indexRows != dwte.rows()) {
+            st.indexRows = dwte.rows();
+            uploadIndex(st, idv);
+        }
+        int u = st.indexDistinct;
+        be.launch("embedding_bwd_wte_kernel1", strided((long) u * c), Dim3.of(BLOCK), db, code(dout), st.index, u,
+                teb, code(dwte), c);
         if (dwpe != null) {
             be.launch("embedding_bwd_wpe_kernel1", strided((long) t * c), Dim3.of(BLOCK), db, code(dout), peb,
                     code(dwpe), b, t, c);
@@ -264,6 +256,27 @@ final class KernelTransformerOps {
      * order[0..N)] where the tokens of the u-th distinct id (increasing) are order[starts[u] .. starts[u+1]),
      * in token order.
      */
+    /**
+     * Groups {@code ids} (the values of st) by id for {@code st.indexRows} table rows and uploads the index into
+     * the ids' own index buffer (made at the first call, for the longest index N ids can give: 3N+1 ints); the
+     * index is then fresh. Ids outside [0, indexRows) leave it stale (the backward's check names them).
+     */
+    void uploadIndex(KernelBackend.Storage st, int[] ids) {
+        st.indexFresh = false;
+        for (int id : ids) {
+            if (id < 0 || id >= st.indexRows) {
+                return;
+            }
+        }
+        int[] index = groupById(ids, st.indexRows);
+        if (st.index == null) {
+            st.index = be.device().alloc(4L * (3L * ids.length + 1));
+        }
+        be.device().write(st.index, 0, index);
+        st.indexDistinct = (index.length - 1 - ids.length) / 2;
+        st.indexFresh = true;
+    }
+
     static int[] groupById(int[] ids, int vocab) {
         int n = ids.length;
         int[] count = new int[vocab];

@@ -29,6 +29,8 @@ final class FakeDriver implements CudaDriver {
     int deviceCount = 1;
     int maxThreads = 1024;
     boolean capturing;
+    /** Where each host transfer was made from: the first caller outside the CUDA binding, per cuMemcpyHtoD/DtoH. */
+    final List<String> transferSites = new ArrayList<>();
     /** Device memory size; cuMemAlloc beyond it fails with CUDA_ERROR_OUT_OF_MEMORY, as a real driver does. */
     long totalMem = 80L << 30;
     private long next = 0x7f0000000000L;
@@ -41,6 +43,15 @@ final class FakeDriver implements CudaDriver {
     @Override
     public String bindingVersion() {
         return "fake driver";
+    }
+
+    /** The innermost stack frames outside ai.lorakit.gpu (the op's caller), for transfer diagnostics. */
+    private static String caller() {
+        return StackWalker.getInstance().walk(frames -> frames
+                .filter(f -> !f.getClassName().startsWith("ai.lorakit.gpu.") && !f.getClassName().startsWith("java."))
+                .limit(2).map(f -> f.getClassName().substring(f.getClassName().lastIndexOf('.') + 1) + "."
+                        + f.getMethodName() + ":" + f.getLineNumber())
+                .reduce((a, b) -> a + " < " + b).orElse("?"));
     }
 
     private long handle() {
@@ -185,6 +196,7 @@ final class FakeDriver implements CudaDriver {
     @Override
     public void memcpyHtoD(long dst, Object src, long bytes) {
         calls.add("cuMemcpyHtoD");
+        transferSites.add("HtoD " + caller());
         ByteBuffer d = at(dst, bytes);
         switch (src) {
             case float[] a -> d.asFloatBuffer().put(a);
@@ -198,6 +210,7 @@ final class FakeDriver implements CudaDriver {
     @Override
     public void memcpyDtoH(Object dst, long src, long bytes) {
         calls.add("cuMemcpyDtoH");
+        transferSites.add("DtoH " + caller());
         ByteBuffer s = at(src, bytes);
         switch (dst) {
             case float[] a -> s.asFloatBuffer().get(a);

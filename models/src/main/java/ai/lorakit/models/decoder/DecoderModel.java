@@ -64,6 +64,10 @@ public final class DecoderModel implements LanguageModel {
     private boolean closed;
     private AdapterSet adapters;
     private Buffers trainBuf;
+    /** The micro-batch whose ids and targets the forward and backward read ({@link #trainUploaded}; else 0). */
+    private int micro;
+    /** Counted targets of the micro-batches {@link #uploadStep} put in the training buffers, or null. */
+    private int[] uploaded;
     private Buffers inferBuf;
 
     /** The model's own cache in a buffer set: logits [N,V] (the backward turns them into dlogits), probs, losses. */
@@ -352,26 +356,95 @@ public final class DecoderModel implements LanguageModel {
         return train(Batch.of(inputs, targets, cfg), gradScale);
     }
 
+    /**
+     * {@inheritDoc} Micro-batch k's ids and targets live in their own slots of the training buffers (k = 0 in the
+     * plain ones), so all are on the device before the first kernel.
+     */
+    @Override
+    public int[] uploadStep(List<int[][]> inputs, List<int[][]> targets) {
+        checkOpen();
+        int g = inputs.size();
+        if (g == 0 || targets.size() != g) {
+            throw new IllegalArgumentException("uploadStep: " + g + " inputs and " + targets.size() + " targets must"
+                    + " be the same non-zero count of micro-batches");
+        }
+        Batch[] bts = new Batch[g];
+        for (int k = 0; k < g; k++) {
+            bts[k] = Batch.of(inputs.get(k), targets.get(k), cfg);   // ids and targets range-checked on the host
+            if (bts[k].b() != bts[0].b() || bts[k].t() != bts[0].t()) {
+                throw new IllegalArgumentException("micro-batch " + k + " is [" + bts[k].b() + "," + bts[k].t()
+                        + "] but micro-batch 0 is [" + bts[0].b() + "," + bts[0].t() + "]: one step's micro-batches"
+                        + " must have one shape");
+            }
+        }
+        Buffers buf = trainBuffers(bts[0], 1f);
+        int[] counted = new int[g];
+        for (int k = 0; k < g; k++) {
+            setTokens(buf, bts[k], k);
+            counted[k] = bts[k].counted();
+        }
+        uploaded = counted;
+        return counted.clone();
+    }
+
+    /** {@inheritDoc} */
+    @Override
+    public void trainUploaded(float[] gradScales, Tensor stats) {
+        checkOpen();
+        if (uploaded == null) {
+            throw new IllegalStateException("trainUploaded: no micro-batch uploaded (call uploadStep first)");
+        }
+        if (gradScales.length != uploaded.length) {
+            throw new IllegalArgumentException("trainUploaded: " + gradScales.length + " gradScales for "
+                    + uploaded.length + " uploaded micro-batches");
+        }
+        for (float scale : gradScales) {
+            checkTrainable(scale);
+        }
+        Buffers buf = trainBuf;
+        try {
+            for (int k = 0; k < uploaded.length; k++) {
+                micro = k;
+                forward(buf);
+                be.sumTo(crossEntropy(buf).losses, stats, k);               // ignored targets have loss 0
+                backward(buf, gradScales[k] / uploaded[k]);
+            }
+        } finally {
+            micro = 0;
+        }
+    }
+
     private double train(Batch bt, float gradScale) {
+        Buffers buf = trainBuffers(bt, gradScale);
+        setTokens(buf, bt);
+        forward(buf);
+        double loss = loss(buf, bt.counted());
+        backward(buf, gradScale / bt.counted());
+        return loss;
+    }
+
+    /** Training mode and a finite gradScale, or the exception naming the problem. */
+    private void checkTrainable(float gradScale) {
         if (!training) {
             throw new IllegalStateException("trainStep needs training mode: call setTraining(true) (eval mode was set)");
         }
         if (!Float.isFinite(gradScale)) {
             throw new IllegalArgumentException("gradScale must be finite, got " + gradScale);
         }
+    }
+
+    /** The training buffers for this batch's shape (made again only when the shape changes). */
+    private Buffers trainBuffers(Batch bt, float gradScale) {
+        checkTrainable(gradScale);
         if (trainBuf == null || !trainBuf.fits(bt.b(), bt.t())) {
+            uploaded = null;
             if (trainBuf != null) {
                 trainBuf.close();
                 trainBuf = null;
             }
             trainBuf = new Buffers(be, bt.b(), bt.t(), precision);
         }
-        Buffers buf = trainBuf;
-        setTokens(buf, bt);
-        forward(buf);
-        double loss = loss(buf, bt.counted());
-        backward(buf, gradScale / bt.counted());
-        return loss;
+        return trainBuf;
     }
 
     @Override
@@ -486,12 +559,27 @@ public final class DecoderModel implements LanguageModel {
     }
 
     private void setTokens(Buffers buf, Batch bt) {
-        buf.ints("ids", bt.ids(), bt.b(), bt.t());
+        uploaded = null;                                  // the slots of an uploaded step are overwritten
+        setTokens(buf, bt, 0);
+    }
+
+    /** Micro-batch k's ids [B,T] and targets [N] into their slots ({@link #idsKey}). */
+    private void setTokens(Buffers buf, Batch bt, int k) {
+        buf.ints(idsKey(k), bt.ids(), bt.b(), bt.t());
         if (bt.targets() == null) {
-            buf.replace("targets", null);
+            buf.replace(targetsKey(k), null);
         } else {
-            buf.ints("targets", bt.targets(), bt.b() * bt.t());
+            buf.ints(targetsKey(k), bt.targets(), bt.b() * bt.t());
         }
+    }
+
+    /** The buffer slot of micro-batch k's token ids ("ids" for 0, the only one outside a multi-micro-batch step). */
+    private static String idsKey(int k) {
+        return k == 0 ? "ids" : "ids." + k;
+    }
+
+    private static String targetsKey(int k) {
+        return k == 0 ? "targets" : "targets." + k;
     }
 
     private Head head(Buffers buf) {
@@ -515,7 +603,7 @@ public final class DecoderModel implements LanguageModel {
 
     /** Forward from the ids to the logits (llm.c gpt2_forward), every layer keeping its activations in buf. */
     private void forward(Buffers buf) {
-        Tensor x = net.embedding().forward(buf, buf.slot("ids"));     // residual stream [B,T,C]
+        Tensor x = net.embedding().forward(buf, buf.slot(idsKey(micro)));     // residual stream [B,T,C]
         for (PreNormBlock block : net.blocks()) {
             x = block.forward(buf, x);
         }
@@ -526,13 +614,18 @@ public final class DecoderModel implements LanguageModel {
 
     /** Mean cross-entropy over the {@code counted} non-ignored targets (fills probs for the backward). */
     private double loss(Buffers buf, int counted) {
+        return be.sum(crossEntropy(buf).losses) / (double) counted;   // ignored targets have loss 0
+    }
+
+    /** Per-token losses and probs (for the backward) of the head's logits. */
+    private Head crossEntropy(Buffers buf) {
         Head h = head(buf);
         if (h.probs == null) {
             h.probs = buf.f32(buf.n(), cfg.vocabSize());
             h.losses = buf.f32(buf.n());
         }
-        be.crossEntropyForward(h.logits, buf.slot("targets"), h.probs, h.losses);
-        return be.sum(h.losses) / (double) counted;   // ignored targets have loss 0
+        be.crossEntropyForward(h.logits, buf.slot(targetsKey(micro)), h.probs, h.losses);
+        return h;
     }
 
     /**
@@ -543,7 +636,7 @@ public final class DecoderModel implements LanguageModel {
         Head h = head(buf);
         int c = cfg.hiddenSize();
         Tensor dlogits = h.logits;                              // the logits are no longer needed: reuse [N,V]
-        be.crossEntropyBackward(h.probs, buf.slot("targets"), rowScale, dlogits);
+        be.crossEntropyBackward(h.probs, buf.slot(targetsKey(micro)), rowScale, dlogits);
         Tensor dnorm = buf.shared("model.dnorm", buf.b, buf.t, c);
         Tensor dres = buf.shared("model.dres", buf.b, buf.t, c);
         net.lmHead().backward(h.normOut, dlogits, dnorm);      // dW += dlogits^T x when trainable

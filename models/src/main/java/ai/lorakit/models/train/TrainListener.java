@@ -12,6 +12,19 @@ public interface TrainListener {
     default void started(int fromStep, int totalSteps, long tokensPerStep, double elapsedS) {
     }
 
+    /**
+     * Step {@code step}'s micro-batches are on the device and its first kernel comes next. Until {@link
+     * #stepResultsRead} the step makes no host transfer on a single-process device backend (the step's window: the
+     * loss sums, gradient norm and clipping stay on the device), except a method hook's own (AdaLoRA's regulariser
+     * and allocator).
+     */
+    default void stepUploaded(int step) {
+    }
+
+    /** Step {@code step}'s last kernel is queued; the Trainer reads its results next (one device-to-host read). */
+    default void stepResultsRead(int step) {
+    }
+
     /** A step finished; {@code logged} when it is also a metrics line (every logEvery steps and the last one). */
     default void stepDone(StepMetrics m, boolean logged) {
     }

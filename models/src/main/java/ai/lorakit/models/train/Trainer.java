@@ -19,6 +19,7 @@ import ai.lorakit.adapters.schedule.TrainingHook;
 import ai.lorakit.adapters.schedule.TrainingHooks;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.DeviceSums;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.dist.ProcessGroup;
 import ai.lorakit.gpu.dist.SingleProcess;
@@ -39,18 +40,22 @@ import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Consumer;
 
 /**
  * The training loop (ARCHITECTURE.md layer 4). One optimizer step s (0-based):
  * <ol>
- *   <li>{@code gradAccum} times: a batch [B][T+1] from the {@link WindowSampler}, then
- *       {@code model.trainStep(windows, 1/gradAccum)} (gradients accumulate; the step's loss is the mean);</li>
+ *   <li>{@code gradAccum} batches [B][T+1] from the {@link WindowSampler}, all uploaded first
+ *       ({@code model.uploadStep}), then {@code model.trainUploaded} with gradScale 1/gradAccum each (gradients
+ *       accumulate; each micro-batch's loss sum stays on the device; the step's loss is the mean);</li>
  *   <li>{@code reg = hook.beforeOptimizerStep(s)}: regulariser gradients added (AdaLoRA's orthogonality term);
  *       the step's reported loss is the mean + reg;</li>
- *   <li>global gradient norm over the trainable parameters, clipped to {@code gradClip} ({@link Gradients});</li>
- *   <li>{@code optimizer.setLearningRate(schedule.at(s))}, {@code optimizer.step()};</li>
+ *   <li>global gradient norm over the trainable parameters, on the device ({@link Gradients#squaredNormTo});</li>
+ *   <li>{@code optimizer.setLearningRate(schedule.at(s))}, {@code optimizer.stepClipped}: one multi-tensor AdamW
+ *       that clips the gradients to {@code gradClip} by that norm and skips the update on a NaN/Inf loss or norm;</li>
  *   <li>{@code hook.afterOptimizerStep(s)} (AdaLoRA's rank allocation, Delta-LoRA's W update), then
  *       {@code zeroGrad()}.</li>
  * </ol>
@@ -85,8 +90,9 @@ import java.util.TreeSet;
  * gradScale = c_k / Σc and the step's loss is Σ loss_k·c_k / Σc. Validation weights each batch by its counted
  * targets ({@link Evaluator}).
  *
- * <p>A NaN or infinite loss or gradient norm stops the run with {@link TrainingDivergedException} before the
- * update; no checkpoint is written after the last good one.
+ * <p>A NaN or infinite loss or gradient norm stops the run with {@link TrainingDivergedException}, read with the
+ * step's results; the optimizer's kernel has then skipped the update (no parameter was updated); no checkpoint is
+ * written after the last good one.
  */
 public final class Trainer implements AutoCloseable {
 
@@ -123,6 +129,10 @@ public final class Trainer implements AutoCloseable {
     private Path lastCheckpoint;
     private int lastCheckpointStep;
     private GradientReducer reducer = new GradientReducer(SingleProcess.INSTANCE);
+    /** The step's results on the device ({@link #stats(int)}), made at the first step. */
+    private Tensor stats;
+    /** Runs the kernels of a step (between its upload and its results' read); {@link #setStepRunner}. */
+    private Consumer<Runnable> stepRunner = Runnable::run;
 
     /**
      * @param model      the model, adapters already attached (or full fine-tuning enabled)
@@ -212,6 +222,17 @@ public final class Trainer implements AutoCloseable {
 
     public void setListener(TrainListener l) {
         this.listener = l;
+    }
+
+    /**
+     * How each step's kernels run: the runner gets the part of the step between the upload of its batch and the read
+     * of its results (the forward and backward of every micro-batch, the gradient norm, the optimizer, the method's
+     * hook) and must run it exactly once, e.g. by capturing it with {@code CudaBackend.capture} and replaying the
+     * graph. The default runs it directly. A captured step replays the learning rate and AdamW step counts it was
+     * captured with, so capturing each step anew is what gives a run's exact numbers.
+     */
+    public void setStepRunner(Consumer<Runnable> runner) {
+        this.stepRunner = Objects.requireNonNull(runner, "runner");
     }
 
     /** Stored in every checkpoint's trainer.json ("run"); the CLI keeps its arguments there. */
@@ -371,56 +392,116 @@ public final class Trainer implements AutoCloseable {
         return new Result(step, before, last, lastLoss, elapsed, runTrainNanos == 0 ? 0 : runTokens / (runTrainNanos / 1e9));
     }
 
-    /** Steps 1-5 of the class comment; returns the step's mean loss plus the regulariser's value. */
+    /**
+     * Steps 1-5 of the class comment; returns the step's mean loss plus the regulariser's value. On a device
+     * backend nothing crosses to the host between the first micro-batch's upload ({@link TrainListener#stepUploaded})
+     * and the one read of the step's results ({@link TrainListener#stepResultsRead}): the micro-batches' loss sums
+     * (slots 0..G-1 of {@link #stats}) and the squared gradient norm (slot G) stay on the device, and the optimizer
+     * clips by that norm and skips the whole update when a loss or the norm is NaN or infinite
+     * ({@link Optimizer#stepClipped}); the divergence checks then run on the values read. Every micro-batch is
+     * uploaded before the first kernel ({@link LanguageModel#trainStepsTo}). Not yet inside the window: data
+     * parallel (the loss is read before the all-reduce) and AdaLoRA's hook (its regulariser reads the device).
+     */
     private double trainOneStep() {
         int s = step;
         model.setTraining(true);
         ProcessGroup g = reducer.group();
-        double loss = reducer.reduce(params, rows != null ? trainRows(s) : trainWindows(s));
-        if (!Double.isFinite(loss)) {
-            optimizer.zeroGrad();
-            throw diverged(s + 1, "the loss averaged over the " + g.size() + " ranks is " + loss);
-        }
-        double reg = hook.beforeOptimizerStep(s);           // before clipping: its gradients are clipped too
-        if (!Double.isFinite(reg)) {
-            optimizer.zeroGrad();
-            throw diverged(s + 1, "the regulariser (" + hook + ") is " + reg + " (loss " + loss + ")");
-        }
-        double norm = Gradients.globalNorm(params);
-        if (!Double.isFinite(norm)) {
-            optimizer.zeroGrad();
-            throw diverged(s + 1, "the gradient norm is " + norm + " (loss " + loss + ")");
-        }
-        Gradients.clip(params, norm, cfg.gradClip());
+        int accum = cfg.gradAccum();
+        Tensor st = stats(accum);
+        double[] weights = new double[accum];            // the step's loss = Σ_k weights[k] · (loss sum of k)
+        float[] scales = rows != null ? uploadRows(weights) : uploadWindows(weights);
+        listener.stepUploaded(s + 1);
+        double[] lossReg = new double[2];
         lastLr = schedule.at(s);
         optimizer.setLearningRate(lastLr);
-        optimizer.step();
-        hook.afterOptimizerStep(s);                          // gradients still hold step s's values
-        optimizer.zeroGrad();
+        stepRunner.accept(() -> {                          // the step's kernels: no host transfer on one process
+            model.trainUploaded(scales, st);
+            if (g.distributed()) {                       // the all-reduce sums the loss with the gradients
+                lossReg[0] = reducer.reduce(params, stepLoss(model.backend().download(st), weights));
+            }
+            lossReg[1] = hook.beforeOptimizerStep(s);       // before clipping: its gradients are clipped too
+            Gradients.squaredNormTo(params, st, accum);
+            optimizer.stepClipped(st, accum, (float) cfg.gradClip());   // no update if a loss or the norm is not finite
+            hook.afterOptimizerStep(s);                      // gradients still hold step s's values
+            optimizer.zeroGrad();
+        });
+        listener.stepResultsRead(s + 1);
+        double loss = lossReg[0];
+        double reg = lossReg[1];
+        float[] r = model.backend().download(st);            // the step's one read
+        if (!g.distributed()) {
+            for (int k = 0; k < accum; k++) {
+                checkMicroLoss(s, k, DeviceSums.at(r, k));   // a loss sum is finite iff its mean is
+            }
+            loss = stepLoss(r, weights);
+        }
+        if (!Double.isFinite(loss)) {
+            throw diverged(s + 1, "the loss averaged over the " + g.size() + " ranks is " + loss);
+        }
+        if (!Double.isFinite(reg)) {
+            throw diverged(s + 1, "the regulariser (" + hook + ") is " + reg + " (loss " + loss + ")");
+        }
+        double norm = Math.sqrt(DeviceSums.at(r, accum));
+        if (!Double.isFinite(norm)) {
+            throw diverged(s + 1, "the gradient norm is " + norm + " (loss " + loss + ")");
+        }
         lastNorm = norm;
         step = s + 1;
         return loss + reg;
     }
 
-    /** Step 1 on text windows: gradAccum micro-batches of this rank's share; returns its mean loss. */
-    private double trainWindows(int s) {
-        double lossSum = 0;
-        float scale = reducer.gradScale(cfg.gradAccum());
-        ProcessGroup g = reducer.group();
-        for (int k = 0; k < cfg.gradAccum(); k++) {
-            double l = model.trainStep(sampler.nextShard(g.rank(), g.size()), scale);
-            checkMicroLoss(s, k, l);
-            lossSum += l;
+    /** Σ_k weights[k] · slot k: the step's loss from the micro-batches' loss sums. */
+    private static double stepLoss(float[] stats, double[] weights) {
+        double loss = 0;
+        for (int k = 0; k < weights.length; k++) {
+            loss += DeviceSums.at(stats, k) * weights[k];
         }
-        return lossSum / cfg.gradAccum();
+        return loss;
+    }
+
+    /** The step's device results: slots 0..G-1 the micro-batches' loss sums, slot G the squared gradient norm. */
+    private Tensor stats(int accum) {
+        if (stats == null) {
+            stats = model.backend().zeros(DType.F32, 2 * (accum + 1)).named("trainer.stats");
+        }
+        return stats;
     }
 
     /**
-     * Step 1 on instruction rows: micro-batch k (c_k counted targets) gets gradScale c_k / Σc, Σc over every
-     * micro-batch of every rank (one all-reduce of the counts when distributed). Returns this rank's
-     * Σ loss_k·c_k / Σc times W, as {@link GradientReducer#reduce} averages the ranks' values.
+     * Step 1 on text windows, uploaded: gradAccum micro-batches of this rank's share, each loss sum weighted
+     * 1/(G·counted); returns their gradScales.
      */
-    private double trainRows(int s) {
+    private float[] uploadWindows(double[] weights) {
+        float scale = reducer.gradScale(cfg.gradAccum());
+        ProcessGroup g = reducer.group();
+        List<int[][]> inputs = new ArrayList<>(), targets = new ArrayList<>();
+        float[] scales = new float[cfg.gradAccum()];
+        for (int k = 0; k < cfg.gradAccum(); k++) {
+            int[][] w = sampler.nextShard(g.rank(), g.size());
+            int[][] in = new int[w.length][];
+            int[][] tg = new int[w.length][];
+            for (int b = 0; b < w.length; b++) {                 // inputs = w[:, :T], targets = w[:, 1:]
+                in[b] = Arrays.copyOfRange(w[b], 0, w[b].length - 1);
+                tg[b] = Arrays.copyOfRange(w[b], 1, w[b].length);
+            }
+            inputs.add(in);
+            targets.add(tg);
+            scales[k] = scale;
+        }
+        int[] counted = model.uploadStep(inputs, targets);
+        for (int k = 0; k < counted.length; k++) {
+            weights[k] = 1.0 / ((double) counted[k] * cfg.gradAccum());
+        }
+        return scales;
+    }
+
+    /**
+     * Step 1 on instruction rows, uploaded: micro-batch k (c_k counted targets) gets gradScale c_k / Σc, Σc over
+     * every micro-batch of every rank (one all-reduce of the counts when distributed); the step's loss is
+     * Σ_k (loss sum of k) / Σc times W, as {@link GradientReducer#reduce} averages the ranks' values. Returns the
+     * gradScales.
+     */
+    private float[] uploadRows(double[] weights) {
         ProcessGroup g = reducer.group();
         InstructionSampler.Rows[] micro = new InstructionSampler.Rows[cfg.gradAccum()];
         double[] total = {0};
@@ -431,14 +512,16 @@ public final class Trainer implements AutoCloseable {
         if (g.distributed()) {
             g.allReduceSum(total);
         }
-        double weighted = 0;
+        List<int[][]> inputs = new ArrayList<>(), targets = new ArrayList<>();
+        float[] scales = new float[micro.length];
         for (int k = 0; k < micro.length; k++) {
-            double w = micro[k].counted() / total[0];
-            double l = model.trainStep(micro[k].inputs(), micro[k].targets(), (float) w);
-            checkMicroLoss(s, k, l);
-            weighted += l * w;
+            inputs.add(micro[k].inputs());
+            targets.add(micro[k].targets());
+            scales[k] = (float) (micro[k].counted() / total[0]);
+            weights[k] = g.size() / total[0];
         }
-        return weighted * g.size();
+        model.uploadStep(inputs, targets);
+        return scales;
     }
 
     /** A non-finite micro-batch loss stops a single process at once (distributed: the reduced loss carries it). */
@@ -689,6 +772,9 @@ public final class Trainer implements AutoCloseable {
     @Override
     public void close() {
         try {
+            if (stats != null) {
+                stats.close();
+            }
             hook.close();
         } finally {
             try {

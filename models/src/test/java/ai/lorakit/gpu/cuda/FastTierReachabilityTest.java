@@ -52,7 +52,7 @@ class FastTierReachabilityTest {
         return !PORTABLE.contains(kernel);
     }
     static final Set<String> LORA = Set.of("lora_margin_fwd_kernel1", "lora_shrink_fwd_kernel2",
-            "lora_linear_bwd_x_kernel1", "adamw_fwd_kernel2");
+            "lora_linear_bwd_x_kernel1", "adamw_multi_fwd_kernel2");
 
     @TempDir
     Path dir;
@@ -67,10 +67,10 @@ class FastTierReachabilityTest {
             case LORA, LORA_PLUS, LORA_FA, LORA_DROP -> LORA;
             case DELTA_LORA -> union(LORA, Set.of("delta_lora_update_fwd_kernel1"));
             case VERA -> Set.of("vera_margin_fwd_kernel1", "vera_shrink_fwd_kernel1", "lora_linear_bwd_x_kernel1",
-                    "vera_lambda_bwd_x_kernel1", "vera_lambda_b_bwd_x_kernel1", "adamw_fwd_kernel2");
-            case DORA -> Set.of("lora_shrink_fwd_kernel2", "dora_norm_fifo_fwd_kernel1", "adamw_fwd_kernel2");
-            case ADALORA -> Set.of("lora_shrink_fwd_kernel2", "adamw_fwd_kernel2");
-            case FULL -> Set.of("adamw_fwd_kernel2");
+                    "vera_lambda_bwd_x_kernel1", "vera_lambda_b_bwd_x_kernel1", "adamw_multi_fwd_kernel2");
+            case DORA -> Set.of("lora_shrink_fwd_kernel2", "dora_norm_fifo_fwd_kernel1", "adamw_multi_fwd_kernel2");
+            case ADALORA -> Set.of("lora_shrink_fwd_kernel2", "adamw_multi_fwd_kernel2");
+            case FULL -> Set.of("adamw_multi_fwd_kernel2");
         };
     }
 

@@ -113,9 +113,10 @@ class ModelSteadyStateTest {
     }
 
     /**
-     * CudaBackend on the fake driver. Its kernels do not run, so the values the host reads back (loss sum, gradient
-     * dot products, non-finite counts) are whatever the reused scratch holds: they are read (the transfer is
-     * counted) and replaced by 0, so the Trainer's finiteness checks see a well-behaved run.
+     * CudaBackend on the fake driver. Its kernels do not run, so the values the host reads back (the validation
+     * loss sums, any dot product or non-finite count) are whatever the reused scratch holds: they are read (the
+     * transfer is counted) and replaced by 0, so the Trainer's finiteness checks see a well-behaved run. A training
+     * step's own results (Trainer's stats tensor) stay as the zeros they were made with: finite.
      */
     static CudaBackend fakeBackend(FakeDriver driver) {
         return new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true, List.of(new FusedKernelsProvider()),

@@ -3,6 +3,7 @@ package ai.lorakit.models.eval;
 import ai.lorakit.adapters.AdaptedLinear;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.cpu.CpuBackend;
 import ai.lorakit.models.LanguageModel;
 import ai.lorakit.models.decoder.DecoderModel;
@@ -72,6 +73,16 @@ class GreedyDecoderTest {
 
         @Override
         public double trainStep(int[][] inputs, int[][] targets, float gradScale) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public int[] uploadStep(List<int[][]> inputs, List<int[][]> targets) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public void trainUploaded(float[] gradScales, Tensor stats) {
             throw new UnsupportedOperationException();
         }
 

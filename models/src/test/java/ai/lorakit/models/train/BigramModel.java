@@ -5,6 +5,7 @@ import ai.lorakit.adapters.Parameter;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.CrossEntropy;
 import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.DeviceSums;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.models.LanguageModel;
 
@@ -26,6 +27,8 @@ final class BigramModel implements LanguageModel {
     private int calls;
     /** 1-based trainStep call that returns NaN (0 = never). */
     int nanAtCall;
+    private List<int[][]> stagedInputs = List.of();
+    private List<int[][]> stagedTargets = List.of();
 
     BigramModel(Backend backend, int vocab, int maxSeqLen, long seed) {
         this.backend = backend;
@@ -77,6 +80,27 @@ final class BigramModel implements LanguageModel {
             backend.axpby(1f, gt, 1f, w.gradForAccumulation());
         }
         return calls == nanAtCall ? Double.NaN : loss;
+    }
+
+    @Override
+    public int[] uploadStep(List<int[][]> inputs, List<int[][]> targets) {
+        stagedInputs = List.copyOf(inputs);
+        stagedTargets = List.copyOf(targets);
+        return targets.stream().mapToInt(t -> CrossEntropy.counted(Arrays.stream(t).flatMapToInt(Arrays::stream)
+                .toArray())).toArray();
+    }
+
+    /** trainStep per uploaded micro-batch; each slot is written from the host (this model runs on the host). */
+    @Override
+    public void trainUploaded(float[] gradScales, Tensor stats) {
+        for (int k = 0; k < stagedInputs.size(); k++) {
+            int[][] t = stagedTargets.get(k);
+            int counted = CrossEntropy.counted(Arrays.stream(t).flatMapToInt(Arrays::stream).toArray());
+            double mean = trainStep(stagedInputs.get(k), t, gradScales[k]);
+            float[] v = backend.download(stats);
+            DeviceSums.put(v, k, mean * counted);
+            backend.write(stats, v);
+        }
     }
 
     @Override

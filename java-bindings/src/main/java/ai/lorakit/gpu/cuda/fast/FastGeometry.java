@@ -33,6 +33,14 @@ public final class FastGeometry {
         return Dim3.of((int) Math.max(1, Math.min(ceilDiv(n, 1024), MAX_GRID)));
     }
 
+    /**
+     * adamw_multi_fwd_kernel2: grid (min(ceil(max numel / 256), 1024), tensors, 1); each block row strides over its
+     * tensor.
+     */
+    public static Dim3 adamwMulti(long maxNumel, int tensors) {
+        return new Dim3(Math.max(1, Math.min(1024, ceilDiv(maxNumel, THREADS))), tensors, 1);
+    }
+
     /** lora_fused.cu lora_shrink_fwd_kernel2 and vera.cu vera_shrink_fwd_kernel1: grid (ceil(r/64), ceil(N/128), 1). */
     public static Dim3 shrink(int n, int r) {
         return Dim3.of(ceilDiv(r, SHRINK_COLS), ceilDiv(n, SHRINK_ROWS), 1);

@@ -7,6 +7,10 @@ import ai.lorakit.gpu.cuda.CudaBackend;
 import ai.lorakit.gpu.cuda.CudaScratch;
 import ai.lorakit.gpu.cuda.FastTier;
 
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
 import static ai.lorakit.gpu.cuda.fast.FastGeometry.MAX_GRID;
 import static ai.lorakit.gpu.cuda.fast.FastGeometry.SHRINK_ROWS;
 import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
@@ -26,7 +30,8 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  * <p>No allocation in the steady state: the bf16 copies of A, the Gram matrix and VeRA's product live in a {@link
  * CudaScratch} of this tier (one per backend, hence per stream), grown when a call needs more, freed on close.
  *
- * <p>Wired: {@code adamw} (adamw_fwd_kernel2), {@code deltaLoraUpdate} (delta_lora_update_fwd_kernel1, no master nor
+ * <p>Wired: {@code adamw} (adamw_fwd_kernel2), {@code adamwClipped} (adamw_multi_fwd_kernel2: one launch for a whole
+ * optimizer step, clipped and guarded by the device-side gradient norm), {@code deltaLoraUpdate} (delta_lora_update_fwd_kernel1, no master nor
  * compensation buffer: W = bf16(W + cΔ) as the portable op does), {@code doraWeightNorm} (dora_gram_fwd_kernel1 +
  * dora_norm_fwd_kernel2 on a bf16 copy of A for W [out,in]; dora_norm_fifo_fwd_kernel1 on the fp32 A for W [in,out]),
  * {@code loraLinearForward} (u = x A^T by lora_shrink_fwd_kernel2; the
@@ -45,6 +50,10 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  */
 final class FusedKernelsTier implements FastTier {
     static final String ADAMW = "adamw_fwd_kernel2";
+    static final String ADAMW_MULTI = "adamw_multi_fwd_kernel2";
+    /** adamw_multi_fwd_kernel2's hyper-parameter groups (kernel parameters) and tensors (grid.y). */
+    static final int ADAMW_MAX_GROUPS = 4;
+    static final int ADAMW_MAX_TENSORS = MAX_GRID;
     static final String DELTA_LORA = "delta_lora_update_fwd_kernel1";
     static final String DORA_GRAM = "dora_gram_fwd_kernel1";
     static final String DORA_NORM = "dora_norm_fwd_kernel2";
@@ -63,6 +72,9 @@ final class FusedKernelsTier implements FastTier {
 
     private final CudaBackend be;
     private final CudaScratch scratch;
+    /** adamw_multi_fwd_kernel2's device table and the host values it was built from (rebuilt when they change). */
+    private Tensor adamwTable;
+    private int[] adamwTableHost;
 
     FusedKernelsTier(CudaBackend backend) {
         this.be = backend;
@@ -73,6 +85,9 @@ final class FusedKernelsTier implements FastTier {
     @Override
     public void close() {
         scratch.close();
+        if (adamwTable != null) {
+            adamwTable.close();
+        }
     }
 
     // ------------------------------------------------------------------------------------------ checks
@@ -144,6 +159,100 @@ final class FusedKernelsTier implements FastTier {
         be.launchKernel(ADAMW, FastGeometry.adamw(n), block(), addr("adamw", param), addr("adamw", grad),
                 addr("adamw", m), addr("adamw", v), n, hp.beta1(), hp.beta2(), hp.eps(), decay, stepSize, bc2Sqrt);
         return true;
+    }
+
+    /**
+     * adamw.cu adamw_multi_fwd_kernel2(ptrs, numel, group, stats, normAt, maxNorm, beta1, beta2, decay0..3,
+     * stepSize0..3, bc2Sqrt0..3, eps0..3): every tensor F32 (param, grad, m, v of one shape, distinct), at most
+     * {@value #ADAMW_MAX_GROUPS} distinct hyper-parameter sets sharing beta1 and beta2, at most 65535 tensors. The
+     * device table (ptrs | numel | group, one I32 tensor) is built at the first call and uploaded again only when
+     * a tensor or a group assignment changes; per step only kernel parameters change, so nothing is copied.
+     */
+    @Override
+    public boolean adamwClipped(List<Tensor> params, List<Tensor> grads, List<Tensor> ms, List<Tensor> vs,
+                                List<AdamW> hps, Tensor stats, int normAt, float maxNorm) {
+        int n = params.size();
+        if (n == 0 || n > ADAMW_MAX_TENSORS || !is(stats, DType.F32, stats.shape())) {
+            return false;
+        }
+        List<AdamW> groups = new ArrayList<>();
+        int[] group = new int[n];
+        long maxNumel = 0;
+        for (int i = 0; i < n; i++) {
+            Tensor p = params.get(i), g = grads.get(i), m = ms.get(i), v = vs.get(i);
+            int[] shape = p.shape();
+            if (!is(p, DType.F32, shape) || !is(g, DType.F32, shape) || !is(m, DType.F32, shape)
+                    || !is(v, DType.F32, shape) || !distinct(p, g, m, v)) {
+                return false;
+            }
+            AdamW hp = hps.get(i);
+            AdamW first = hps.getFirst();
+            if (hp.beta1() != first.beta1() || hp.beta2() != first.beta2()) {
+                return false;
+            }
+            int k = groups.indexOf(hp);
+            if (k < 0) {
+                if (groups.size() == ADAMW_MAX_GROUPS) {
+                    return false;
+                }
+                groups.add(hp);
+                k = groups.size() - 1;
+            }
+            group[i] = k;
+            maxNumel = Math.max(maxNumel, p.numel());
+        }
+        Tensor table = adamwTable(params, grads, ms, vs, group);
+        long base = addr("adamw", table);
+        float[] decay = new float[ADAMW_MAX_GROUPS], stepSize = new float[ADAMW_MAX_GROUPS];
+        float[] bc2Sqrt = new float[ADAMW_MAX_GROUPS], eps = new float[ADAMW_MAX_GROUPS];
+        for (int k = 0; k < ADAMW_MAX_GROUPS; k++) {
+            AdamW hp = groups.get(Math.min(k, groups.size() - 1));   // unused slots repeat the last group
+            // the host-folded scalars of adamw (adamw.cu header), in double where they are
+            decay[k] = 1f - hp.lr() * hp.weightDecay();
+            stepSize[k] = (float) (hp.lr() / (1.0 - Math.pow(hp.beta1(), hp.step())));
+            bc2Sqrt[k] = (float) Math.sqrt(1.0 - Math.pow(hp.beta2(), hp.step()));
+            eps[k] = hp.eps();
+        }
+        AdamW hp0 = groups.getFirst();
+        be.launchKernel(ADAMW_MULTI, FastGeometry.adamwMulti(maxNumel, n), block(), base, base + 32L * n,
+                base + 40L * n, addr("adamw", stats), normAt, maxNorm, hp0.beta1(), hp0.beta2(),
+                decay[0], decay[1], decay[2], decay[3], stepSize[0], stepSize[1], stepSize[2], stepSize[3],
+                bc2Sqrt[0], bc2Sqrt[1], bc2Sqrt[2], bc2Sqrt[3], eps[0], eps[1], eps[2], eps[3]);
+        return true;
+    }
+
+    /**
+     * The I32 table [ptrs u64 [T][4] | numel i64 [T] | group i32 [T]] of these tensors: the cached one when the
+     * addresses and groups are the same as last time (no transfer), else written again (in place when T is the same).
+     */
+    private Tensor adamwTable(List<Tensor> params, List<Tensor> grads, List<Tensor> ms, List<Tensor> vs, int[] group) {
+        int n = params.size();
+        int[] host = new int[11 * n];
+        for (int t = 0; t < n; t++) {
+            Tensor[] four = {params.get(t), grads.get(t), ms.get(t), vs.get(t)};
+            for (int j = 0; j < 4; j++) {
+                long a = addr("adamw", four[j]);
+                host[2 * (4 * t + j)] = (int) a;              // little-endian u64: low word first
+                host[2 * (4 * t + j) + 1] = (int) (a >>> 32);
+            }
+            long numel = params.get(t).numel();
+            host[8 * n + 2 * t] = (int) numel;
+            host[8 * n + 2 * t + 1] = (int) (numel >>> 32);
+            host[10 * n + t] = group[t];
+        }
+        if (adamwTable != null && Arrays.equals(host, adamwTableHost)) {
+            return adamwTable;
+        }
+        if (adamwTable == null || adamwTable.numel() != host.length) {
+            if (adamwTable != null) {
+                adamwTable.close();
+            }
+            adamwTable = be.uploadInts(host, host.length).named("adamw_multi.table");
+        } else {
+            be.write(adamwTable, host);
+        }
+        adamwTableHost = host;
+        return adamwTable;
     }
 
     // ------------------------------------------------------------------------------------------ Delta-LoRA

@@ -93,6 +93,64 @@ class FusedKernelsTierTest {
     }
 
     @Test
+    void adamwClippedIsOneLaunchWithAReusedTableAndGroupScalars() {
+        int[] sizes = {15, 300, 8};
+        List<Tensor> ps = new java.util.ArrayList<>(), gs = new java.util.ArrayList<>();
+        List<Tensor> ms = new java.util.ArrayList<>(), vs = new java.util.ArrayList<>();
+        for (int n : sizes) {
+            ps.add(be.zeros(DType.F32, n));
+            gs.add(be.zeros(DType.F32, n));
+            ms.add(be.zeros(DType.F32, n));
+            vs.add(be.zeros(DType.F32, n));
+        }
+        Tensor stats = be.zeros(DType.F32, 4);
+        AdamW a = new AdamW(1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 3);
+        AdamW b = a.withLr(16e-3f);                                   // LoRA+: B at 16 x A's lr
+        List<AdamW> hps = List.of(a, b, a);
+        for (int call = 0; call < 2; call++) {
+            int from = fake.launches().size();
+            int callsFrom = fake.calls().size();
+            be.adamwClipped(ps, gs, ms, vs, hps, stats, 1, 1f);
+            assertEquals(List.of("adamw_multi_fwd_kernel2"), fake.kernelsSince(from), "one launch per step");
+            List<String> calls = fake.calls().subList(callsFrom, fake.calls().size());
+            assertEquals(call == 0 ? 1 : 0, calls.stream().filter(c -> c.startsWith("cuMemcpyHtoD")).count(),
+                    "call " + call + ": the table is uploaded once, then reused: " + calls);
+            assertEquals(call == 0 ? 1 : 0, calls.stream().filter(c -> c.startsWith("cuMemAlloc")).count(),
+                    "call " + call + ": only the table is allocated, once: " + calls);
+            assertEquals(0, calls.stream().filter(c -> c.startsWith("cuMemcpyDtoH")).count(),
+                    "call " + call + " reads nothing back (the norm stays on the device): " + calls);
+            FakeCuda.Launch l = only(from, "adamw_multi_fwd_kernel2");
+            assertArrayEquals(new int[] {2, 3, 1}, l.grid());          // (ceil(300/256), tensors, 1)
+            assertArrayEquals(BLOCK, l.block());
+            // (ptrs, numel, group, stats, normAt, maxNorm, beta1, beta2, decay0..3, stepSize0..3, bc2Sqrt0..3, eps0..3)
+            assertEquals(24, l.slots().length);
+            assertEquals(l.slots()[0] + 32L * 3, l.slots()[1], "numel follows the 3 x 4 addresses");
+            assertEquals(l.slots()[0] + 40L * 3, l.slots()[2], "group follows the 3 numels");
+            assertEquals(addr(stats), l.slots()[3]);
+            assertEquals(1, l.slotInt(4));
+            assertEquals(1f, l.slotFloat(5));
+            assertEquals(0.9f, l.slotFloat(6));
+            assertEquals(0.999f, l.slotFloat(7));
+            assertEquals(1f - 1e-3f * 0.01f, l.slotFloat(8), "group 0 (a) decay");
+            assertEquals(1f - 16e-3f * 0.01f, l.slotFloat(9), "group 1 (b) decay");
+            assertEquals((float) (1e-3f / (1.0 - Math.pow(0.9f, 3))), l.slotFloat(12), "group 0 step size");
+            assertEquals((float) (16e-3f / (1.0 - Math.pow(0.9f, 3))), l.slotFloat(13), "group 1 step size");
+            assertEquals((float) Math.sqrt(1.0 - Math.pow(0.999f, 3)), l.slotFloat(16));
+            assertEquals(1e-8f, l.slotFloat(20));
+            int[] table = new int[33];                                 // [ptrs 24 | numel 6 | group 3] ints
+            fake.driver.memcpyDtoH(table, l.slots()[0], 4L * table.length);
+            assertEquals(addr(ps.get(1)), (table[8] & 0xffffffffL) | ((long) table[9] << 32), "ptrs[1][0] = param 1");
+            assertEquals(addr(vs.get(2)), (table[22] & 0xffffffffL) | ((long) table[23] << 32), "ptrs[2][3] = v 2");
+            assertEquals(300, table[24 + 2]);
+            assertArrayEquals(new int[] {0, 1, 0}, java.util.Arrays.copyOfRange(table, 30, 33), "groups");
+        }
+        Tensor bf = be.zeros(DType.BF16, 15);
+        int from = fake.launches().size();
+        be.adamwClipped(List.of(bf), List.of(gs.get(0)), List.of(ms.get(0)), List.of(vs.get(0)), List.of(a), stats, 1, 1f);
+        assertEquals(List.of("adamw_clip_fwd_kernel1"), fake.kernelsSince(from), "BF16 param: portable");
+    }
+
+    @Test
     void adamwDeclinesNonF32AndAliasedState() {
         Tensor p = be.zeros(DType.BF16, 8);
         Tensor g = be.zeros(DType.F32, 8);

@@ -1,0 +1,197 @@
+package ai.lorakit.gpu.cuda;
+
+import ai.lorakit.adapters.AdapterConfig;
+import ai.lorakit.adapters.schedule.LoraDrop;
+import ai.lorakit.cli.Method;
+import ai.lorakit.gpu.GpuException;
+import ai.lorakit.gpu.KernelSources;
+import ai.lorakit.models.data.TextDataset;
+import ai.lorakit.models.decoder.DecoderModel;
+import ai.lorakit.models.tokenizer.ByteTokenizer;
+import ai.lorakit.models.train.EnglishText;
+import ai.lorakit.models.train.TrainConfig;
+import ai.lorakit.models.train.TrainListener;
+import ai.lorakit.models.train.Trainer;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Proves, on the in-memory CUDA driver, that a Trainer step makes no host transfer (cuMemcpyHtoD / cuMemcpyDtoH)
+ * between the upload of its batch ({@link TrainListener#stepUploaded}) and the read of its results ({@link
+ * TrainListener#stepResultsRead}), for steps 2 .. {@value #STEPS} of every --method as {@code lorakit train}
+ * configures it (ModelSteadyStateTest's model, data and configuration, but gradAccum 2), and that the window holds
+ * the step's kernels (so the check sees a real step), among them exactly one optimizer launch, the fused
+ * multi-tensor AdamW (adamw_multi_fwd_kernel2). The loss sums and the gradient norm stay on the device, the
+ * multi-tensor AdamW clips by the norm on the device, and the token-id range checks use the host's copy of the
+ * ids. Then the whole step (between upload and read) is captured as one CUDA graph. Named exceptions, with the
+ * transfers they still make: {@link #EXCEPTIONS}.
+ */
+class StepTransferTest {
+    static final int STEPS = 6;
+
+    /**
+     * Methods whose step still crosses, and why. adalora: the orthogonality
+     * regulariser (OrthogonalRegularizer.apply) uploads I and reads ‖C − I‖² per matrix every step: its gradient
+     * coefficient 2/(‖C − I‖·M) needs a device sqrt and reciprocal (h-dora's ops).
+     */
+    static final Map<Method, String> EXCEPTIONS = Map.of(
+            Method.ADALORA, "AdaLoRA's orthogonal regulariser reads ‖C − I‖² to the host");
+
+    @TempDir
+    Path dir;
+
+    /** The transfers (with their call sites) inside each step's window, by step. */
+    private static final class Window implements TrainListener {
+        final FakeDriver driver;
+        final List<List<String>> inside = new ArrayList<>();
+        final List<Integer> launches = new ArrayList<>();
+        final List<List<String>> optimizerKernels = new ArrayList<>();
+        int openCalls;
+        int openLaunches;
+        int openSites;
+
+        Window(FakeDriver driver) {
+            this.driver = driver;
+        }
+
+        @Override
+        public void stepUploaded(int step) {
+            openCalls = driver.calls.size();
+            openLaunches = driver.launches.size();
+            openSites = driver.transferSites.size();
+        }
+
+        @Override
+        public void stepResultsRead(int step) {
+            long transfers = driver.calls.subList(openCalls, driver.calls.size()).stream()
+                    .filter(c -> c.startsWith("cuMemcpyHtoD") || c.startsWith("cuMemcpyDtoH")).count();
+            List<String> sites = new ArrayList<>(driver.transferSites.subList(openSites, driver.transferSites.size()));
+            assertEquals(transfers, sites.size(), "every transfer has its call site");
+            inside.add(sites);
+            launches.add(driver.launches.size() - openLaunches);
+            optimizerKernels.add(driver.launches.subList(openLaunches, driver.launches.size()).stream()
+                    .map(FakeDriver.Launch::kernel).filter(k -> k.startsWith("adamw")).toList());
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Method.class)
+    void noHostTransferInsideAStep(Method method) throws IOException {
+        assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
+        FakeDriver driver = new FakeDriver();
+        Window window = new Window(driver);
+        try (CudaBackend be = ModelSteadyStateTest.fakeBackend(driver);
+             DecoderModel model = DecoderModel.random(ModelSteadyStateTest.CFG, be, 11)) {
+            Method.Settings s = Method.Settings.defaults(STEPS, 5L, List.of("c_attn", "c_proj", "c_fc"));
+            AdapterConfig adapter = method.adapterConfig(s);
+            if (adapter == null) {
+                model.setFullFineTune(true);
+            } else {
+                model.attachAdapters(adapter, 7);
+            }
+            TextDataset.Split data = TextDataset.of("english", EnglishText.documents(), new ByteTokenizer()).split(0.25, 3);
+            TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
+                    0.01f, 1f, 2, 0, 1, 0, 5L, 1);       // gradAccum 2: both micro-batches are uploaded first
+            LoraDrop drop = method == Method.LORA_DROP ? ModelSteadyStateTest.tieLikeStage2(model) : null;
+            try (Trainer t = new Trainer(model, method.policy(s), cfg, data.train(), data.validation(), dir)) {
+                t.setListener(window);
+                t.run();
+            } finally {
+                if (drop != null) {
+                    drop.close();
+                }
+            }
+        }
+        assertEquals(STEPS, window.inside.size(), method.cliName() + ": every step opened and closed its window");
+        for (int step = 2; step <= STEPS; step++) {
+            assertTrue(window.launches.get(step - 1) > 10, method.cliName() + " step " + step
+                    + ": the window holds the step's kernels (" + window.launches.get(step - 1) + " launches)");
+            assertEquals(List.of("adamw_multi_fwd_kernel2"), window.optimizerKernels.get(step - 1),
+                    method.cliName() + " step " + step + ": the whole optimizer step is one multi-tensor AdamW launch");
+            List<String> sites = window.inside.get(step - 1);
+            if (EXCEPTIONS.containsKey(method)) {
+                assertTrue(!sites.isEmpty(), method.cliName() + " is listed as an exception ("
+                        + EXCEPTIONS.get(method) + ") but made no transfer: remove it from EXCEPTIONS");
+            } else {
+                assertEquals(List.of(), summary(sites), method.cliName() + " step " + step
+                        + ": host transfers between the batch upload and the result read");
+            }
+        }
+    }
+
+    /**
+     * Steps 2 .. {@value #STEPS} run as captured CUDA graphs (Trainer.setStepRunner with CudaBackend.capture, then
+     * one replay): the capture refuses any host transfer or synchronisation and any allocation left in the graph,
+     * so a method whose step crosses fails here (checked for the {@link #EXCEPTIONS}: their capture is refused).
+     * Step 1 runs eagerly (it makes the persistent buffers).
+     */
+    @ParameterizedTest
+    @EnumSource(Method.class)
+    void aWholeStepIsCapturedAsOneGraph(Method method) throws IOException {
+        assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
+        FakeDriver driver = new FakeDriver();
+        int[] captured = {0};
+        try (CudaBackend be = ModelSteadyStateTest.fakeBackend(driver);
+             DecoderModel model = DecoderModel.random(ModelSteadyStateTest.CFG, be, 11)) {
+            Method.Settings s = Method.Settings.defaults(STEPS, 5L, List.of("c_attn", "c_proj", "c_fc"));
+            AdapterConfig adapter = method.adapterConfig(s);
+            if (adapter == null) {
+                model.setFullFineTune(true);
+            } else {
+                model.attachAdapters(adapter, 7);
+            }
+            TextDataset.Split data = TextDataset.of("english", EnglishText.documents(), new ByteTokenizer()).split(0.25, 3);
+            TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
+                    0.01f, 1f, 2, 0, 1, 0, 5L, 1);
+            LoraDrop drop = method == Method.LORA_DROP ? ModelSteadyStateTest.tieLikeStage2(model) : null;
+            try (Trainer t = new Trainer(model, method.policy(s), cfg, data.train(), data.validation(), dir)) {
+                t.setStepRunner(kernels -> {
+                    if (t.step() == 0) {
+                        kernels.run();
+                        return;
+                    }
+                    try (CudaGraph g = be.capture(kernels)) {
+                        g.replay();
+                        captured[0]++;
+                    }
+                });
+                if (EXCEPTIONS.containsKey(method)) {                // its transfer must stop the capture
+                    GpuException e = assertThrows(GpuException.class, t::run, method.cliName());
+                    assertTrue(e.getMessage().contains("not allowed while a CUDA graph is being captured"),
+                            e.getMessage());
+                    return;
+                }
+                t.run();
+            } finally {
+                if (drop != null) {
+                    drop.close();
+                }
+            }
+        }
+        assertEquals(STEPS - 1, captured[0], method.cliName() + ": steps captured and replayed");
+        assertEquals(STEPS - 1, driver.calls.stream().filter(c -> c.equals("cuGraphLaunch")).count(),
+                method.cliName() + ": one graph launch per captured step");
+    }
+
+    /** "count site" lines, sorted. */
+    private static List<String> summary(List<String> sites) {
+        Map<String, Integer> h = new TreeMap<>();
+        sites.forEach(x -> h.merge(x, 1, Integer::sum));
+        List<String> out = new ArrayList<>();
+        h.forEach((k, v) -> out.add(v + " " + k));
+        return out;
+    }
+}
