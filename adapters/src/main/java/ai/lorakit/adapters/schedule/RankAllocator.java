@@ -22,16 +22,24 @@ import java.util.Set;
  * <ul>
  *   <li>{@link #beforeOptimizerStep}: the orthogonality regulariser in PEFT's form
  *       ({@link OrthogonalRegularizer.Form#PEFT_MEAN_NORM}: orth_reg_weight · mean over every A and B of the
- *       NON-squared ‖C − I‖_F), gradients added to A and B, loss value returned;</li>
+ *       NON-squared ‖C − I‖_F), gradients added to A and B, loss value written to the step's stats on the
+ *       device;</li>
  *   <li>{@link #afterOptimizerStep}(t), with T = total_step − tfinal:
  *     <ul>
  *       <li>t &lt; T: sensitivity I = |w ∘ ∇w| smoothed for every A, E, B ({@link Backend#adaloraSensitivity}:
  *           Ī ← β1 Ī + (1−β1) I, Ū ← β2 Ū + (1−β2)|I − Ī|, element score Ī·Ū); then, if the budget schedule says
- *           so, mask Λ to the budget b(t);</li>
- *       <li>t == T: the final mask at b(T) = target budget, rank_pattern fixed, the EMAs reset;</li>
+ *           so, a mask of Λ to the budget b(t) is due;</li>
+ *       <li>t == T: the final mask at b(T) = target budget is due;</li>
  *       <li>t &gt; T: the final rank_pattern re-applied to E every step (pruned triplets may not revive).</li>
  *     </ul></li>
+ *   <li>{@link #afterStep}(t): the mask due at t, if any (at T: rank_pattern fixed, then the EMAs reset).</li>
  * </ul>
+ * Where the masking runs: OUTSIDE the device step. The regulariser and afterOptimizerStep are device-only (no host
+ * transfer, no allocation), so they run inside the Trainer's captured step; the masking needs the k-th smallest
+ * triplet score over all layers (a host sort) and reads the scores, so it runs in {@link #afterStep}, after the
+ * step's results were read and before the next step. The result is the same as PEFT's masking right after
+ * optimizer.step(): between the two points only zeroGrad runs, and the masking reads the EMAs and writes E, never
+ * the gradients. A mask left due (afterStep forgotten) is refused at the next step and by {@link #state()}.
  * Budget ({@link #budget}): init_bgt = Σ init_r, target_bgt = target_r · n_layers; t ≤ tinit: init_bgt, no mask;
  * t > T: target_bgt, mask; else b = floor((init_bgt − target_bgt)·(1 − (t − tinit)/(T − tinit))³ + target_bgt),
  * mask when t % deltaT == 0. Triplet score of layer l, triplet k: S_k = score(E)_k + mean_i score(A)_ki +
@@ -115,15 +123,20 @@ public final class RankAllocator implements TrainingHook {
     private final int targetBgt;
     /** [3]: last step seen (−1: none), finalised (0/1), has a rank_pattern (0/1); refreshed by {@link #state()}. */
     private final Tensor meta;
+    /** The regulariser over every A and B (its work tensors made once). */
+    private final OrthogonalRegularizer orth;
     private Map<String, boolean[]> rankPattern;
+    /** Budget of the mask due at {@link #afterStep}(lastStep), or −1 when none is due. */
+    private int maskDue = -1;
     private boolean finalized;
     private int lastStep = -1;
     private boolean closed;
 
-    private RankAllocator(AdaLoraConfig config, List<Layer> layers, Tensor meta) {
+    private RankAllocator(AdaLoraConfig config, List<Layer> layers, Tensor meta, OrthogonalRegularizer orth) {
         this.config = config;
         this.layers = layers;
         this.meta = meta;
+        this.orth = orth;
         int sum = 0;
         for (Layer l : layers) {
             sum += l.r;
@@ -163,16 +176,26 @@ public final class RankAllocator implements TrainingHook {
         }
         List<Layer> ls = new ArrayList<>();
         Tensor meta = null;
+        OrthogonalRegularizer orth = null;
         try {
             for (AdaptedLinear m : modules) {
                 ls.add(new Layer(m));
             }
             meta = modules.getFirst().weight().backend().zeros(DType.F32, 3).named(META);
-            return new RankAllocator(config, List.copyOf(ls), meta);
+            List<Parameter> ms = new ArrayList<>(2 * ls.size());
+            for (Layer l : ls) {
+                ms.add(l.a);
+                ms.add(l.b);
+            }
+            orth = OrthogonalRegularizer.create(ms, config.orthRegWeight(), OrthogonalRegularizer.Form.PEFT_MEAN_NORM);
+            return new RankAllocator(config, List.copyOf(ls), meta, orth);
         } catch (RuntimeException ex) {
             ls.forEach(Layer::close);
             if (meta != null) {
                 meta.close();
+            }
+            if (orth != null) {
+                orth.close();
             }
             throw ex;
         }
@@ -219,23 +242,29 @@ public final class RankAllocator implements TrainingHook {
 
     // ---------------------------------------------------------------- hook
 
-    /** The orthogonality regulariser (PEFT's form, see the class comment); returns orth_reg_weight · R. */
+    /** True: AdaLoRA's orthogonality regulariser. */
     @Override
-    public double beforeOptimizerStep(int step) {
+    public boolean hasRegulariser() {
+        return true;
+    }
+
+    /**
+     * The orthogonality regulariser (PEFT's form, see the class comment): gradients added to every trainable A and
+     * B, orth_reg_weight · R written to slot {@code at} of {@code stats}. No host transfer.
+     */
+    @Override
+    public void beforeOptimizerStep(int step, Tensor stats, int at) {
         checkOpen();
-        List<Parameter> ms = new ArrayList<>(2 * layers.size());
-        for (Layer l : layers) {
-            ms.add(l.a);
-            ms.add(l.b);
-        }
-        return OrthogonalRegularizer.apply(ms, config.orthRegWeight(), OrthogonalRegularizer.Form.PEFT_MEAN_NORM,
-                true);
+        orth.applyTo(stats, at, true);
     }
 
     /**
      * PEFT's {@code update_and_allocate(global_step)}; see the class comment.
      *
-     * @throws IllegalStateException a skipped step (this must run after every optimizer step), a step past
+     * The masking it decides on runs in {@link #afterStep}. No host transfer.
+     *
+     * @throws IllegalStateException a skipped step (this must run after every optimizer step), a mask still due
+     *                               (afterStep of the previous step not called), a step past
      *                               T = total_step − tfinal before the final allocation, or a missing gradient
      *                               (call after backward and optimizer.step(), before zeroGrad())
      */
@@ -246,21 +275,16 @@ public final class RankAllocator implements TrainingHook {
             throw new IllegalStateException("AdaLoRA rank allocator: called for step " + step + " after step "
                     + lastStep + "; it must run after every optimizer step (steps 0, 1, 2, ...)");
         }
+        checkNoMaskDue();
         int tEnd = config.totalStep() - config.tfinal();
         if (step < tEnd) {
             updateImportance(step);
             Budget b = budget(step);
             if (b.mask()) {
-                maskToBudget(b.budget());
+                maskDue = b.budget();
             }
         } else if (step == tEnd) {
-            maskToBudget(budget(step).budget());
-            finalized = true;
-            for (Layer l : layers) {
-                for (Tensor t : new Tensor[] {l.iptA, l.uncA, l.iptE, l.uncE, l.iptB, l.uncB}) {
-                    t.backend().fill(t, 0f);          // PEFT's reset_ipt
-                }
-            }
+            maskDue = budget(step).budget();
         } else {
             if (!finalized) {
                 throw new IllegalStateException("AdaLoRA rank allocator: step " + step + " is past total_step - tfinal"
@@ -272,6 +296,41 @@ public final class RankAllocator implements TrainingHook {
             }
         }
         lastStep = step;
+    }
+
+    /**
+     * Between steps (after step t's results were read): the mask due at t, if any, with host reads of the triplet
+     * scores; at t == T also rank_pattern fixed and the EMAs reset (PEFT's reset_ipt).
+     *
+     * @throws IllegalStateException t is not the step afterOptimizerStep last ran for
+     */
+    @Override
+    public void afterStep(int step) {
+        checkOpen();
+        if (step != lastStep) {
+            throw new IllegalStateException("AdaLoRA rank allocator: afterStep(" + step + ") but the last optimizer"
+                    + " step seen is " + lastStep + "; call afterStep(t) right after afterOptimizerStep(t)");
+        }
+        if (maskDue < 0) {
+            return;
+        }
+        maskToBudget(maskDue);
+        maskDue = -1;
+        if (step == config.totalStep() - config.tfinal()) {
+            finalized = true;
+            for (Layer l : layers) {
+                for (Tensor t : new Tensor[] {l.iptA, l.uncA, l.iptE, l.uncE, l.iptB, l.uncB}) {
+                    t.backend().fill(t, 0f);          // PEFT's reset_ipt
+                }
+            }
+        }
+    }
+
+    private void checkNoMaskDue() {
+        if (maskDue >= 0) {
+            throw new IllegalStateException("AdaLoRA rank allocator: the mask of step " + lastStep + " is still due;"
+                    + " call afterStep(" + lastStep + ") after the step's results are read, before the next step");
+        }
     }
 
     private void updateImportance(int step) {
@@ -399,6 +458,7 @@ public final class RankAllocator implements TrainingHook {
     @Override
     public Map<String, Tensor> state() {
         checkOpen();
+        checkNoMaskDue();
         Backend be = meta.backend();
         try (Tensor m = be.upload(new float[] {lastStep, finalized ? 1 : 0, rankPattern != null ? 1 : 0}, DType.F32, 3)) {
             be.copy(m, meta);
@@ -418,6 +478,7 @@ public final class RankAllocator implements TrainingHook {
         checkOpen();
         float[] m = meta.backend().download(meta);
         lastStep = (int) m[0];
+        maskDue = -1;                                          // saved after afterStep: no mask was due
         finalized = m[1] != 0;
         if (m[2] != 0) {
             Map<String, boolean[]> pattern = new LinkedHashMap<>();
@@ -441,6 +502,7 @@ public final class RankAllocator implements TrainingHook {
             closed = true;
             layers.forEach(Layer::close);
             meta.close();
+            orth.close();
         }
     }
 

@@ -56,7 +56,11 @@ public final class TrainingHooks {
         return compose(hooks);
     }
 
-    /** Runs the hooks in order (regulariser losses summed, states merged; names must not collide). */
+    /**
+     * Runs the hooks in order (states merged; names must not collide).
+     *
+     * @throws IllegalArgumentException more than one hook with a regulariser (its loss has one stats slot)
+     */
     public static TrainingHook compose(List<TrainingHook> hooks) {
         List<TrainingHook> hs = List.copyOf(hooks);
         if (hs.isEmpty()) {
@@ -65,20 +69,35 @@ public final class TrainingHooks {
         if (hs.size() == 1) {
             return hs.getFirst();
         }
+        List<TrainingHook> regs = hs.stream().filter(TrainingHook::hasRegulariser).toList();
+        if (regs.size() > 1) {
+            throw new IllegalArgumentException("training hooks " + regs + " both have a regulariser; at most one of"
+                    + " the composed hooks may have one");
+        }
         return new TrainingHook() {
             @Override
-            public double beforeOptimizerStep(int step) {
-                double sum = 0;
+            public boolean hasRegulariser() {
+                return !regs.isEmpty();
+            }
+
+            @Override
+            public void beforeOptimizerStep(int step, Tensor stats, int at) {
                 for (TrainingHook h : hs) {
-                    sum += h.beforeOptimizerStep(step);
+                    h.beforeOptimizerStep(step, stats, at);
                 }
-                return sum;
             }
 
             @Override
             public void afterOptimizerStep(int step) {
                 for (TrainingHook h : hs) {
                     h.afterOptimizerStep(step);
+                }
+            }
+
+            @Override
+            public void afterStep(int step) {
+                for (TrainingHook h : hs) {
+                    h.afterStep(step);
                 }
             }
 

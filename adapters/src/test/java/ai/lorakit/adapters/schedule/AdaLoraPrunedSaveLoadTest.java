@@ -54,6 +54,7 @@ class AdaLoraPrunedSaveLoadTest {
                         }
                     }
                     ra.afterOptimizerStep(step);
+                    ra.afterStep(step);
                 }
                 AdaLoraConfig saved = ra.adapterConfig();
                 Map<String, boolean[]> rp = saved.rankPattern();

@@ -4,10 +4,14 @@ import ai.lorakit.adapters.AdaLoraConfig;
 import ai.lorakit.adapters.AdaptedLinear;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.DeviceSums;
+import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.cpu.CpuBackend;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 
@@ -19,7 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
  * Proves the orthogonality regulariser: its value is PEFT's orth_reg_weight · mean over every A and B of the
  * NON-squared ‖C − I‖_F (and the paper's Σ‖C − I‖²_F for that form), computed here independently in double; the
  * gradients it adds to A and B equal central finite differences of that double function (both forms); the
- * RankAllocator's beforeOptimizerStep adds exactly PEFT's form; frozen parameters get no gradient; bad roles throw.
+ * RankAllocator's beforeOptimizerStep writes exactly PEFT's form into its stats slot (on the device); frozen parameters get no gradient; bad roles throw.
  */
 class OrthogonalRegularizerTest {
 
@@ -71,8 +75,11 @@ class OrthogonalRegularizerTest {
             AdaLoraConfig c = (AdaLoraConfig) ls.modules.getFirst().config();
             Parameter frozen = ms.get(1);
             frozen.setTrainable(false);
-            try (RankAllocator ra = RankAllocator.create(c, ls.modules)) {
-                assertEquals(want, ra.beforeOptimizerStep(0), 1e-5 * want);
+            try (RankAllocator ra = RankAllocator.create(c, ls.modules); Tensor stats = be.zeros(DType.F32, 6)) {
+                ra.beforeOptimizerStep(0, stats, 2);
+                float[] st = be.download(stats);
+                assertEquals(want, DeviceSums.at(st, 2), 1e-5 * want, "weight·R in slot 2 of the stats");
+                assertArrayEquals(new float[4], Arrays.copyOf(st, 4), "the other slots are untouched");
             }
             assertEquals(null, frozen.grad(), "a frozen B gets no gradient");
             assertThrows(IllegalArgumentException.class, () -> OrthogonalRegularizer.apply(

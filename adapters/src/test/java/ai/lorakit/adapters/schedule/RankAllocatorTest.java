@@ -27,7 +27,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Python at chosen steps, integer floor included); in a crafted case the triplets with the lowest scores are exactly
  * the ones pruned; over a whole schedule (warm-up, cubic phase with deltaT, final mask, re-masking) Λ, the scores and
  * rank_pattern equal a double-precision host re-implementation of PEFT's RankAllocator; init_r == target_r prunes
- * nothing; skipped steps and missing gradients are refused; configs are validated; the state survives a
+ * nothing; the mask waits for afterStep (between steps) and a forgotten afterStep is refused; skipped steps and
+ * missing gradients are refused; configs are validated; the state survives a
  * checkpoint round trip.
  */
 class RankAllocatorTest {
@@ -89,10 +90,19 @@ class RankAllocatorTest {
             Layers.setGrad(l1.parameter(Parameter.Role.LORA_E), g1);
             try (RankAllocator ra = RankAllocator.create(c, ls.modules)) {
                 ra.afterOptimizerStep(0);                // step 0 <= tinit: importance only
+                ra.afterStep(0);
                 assertNull(ra.rankPattern(), "no allocation during warm-up");
                 assertArrayEquals(e0, Layers.values(l0.parameter(Parameter.Role.LORA_E)));
                 assertEquals(6, ra.budget(1).budget());
                 ra.afterOptimizerStep(1);
+                assertArrayEquals(e0, Layers.values(l0.parameter(Parameter.Role.LORA_E)),
+                        "the mask waits for afterStep (outside the device step)");
+                IllegalStateException due = assertThrows(IllegalStateException.class, ra::state);
+                assertTrue(due.getMessage().contains("afterStep(1)"), due.getMessage());
+                due = assertThrows(IllegalStateException.class, () -> ra.afterOptimizerStep(2));
+                assertTrue(due.getMessage().contains("still due"), due.getMessage());
+                assertThrows(IllegalStateException.class, () -> ra.afterStep(0), "afterStep of the last step only");
+                ra.afterStep(1);
                 assertArrayEquals(new float[] {1f, 1f, 0f, 1f}, Layers.values(l0.parameter(Parameter.Role.LORA_E)));
                 assertArrayEquals(new float[] {0f, 1f, 1f, 1f}, Layers.values(l1.parameter(Parameter.Role.LORA_E)));
                 Map<String, boolean[]> rp = ra.rankPattern();
@@ -137,6 +147,7 @@ class RankAllocatorTest {
                         ref.setLayer(i, p[0], p[1], p[2], g[0], g[1], g[2]);
                     }
                     ra.afterOptimizerStep(step);
+                    ra.afterStep(step);
                     ref.updateAndAllocate(step);
                     for (int i = 0; i < layers; i++) {
                         String e = "h." + i + ".proj.lora_E";
@@ -188,6 +199,7 @@ class RankAllocatorTest {
                         }
                     }
                     ra.afterOptimizerStep(step);
+                    ra.afterStep(step);
                 }
                 assertTrue(ra.finalized());
                 assertArrayEquals(e, Layers.values(l0.parameter(Parameter.Role.LORA_E)), "nothing may be masked");
@@ -211,7 +223,9 @@ class RankAllocatorTest {
                     Layers.setGrad(p, new float[(int) p.value().numel()]);
                 }
                 ra.afterOptimizerStep(0);
+                ra.afterStep(0);
                 ra.afterOptimizerStep(1);
+                ra.afterStep(1);
                 IllegalStateException skip = assertThrows(IllegalStateException.class, () -> ra.afterOptimizerStep(3));
                 assertTrue(skip.getMessage().contains("every optimizer step"), skip.getMessage());
             }
@@ -267,6 +281,7 @@ class RankAllocatorTest {
                         }
                     }
                     first.afterOptimizerStep(step);
+                    first.afterStep(step);
                 }
                 Map<String, Tensor> saved = first.state();
                 Map<String, Tensor> into = second.state();
@@ -281,6 +296,7 @@ class RankAllocatorTest {
                 }
                 assertThrows(IllegalStateException.class, () -> second.afterOptimizerStep(6), "step 5 comes next");
                 second.afterOptimizerStep(5);
+                second.afterStep(5);
             }
         }
     }

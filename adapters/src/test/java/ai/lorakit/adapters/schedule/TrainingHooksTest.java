@@ -11,6 +11,8 @@ import ai.lorakit.adapters.optim.LoraPlusPolicy;
 import ai.lorakit.adapters.optim.Optimizer;
 import ai.lorakit.adapters.optim.OptimizerConfig;
 import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.DeviceSums;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.cpu.CpuBackend;
 import org.junit.jupiter.api.Test;
@@ -20,7 +22,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -29,7 +33,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Proves that {@link TrainingHooks#forTraining} picks the hook each variant needs (none for LoRA / LoRA+, the rank
  * allocator for AdaLoRA, the W updater for Delta-LoRA, both composed when asked) and refuses mixed AdaLoRA models;
- * that a composed hook sums regulariser losses and refuses clashing state names; and that a trainer-style loop
+ * that a composed hook forwards every call, writes its one regulariser's loss to the stats slot, and refuses two
+ * regularisers and clashing state names; and that a trainer-style loop
  * following the documented call order drives AdaLoRA end to end (real forward/backward gradients, orthogonal
  * regulariser reported, final rank_pattern within the target budget, Λ of pruned triplets zero).
  */
@@ -70,18 +75,28 @@ class TrainingHooksTest {
     }
 
     @Test
-    void composeSumsLossesAndRefusesClashingState() {
-        try (Backend be = new CpuBackend(); Tensor t = be.zeros(ai.lorakit.gpu.DType.F32, 1)) {
-            int[] calls = new int[2];
+    void composeForwardsEveryCallAndRefusesTwoRegularisersAndClashingState() {
+        try (Backend be = new CpuBackend(); Tensor t = be.zeros(DType.F32, 1); Tensor stats = be.zeros(DType.F32, 4)) {
+            int[] calls = new int[4];
             TrainingHook a = new TrainingHook() {
                 @Override
-                public double beforeOptimizerStep(int step) {
-                    return 1.5;
+                public boolean hasRegulariser() {
+                    return true;
+                }
+
+                @Override
+                public void beforeOptimizerStep(int step, Tensor st, int at) {
+                    st.backend().sumTo(t, st, at);           // its "regulariser": t's value
                 }
 
                 @Override
                 public void afterOptimizerStep(int step) {
                     calls[0]++;
+                }
+
+                @Override
+                public void afterStep(int step) {
+                    calls[2]++;
                 }
 
                 @Override
@@ -91,13 +106,13 @@ class TrainingHooksTest {
             };
             TrainingHook b = new TrainingHook() {
                 @Override
-                public double beforeOptimizerStep(int step) {
-                    return 0.25;
+                public void afterOptimizerStep(int step) {
+                    calls[1]++;
                 }
 
                 @Override
-                public void afterOptimizerStep(int step) {
-                    calls[1]++;
+                public void afterStep(int step) {
+                    calls[3]++;
                 }
 
                 @Override
@@ -105,18 +120,29 @@ class TrainingHooksTest {
                     return Map.of("x", t);
                 }
             };
+            be.fill(t, 1.5f);
             TrainingHook both = TrainingHooks.compose(List.of(a, b));
-            assertEquals(1.75, both.beforeOptimizerStep(0));
+            assertTrue(both.hasRegulariser());
+            both.beforeOptimizerStep(0, stats, 1);
+            assertEquals(1.5, DeviceSums.at(be.download(stats), 1));
+            assertEquals(0.0, DeviceSums.at(be.download(stats), 0));
             both.afterOptimizerStep(0);
-            assertEquals(1, calls[0]);
-            assertEquals(1, calls[1]);
+            both.afterStep(0);
+            assertArrayEquals(new int[] {1, 1, 1, 1}, calls);
             assertThrows(IllegalStateException.class, both::state);
+            IllegalArgumentException two = assertThrows(IllegalArgumentException.class,
+                    () -> TrainingHooks.compose(List.of(a, b, a)));
+            assertTrue(two.getMessage().contains("regulariser"), two.getMessage());
             assertSame(TrainingHook.NONE, TrainingHooks.compose(List.of()));
             assertSame(a, TrainingHooks.compose(List.of(a)));
+            assertFalse(TrainingHook.NONE.hasRegulariser());
         }
     }
 
-    /** The documented loop: backward, beforeOptimizerStep, step, afterOptimizerStep, zeroGrad; AdaLoRA to its end. */
+    /**
+     * The documented loop: backward, beforeOptimizerStep, step, afterOptimizerStep, zeroGrad, read, afterStep;
+     * AdaLoRA to its end.
+     */
     @Test
     void trainerStyleLoopDrivesAdaLoraToItsFinalAllocation() {
         AdaLoraConfig c = new AdaLoraConfig(4, 2, 2, 3, 2, 0.85f, 0.85f, 0.5f, 14, 8f, 0f, List.of("proj"), null);
@@ -127,7 +153,8 @@ class TrainingHooksTest {
             Random rnd = new Random(12);
             try (Optimizer opt = Optimizer.create(new AdamWPolicy(), OptimizerConfig.defaults().withLr(0.05f),
                     LoraDrop.distinctParameters(ls.modules), List.of());
-                 TrainingHook hook = TrainingHooks.forTraining(ls.modules, opt)) {
+                 TrainingHook hook = TrainingHooks.forTraining(ls.modules, opt);
+                 Tensor stats = be.zeros(DType.F32, 2)) {
                 RankAllocator ra = assertInstanceOf(RankAllocator.class, hook);
                 for (int step = 0; step < c.totalStep(); step++) {
                     for (AdaptedLinear m : ls.modules) {
@@ -137,11 +164,13 @@ class TrainingHooksTest {
                             assertEquals(4 * IN, dx.numel());
                         }
                     }
-                    double reg = hook.beforeOptimizerStep(step);
-                    assertTrue(reg > 0, "A, B ~ N(0, 0.02²) are far from orthogonal: " + reg);
+                    hook.beforeOptimizerStep(step, stats, 0);
                     opt.step();
                     hook.afterOptimizerStep(step);
                     opt.zeroGrad();
+                    double reg = DeviceSums.at(be.download(stats), 0);
+                    assertTrue(reg > 0, "A, B ~ N(0, 0.02²) are far from orthogonal: " + reg);
+                    hook.afterStep(step);
                 }
                 assertTrue(ra.finalized());
                 int kept = 0;

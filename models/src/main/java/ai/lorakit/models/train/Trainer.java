@@ -51,13 +51,15 @@ import java.util.function.Consumer;
  *   <li>{@code gradAccum} batches [B][T+1] from the {@link WindowSampler}, all uploaded first
  *       ({@code model.uploadStep}), then {@code model.trainUploaded} with gradScale 1/gradAccum each (gradients
  *       accumulate; each micro-batch's loss sum stays on the device; the step's loss is the mean);</li>
- *   <li>{@code reg = hook.beforeOptimizerStep(s)}: regulariser gradients added (AdaLoRA's orthogonality term);
- *       the step's reported loss is the mean + reg;</li>
+ *   <li>{@code hook.beforeOptimizerStep(s, stats, G + 1)}: regulariser gradients added (AdaLoRA's orthogonality
+ *       term), its value reg left on the device; the step's reported loss is the mean + reg;</li>
  *   <li>global gradient norm over the trainable parameters, on the device ({@link Gradients#squaredNormTo});</li>
  *   <li>{@code optimizer.setLearningRate(schedule.at(s))}, {@code optimizer.stepClipped}: one multi-tensor AdamW
  *       that clips the gradients to {@code gradClip} by that norm and skips the update on a NaN/Inf loss or norm;</li>
- *   <li>{@code hook.afterOptimizerStep(s)} (AdaLoRA's rank allocation, Delta-LoRA's W update), then
- *       {@code zeroGrad()}.</li>
+ *   <li>{@code hook.afterOptimizerStep(s)} (AdaLoRA's importance update, Delta-LoRA's W update), then
+ *       {@code zeroGrad()};</li>
+ *   <li>the step's results read to the host, then {@code hook.afterStep(s)} (AdaLoRA's masking to the budget,
+ *       which reads the device, so it runs between steps).</li>
  * </ol>
  * The hook is ALWAYS built, in the constructor, by {@link TrainingHooks#forTraining}(adapted modules, optimizer)
  * and called on every step, so no method can run without its schedule (PEFT's most reported AdaLoRA bug is a
@@ -399,8 +401,9 @@ public final class Trainer implements AutoCloseable {
      * (slots 0..G-1 of {@link #stats}) and the squared gradient norm (slot G) stay on the device, and the optimizer
      * clips by that norm and skips the whole update when a loss or the norm is NaN or infinite
      * ({@link Optimizer#stepClipped}); the divergence checks then run on the values read. Every micro-batch is
-     * uploaded before the first kernel ({@link LanguageModel#trainStepsTo}). Not yet inside the window: data
-     * parallel (the loss is read before the all-reduce) and AdaLoRA's hook (its regulariser reads the device).
+     * uploaded before the first kernel ({@link LanguageModel#trainStepsTo}). The hook's regulariser writes its value
+     * to slot G + 1; its work that reads the device runs after the read ({@link TrainingHook#afterStep}). Not yet
+     * inside the window: data parallel (the loss is read before the all-reduce).
      */
     private double trainOneStep() {
         int s = step;
@@ -411,24 +414,24 @@ public final class Trainer implements AutoCloseable {
         double[] weights = new double[accum];            // the step's loss = Σ_k weights[k] · (loss sum of k)
         float[] scales = rows != null ? uploadRows(weights) : uploadWindows(weights);
         listener.stepUploaded(s + 1);
-        double[] lossReg = new double[2];
+        double[] reduced = new double[1];           // data parallel: the all-reduced loss
         lastLr = schedule.at(s);
         optimizer.setLearningRate(lastLr);
         stepRunner.accept(() -> {                          // the step's kernels: no host transfer on one process
             model.trainUploaded(scales, st);
             if (g.distributed()) {                       // the all-reduce sums the loss with the gradients
-                lossReg[0] = reducer.reduce(params, stepLoss(model.backend().download(st), weights));
+                reduced[0] = reducer.reduce(params, stepLoss(model.backend().download(st), weights));
             }
-            lossReg[1] = hook.beforeOptimizerStep(s);       // before clipping: its gradients are clipped too
+            hook.beforeOptimizerStep(s, st, accum + 1);      // before clipping: its gradients are clipped too
             Gradients.squaredNormTo(params, st, accum);
             optimizer.stepClipped(st, accum, (float) cfg.gradClip());   // no update if a loss or the norm is not finite
             hook.afterOptimizerStep(s);                      // gradients still hold step s's values
             optimizer.zeroGrad();
         });
         listener.stepResultsRead(s + 1);
-        double loss = lossReg[0];
-        double reg = lossReg[1];
+        double loss = reduced[0];
         float[] r = model.backend().download(st);            // the step's one read
+        double reg = hook.hasRegulariser() ? DeviceSums.at(r, accum + 1) : 0.0;
         if (!g.distributed()) {
             for (int k = 0; k < accum; k++) {
                 checkMicroLoss(s, k, DeviceSums.at(r, k));   // a loss sum is finite iff its mean is
@@ -446,6 +449,7 @@ public final class Trainer implements AutoCloseable {
             throw diverged(s + 1, "the gradient norm is " + norm + " (loss " + loss + ")");
         }
         lastNorm = norm;
+        hook.afterStep(s);                                   // between steps: may read the device
         step = s + 1;
         return loss + reg;
     }
@@ -459,10 +463,13 @@ public final class Trainer implements AutoCloseable {
         return loss;
     }
 
-    /** The step's device results: slots 0..G-1 the micro-batches' loss sums, slot G the squared gradient norm. */
+    /**
+     * The step's device results: slots 0..G-1 the micro-batches' loss sums, slot G the squared gradient norm, slot
+     * G + 1 the hook's regulariser value.
+     */
     private Tensor stats(int accum) {
         if (stats == null) {
-            stats = model.backend().zeros(DType.F32, 2 * (accum + 1)).named("trainer.stats");
+            stats = model.backend().zeros(DType.F32, 2 * (accum + 2)).named("trainer.stats");
         }
         return stats;
     }
