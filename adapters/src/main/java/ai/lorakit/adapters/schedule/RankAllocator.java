@@ -259,9 +259,8 @@ public final class RankAllocator implements TrainingHook {
     }
 
     /**
-     * PEFT's {@code update_and_allocate(global_step)}; see the class comment.
-     *
-     * The masking it decides on runs in {@link #afterStep}. No host transfer.
+     * PEFT's {@code update_and_allocate(global_step)}, less the masking it decides on, which runs in
+     * {@link #afterStep}; see the class comment. No host transfer.
      *
      * @throws IllegalStateException a skipped step (this must run after every optimizer step), a mask still due
      *                               (afterStep of the previous step not called), a step past
