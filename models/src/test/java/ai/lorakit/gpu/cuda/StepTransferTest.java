@@ -3,7 +3,6 @@ package ai.lorakit.gpu.cuda;
 import ai.lorakit.adapters.AdapterConfig;
 import ai.lorakit.adapters.schedule.LoraDrop;
 import ai.lorakit.cli.Method;
-import ai.lorakit.gpu.GpuException;
 import ai.lorakit.gpu.KernelSources;
 import ai.lorakit.models.data.TextDataset;
 import ai.lorakit.models.decoder.DecoderModel;
@@ -24,7 +23,6 @@ import java.util.Map;
 import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -36,18 +34,13 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * the step's kernels (so the check sees a real step), among them exactly one optimizer launch, the fused
  * multi-tensor AdamW (adamw_multi_fwd_kernel2). The loss sums and the gradient norm stay on the device, the
  * multi-tensor AdamW clips by the norm on the device, and the token-id range checks use the host's copy of the
- * ids. Then the whole step (between upload and read) is captured as one CUDA graph. Named exceptions, with the
- * transfers they still make: {@link #EXCEPTIONS}.
+ * ids. Then the whole step (between upload and read) is captured as one CUDA graph (a transfer during capture is
+ * refused, CudaDeviceLogicTest). AdaLoRA's masking to the budget, which sorts on the host, runs between steps
+ * (TrainingHook.afterStep).
  */
 class StepTransferTest {
     static final int STEPS = 6;
 
-    /**
-     * Methods whose step still crosses, and why: none now (adalora's orthogonality regulariser computes ‖C − I‖ and
-     * its gradient coefficients on the device, and its masking to the budget runs between steps,
-     * TrainingHook.afterStep). A method added here must name the transfer it still makes.
-     */
-    static final Map<Method, String> EXCEPTIONS = Map.of();
 
     @TempDir
     Path dir;
@@ -121,20 +114,15 @@ class StepTransferTest {
             assertEquals(List.of("adamw_multi_fwd_kernel2"), window.optimizerKernels.get(step - 1),
                     method.cliName() + " step " + step + ": the whole optimizer step is one multi-tensor AdamW launch");
             List<String> sites = window.inside.get(step - 1);
-            if (EXCEPTIONS.containsKey(method)) {
-                assertTrue(!sites.isEmpty(), method.cliName() + " is listed as an exception ("
-                        + EXCEPTIONS.get(method) + ") but made no transfer: remove it from EXCEPTIONS");
-            } else {
-                assertEquals(List.of(), summary(sites), method.cliName() + " step " + step
-                        + ": host transfers between the batch upload and the result read");
-            }
+            assertEquals(List.of(), summary(sites), method.cliName() + " step " + step
+                    + ": host transfers between the batch upload and the result read");
         }
     }
 
     /**
      * Steps 2 .. {@value #STEPS} run as captured CUDA graphs (Trainer.setStepRunner with CudaBackend.capture, then
      * one replay): the capture refuses any host transfer or synchronisation and any allocation left in the graph,
-     * so a method whose step crosses fails here (checked for the {@link #EXCEPTIONS}: their capture is refused).
+     * so a method whose step crosses fails here.
      * Step 1 runs eagerly (it makes the persistent buffers).
      */
     @ParameterizedTest
@@ -167,12 +155,6 @@ class StepTransferTest {
                         captured[0]++;
                     }
                 });
-                if (EXCEPTIONS.containsKey(method)) {                // its transfer must stop the capture
-                    GpuException e = assertThrows(GpuException.class, t::run, method.cliName());
-                    assertTrue(e.getMessage().contains("not allowed while a CUDA graph is being captured"),
-                            e.getMessage());
-                    return;
-                }
                 t.run();
             } finally {
                 if (drop != null) {
