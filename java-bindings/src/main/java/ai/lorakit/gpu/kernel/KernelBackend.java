@@ -637,11 +637,6 @@ public class KernelBackend implements Backend {
     }
 
     @Override
-    public void softmaxRows(Tensor x, Tensor out) {
-        transformer.softmaxRows(x, out);
-    }
-
-    @Override
     public void attentionForward(Tensor qkv, int nHead, Tensor out, Tensor att) {
         transformer.attentionForward(qkv, nHead, out, att);
     }
