@@ -14,9 +14,9 @@ import java.util.List;
  * or [in,out] when {@code fanInFanOut} (GPT-2 Conv1D: y = x W). x [N,in], y [N,out] (x may also be
  * [B,T,in]; then y is [B,T,out] and N = B*T).
  *
- * <p>API contract (other modules code against it): forward writes y into the caller's buffer (or, for
- * convenience, returns a new tensor the caller closes); in training mode it caches what backward needs; backward
- * writes dx likewise and accumulates (+=) into the trainable parameters' gradients. merge folds the adapter into
+ * <p>API contract (other modules code against it): forward writes y into the caller's buffer (a caller that needs
+ * a fresh tensor allocates it and passes it); in training mode it caches what backward needs; backward writes dx
+ * into the caller's buffer likewise and accumulates (+=) into the trainable parameters' gradients. merge folds the adapter into
  * W, unmerge restores W. The layer keeps its temporaries ({@link Scratch}) between calls, so a training step of
  * an unchanged batch shape allocates no device memory.
  *
@@ -166,26 +166,6 @@ public final class AdaptedLinear implements AutoCloseable {
     }
 
     /**
-     * y = the adapted layer's output for x [N,in] (or [B,T,in]): a new tensor of x's dtype the caller closes
-     * ({@link #forward(Tensor, Tensor)} into a new buffer).
-     *
-     * @throws ShapeException x's last dimension is not in, or x lives on another backend
-     */
-    public Tensor forward(Tensor x) {
-        checkInput(x);
-        int[] yShape = x.shape();
-        yShape[yShape.length - 1] = base.out();
-        Tensor y = base.backend().zeros(x.dtype(), yShape);
-        try {
-            forward(x, y);
-            return y;
-        } catch (RuntimeException e) {
-            y.close();
-            throw e;
-        }
-    }
-
-    /**
      * y (written) = the adapted layer's output for x [N,in] (or [B,T,in]); y [N,out] (x's leading dims) is the
      * caller's. Disabled or merged: the plain base layer x op(W) + b. In training mode what backward needs is
      * kept for one {@link #backward}; a later forward replaces it. The layer keeps a reference to x (not a copy)
@@ -236,25 +216,6 @@ public final class AdaptedLinear implements AutoCloseable {
             }
         }
         cache = c;
-    }
-
-    /**
-     * dx = dL/dx for dy = dL/dy: a new tensor of dy's dtype the caller closes ({@link #backward(Tensor, Tensor)}
-     * into a new buffer).
-     *
-     * @throws IllegalStateException no training-mode forward since the last backward (or merge/unmerge)
-     * @throws ShapeException        dy is not [N,out] for that forward's N
-     */
-    public Tensor backward(Tensor dy) {
-        checkGradient(dy);
-        Tensor dx = base.backend().zeros(dy.dtype(), cache.xShape);
-        try {
-            backward(dy, dx);
-            return dx;
-        } catch (RuntimeException e) {
-            dx.close();
-            throw e;
-        }
     }
 
     /**

@@ -60,18 +60,18 @@ class BadInputTest {
     @Test
     void inputWithTheWrongFeatureCountIsRefused() {
         try (Tensor x = be.zeros(DType.F32, 3, 5)) {
-            mentions(assertThrows(ShapeException.class, () -> layer.forward(x)), NAME, "[3, 5]", "in=4");
+            mentions(assertThrows(ShapeException.class, () -> Fresh.forward(layer, x)), NAME, "[3, 5]", "in=4");
         }
     }
 
     @Test
     void gradientWithTheWrongShapeIsRefused() {
         layer.setTraining(true);
-        try (Tensor x = be.zeros(DType.F32, 3, 4); Tensor y = layer.forward(x);
+        try (Tensor x = be.zeros(DType.F32, 3, 4); Tensor y = Fresh.forward(layer, x);
              Tensor dyCols = be.zeros(DType.F32, 3, 5); Tensor dyRows = be.zeros(DType.F32, 2, 6)) {
-            mentions(assertThrows(ShapeException.class, () -> layer.backward(dyCols)), NAME, "[3, 5]", "out=6");
-            mentions(assertThrows(ShapeException.class, () -> layer.backward(dyRows)), NAME, "[2, 6]", "N=3");
-            try (Tensor dy = be.zeros(DType.F32, 3, 6); Tensor dx = layer.backward(dy)) {   // the cache survived
+            mentions(assertThrows(ShapeException.class, () -> Fresh.backward(layer, dyCols)), NAME, "[3, 5]", "out=6");
+            mentions(assertThrows(ShapeException.class, () -> Fresh.backward(layer, dyRows)), NAME, "[2, 6]", "N=3");
+            try (Tensor dy = be.zeros(DType.F32, 3, 6); Tensor dx = Fresh.backward(layer, dy)) {   // the cache survived
                 assertArrayEquals(new int[] {3, 4}, dx.shape());
             }
         }
@@ -102,17 +102,19 @@ class BadInputTest {
     @Test
     void backwardNeedsATrainingForward() {
         try (Tensor x = be.zeros(DType.F32, 3, 4); Tensor dy = be.zeros(DType.F32, 3, 6)) {
-            mentions(assertThrows(IllegalStateException.class, () -> layer.backward(dy)), NAME, "training-mode forward");
-            try (Tensor y = layer.forward(x)) {                      // eval mode: nothing kept
-                mentions(assertThrows(IllegalStateException.class, () -> layer.backward(dy)), NAME);
+            mentions(assertThrows(IllegalStateException.class, () -> Fresh.backward(layer, dy)), NAME,
+                    "training-mode forward");
+            try (Tensor y = Fresh.forward(layer, x)) {                      // eval mode: nothing kept
+                mentions(assertThrows(IllegalStateException.class, () -> Fresh.backward(layer, dy)), NAME);
             }
             layer.setTraining(true);
-            try (Tensor y = layer.forward(x); Tensor dx = layer.backward(dy)) {
-                mentions(assertThrows(IllegalStateException.class, () -> layer.backward(dy)), NAME);   // consumed
+            try (Tensor y = Fresh.forward(layer, x); Tensor dx = Fresh.backward(layer, dy)) {
+                // consumed
+                mentions(assertThrows(IllegalStateException.class, () -> Fresh.backward(layer, dy)), NAME);
             }
-            try (Tensor y = layer.forward(x)) {
+            try (Tensor y = Fresh.forward(layer, x)) {
                 layer.merge();                                        // W changed: the cache is void
-                mentions(assertThrows(IllegalStateException.class, () -> layer.backward(dy)), NAME);
+                mentions(assertThrows(IllegalStateException.class, () -> Fresh.backward(layer, dy)), NAME);
             }
         }
     }
@@ -121,7 +123,7 @@ class BadInputTest {
     void aClosedLayerRefusesWork() {
         layer.close();
         try (Tensor x = be.zeros(DType.F32, 3, 4)) {
-            mentions(assertThrows(IllegalStateException.class, () -> layer.forward(x)), NAME, "closed");
+            mentions(assertThrows(IllegalStateException.class, () -> Fresh.forward(layer, x)), NAME, "closed");
         }
         assertThrows(IllegalStateException.class, layer::merge);
         assertDoesNotThrow(layer::close, "close is idempotent");
@@ -138,17 +140,17 @@ class BadInputTest {
             a.setTrainable(false);
             fa.setTraining(true);
             Tensor x = be.upload(VariantCase.uniform(new java.util.Random(3), 12, 1), 3, 4);
-            Tensor y = fa.forward(x);
+            Tensor y = Fresh.forward(fa, x);
             x.close();
             y.close();
-            try (Tensor dx = fa.backward(dy)) {
+            try (Tensor dx = Fresh.backward(fa, dy)) {
                 assertNull(a.grad(), "frozen A gets no gradient");
                 assertTrue(fa.parameter(Parameter.Role.LORA_B).grad() != null, "B still gets one");
             }
             // unfreezing between forward and backward is reported, not silently wrong
-            try (Tensor x2 = be.zeros(DType.F32, 3, 4); Tensor y2 = fa.forward(x2)) {
+            try (Tensor x2 = be.zeros(DType.F32, 3, 4); Tensor y2 = Fresh.forward(fa, x2)) {
                 a.setTrainable(true);
-                mentions(assertThrows(IllegalStateException.class, () -> fa.backward(dy)), "lora_A");
+                mentions(assertThrows(IllegalStateException.class, () -> Fresh.backward(fa, dy)), "lora_A");
             }
         }
     }

@@ -19,11 +19,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * AdaptedLinear writing into the caller's buffers ({@code forward(x, y)}, {@code backward(dy, dx)}) gives bit for bit
- * what the returning forms give, for every variant and option of {@link VariantCase#all}: outputs poisoned with NaN
- * before the call are fully written, the parameter gradients agree, over three training steps of which the last has
- * another N (the layer's scratch is reused, then replaced). Buffers of the wrong shape are refused with the layer's
- * name before anything is written.
+ * AdaptedLinear writes its caller's buffers ({@code forward(x, y)}, {@code backward(dy, dx)}) whole, whatever they
+ * held: buffers poisoned with NaN get bit for bit what fresh zeroed buffers ({@link Fresh}) of a twin layer get, for
+ * every variant and option of {@link VariantCase#all}, and the parameter gradients agree, over three training steps
+ * of which the last has another N (the layer's scratch is reused, then replaced). Buffers of the wrong shape are
+ * refused with the layer's name before anything is written.
  */
 class CallerBufferTest {
     static List<VariantCase> cases() {
@@ -32,7 +32,7 @@ class CallerBufferTest {
 
     @ParameterizedTest
     @MethodSource("cases")
-    void callerBuffersMatchTheReturningForms(VariantCase c) {
+    void poisonedReusedBuffersMatchFreshOnes(VariantCase c) {
         try (Backend be = new CpuBackend();
              VariantCase.Setup ret = new VariantCase.Setup(be, c, false, 11);
              VariantCase.Setup buf = new VariantCase.Setup(be, c, false, 11)) {
@@ -44,7 +44,7 @@ class CallerBufferTest {
                      Tensor dy = be.upload(VariantCase.uniform(rnd, n * VariantCase.OUT, 1), n, VariantCase.OUT);
                      Tensor y = be.upload(nans(n * VariantCase.OUT), n, VariantCase.OUT);
                      Tensor dx = be.upload(nans(n * VariantCase.IN), n, VariantCase.IN)) {
-                    try (Tensor y0 = ret.layer.forward(x); Tensor dx0 = ret.layer.backward(dy)) {
+                    try (Tensor y0 = Fresh.forward(ret.layer, x); Tensor dx0 = Fresh.backward(ret.layer, dy)) {
                         buf.layer.forward(x, y);
                         buf.layer.backward(dy, dx);
                         assertArrayEquals(be.download(y0), be.download(y), c + " y, N=" + n);

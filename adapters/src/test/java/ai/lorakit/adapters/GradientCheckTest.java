@@ -61,10 +61,10 @@ class GradientCheckTest {
                 assertTrue(zeros > 0 && zeros < mask.length, "the mask must drop some but not all inputs: " + zeros);
             }
             DoubleReference ref = reference(be, s, xv, mask);
-            try (Tensor x = be.upload(xv, N, IN); Tensor y = layer.forward(x)) {
+            try (Tensor x = be.upload(xv, N, IN); Tensor y = Fresh.forward(layer, x)) {
                 Tolerance.Result fwd = Tolerance.F32.compare(c + " forward", be.download(y), ref.forward());
                 assertTrue(fwd.ok(), fwd.describe());
-                try (Tensor g = be.upload(gv, N, OUT); Tensor dx = layer.backward(g)) {
+                try (Tensor g = be.upload(gv, N, OUT); Tensor dx = Fresh.backward(layer, g)) {
                     if (c.kind() == VariantCase.Kind.DORA) {
                         ref.nFixed = ref.doraNorm();     // detached norm: a constant for the derivative
                     }

@@ -62,7 +62,7 @@ class VariantMatrixTest {
     }
 
     private float[] forward(AdaptedLinear layer) {
-        try (Tensor y = layer.forward(x)) {
+        try (Tensor y = Fresh.forward(layer, x)) {
             return be.download(y);
         }
     }
@@ -164,8 +164,8 @@ class VariantMatrixTest {
             s.layer.setTraining(true);
             assertArrayEquals(base(s), forward(s.layer), c + ": disabled (training) must equal the base exactly");
             // ... and its backward is the base layer's: dx = g op(W)^T, no adapter gradient
-            try (Tensor y = s.layer.forward(x); Tensor g = be.upload(uniform(new Random(8), N * OUT, 1), N, OUT);
-                 Tensor dx = s.layer.backward(g); Tensor ref = be.zeros(DType.F32, N, IN)) {
+            try (Tensor y = Fresh.forward(s.layer, x); Tensor g = be.upload(uniform(new Random(8), N * OUT, 1), N, OUT);
+                 Tensor dx = Fresh.backward(s.layer, g); Tensor ref = be.zeros(DType.F32, N, IN)) {
                 be.matmul(g, false, s.w, c.fifo(), ref, 1f, 0f);
                 assertArrayEquals(be.download(ref), be.download(dx), c + ": disabled backward must be the base one");
                 for (Parameter p : s.layer.parameters()) {
@@ -188,7 +188,7 @@ class VariantMatrixTest {
         try (VariantCase.Setup s = new VariantCase.Setup(be, c, false, 15);
              Tensor x3 = be.upload(be.download(x), DType.F32, 1, N, IN)) {
             float[] flat = forward(s.layer);
-            try (Tensor y3 = s.layer.forward(x3)) {
+            try (Tensor y3 = Fresh.forward(s.layer, x3)) {
                 assertArrayEquals(new int[] {1, N, OUT}, y3.shape());
                 assertArrayEquals(flat, be.download(y3), c + ": [1,N,in] must give the [N,in] result");
             }
@@ -220,7 +220,7 @@ class VariantMatrixTest {
             float[] y0 = forward(s.layer);
             s.layer.setTraining(true);
             for (int step = 0; step < 3; step++) {
-                try (Tensor y = s.layer.forward(x); Tensor dx = s.layer.backward(g)) {
+                try (Tensor y = Fresh.forward(s.layer, x); Tensor dx = Fresh.backward(s.layer, g)) {
                     for (Parameter p : s.layer.parameters()) {
                         if (p.trainable()) {
                             float[] v = be.download(p.value());

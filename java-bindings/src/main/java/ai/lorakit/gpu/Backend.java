@@ -210,9 +210,6 @@ public interface Backend extends AutoCloseable {
     /** dx = dout * GELU'(x) (written). */
     void geluBackward(Tensor x, Tensor dout, Tensor dx);
 
-    /** out = softmax over the last dim of x; x, out [N,C]. */
-    void softmaxRows(Tensor x, Tensor out);
-
     /**
      * Causal multi-head self-attention, GPT-2 layout: qkv [B,T,3C] (q | k | v, heads of size C/nHead),
      * out [B,T,C]; att [B,nHead,T,T] receives the softmax probabilities (zero above the diagonal).

@@ -4,7 +4,6 @@ import ai.lorakit.gpu.cpu.CpuBackend;
 import ai.lorakit.gpu.cuda.CudaBackend;
 import ai.lorakit.gpu.ffm.FfmCudaDevice;
 import ai.lorakit.gpu.jcuda.JCudaDevice;
-import ai.lorakit.gpu.kernel.KernelBackend;
 import ai.lorakit.gpu.opencl.OpenClBackend;
 import ai.lorakit.gpu.opencl.OpenClDevice;
 
@@ -18,10 +17,9 @@ import java.util.function.Supplier;
  * driver or runtime is a reason, not an error. {@code lorakit info} prints {@link #list()}.
  *
  * <p>{@code opencl} is available when an OpenCL runtime lists a usable device (the system property
- * {@code lorakit.opencl.device} picks one; default: prefer a GPU, else a CPU such as PoCL). While
- * {@link KernelBackend#PENDING_OPS} is not empty it opens by name but {@code auto} passes over it, so that
- * training never lands on a backend that lacks an op. {@code auto} also passes over an OpenCL device that is not a
- * GPU (PoCL on the host CPU): the pure-Java cpu backend is faster there; {@code --backend opencl} still opens it.
+ * {@code lorakit.opencl.device} picks one; default: prefer a GPU, else a CPU such as PoCL). {@code auto} passes
+ * over an OpenCL device that is not a GPU (PoCL on the host CPU): the pure-Java cpu backend is faster there;
+ * {@code --backend opencl} still opens it.
  */
 public final class BackendRegistry {
 
@@ -49,9 +47,7 @@ public final class BackendRegistry {
                 new Entry("cuda-jcuda", "CUDA through JCuda (driver API), cuBLAS, fast tier",
                         BackendRegistry::jcudaReason,
                         () -> CudaBackend.open(JCudaDevice.open(cudaOrdinal()), "cuda-jcuda"), () -> true),
-                new Entry("opencl", "OpenCL through LWJGL, portable kernels" + (KernelBackend.PENDING_OPS.isEmpty()
-                        ? " (auto takes it only on a GPU device)"
-                        : " (" + KernelBackend.PENDING_OPS.size() + " ops pending; not chosen by auto)"),
+                new Entry("opencl", "OpenCL through LWJGL, portable kernels (auto takes it only on a GPU device)",
                         () -> openClReason(), OpenClBackend::open, BackendRegistry::openClInAuto),
                 new Entry("cpu", "pure-Java reference backend (fp32, Vector API, "
                         + Runtime.getRuntime().availableProcessors() + " threads)",
@@ -123,9 +119,9 @@ public final class BackendRegistry {
         }
     }
 
-    /** auto takes opencl only when no op is pending and the device it would open is a GPU. */
+    /** auto takes opencl only when the device it would open is a GPU. */
     private static boolean openClInAuto() {
-        if (!KernelBackend.PENDING_OPS.isEmpty() || openClReason() != null) {
+        if (openClReason() != null) {
             return false;
         }
         try {

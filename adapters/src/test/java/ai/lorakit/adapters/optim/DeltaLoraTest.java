@@ -1,6 +1,7 @@
 package ai.lorakit.adapters.optim;
 
 import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.Fresh;
 import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.adapters.io.PeftAdapterIO;
@@ -67,8 +68,8 @@ class DeltaLoraTest {
         /** One training step t (0-based): forward/backward on random data, AdamW, the hook; records A, B. */
         void step(int t) {
             layer.setTraining(true);
-            try (Tensor x = be.upload(Fixture.random(rnd, N * IN, 1), N, IN); Tensor y = layer.forward(x);
-                 Tensor g = be.upload(Fixture.random(rnd, N * OUT, 1), N, OUT); Tensor dx = layer.backward(g)) {
+            try (Tensor x = be.upload(Fixture.random(rnd, N * IN, 1), N, IN); Tensor y = Fresh.forward(layer, x);
+                 Tensor g = be.upload(Fixture.random(rnd, N * OUT, 1), N, OUT); Tensor dx = Fresh.backward(layer, g)) {
                 assertEquals(N * IN, dx.numel());
             }
             opt.step();
@@ -80,7 +81,7 @@ class DeltaLoraTest {
 
         float[] output(float[] x) {
             layer.setTraining(false);
-            try (Tensor xt = be.upload(x, N, IN); Tensor y = layer.forward(xt)) {
+            try (Tensor xt = be.upload(x, N, IN); Tensor y = Fresh.forward(layer, xt)) {
                 return be.download(y);
             }
         }
@@ -190,7 +191,7 @@ class DeltaLoraTest {
                     copy(be, exported.parameter(Parameter.Role.LORA_A), em.a());
                     copy(be, exported.parameter(Parameter.Role.LORA_B), em.b());
                     float[] got;
-                    try (Tensor xt = be.upload(x, N, IN); Tensor y = exported.forward(xt)) {
+                    try (Tensor xt = be.upload(x, N, IN); Tensor y = Fresh.forward(exported, xt)) {
                         got = be.download(y);
                     }
                     Fixture.assertClose("rank-2r export" + (rslora ? " (rsLoRA)" : ""), got, Fixture.toDouble(trained));
@@ -202,7 +203,7 @@ class DeltaLoraTest {
                 try (Tensor w0 = be.upload(run.w0, OUT, IN);
                      AdaptedLinear loaded = AdaptedLinear.create("h.0.proj", w0, run.bias, false, ex.config(), null, 2)) {
                     PeftAdapterIO.load(out, List.of(loaded), null);
-                    try (Tensor xt = be.upload(x, N, IN); Tensor y = loaded.forward(xt)) {
+                    try (Tensor xt = be.upload(x, N, IN); Tensor y = Fresh.forward(loaded, xt)) {
                         Fixture.assertClose("export loaded from PEFT files", be.download(y), Fixture.toDouble(trained));
                     }
                 }
@@ -224,7 +225,7 @@ class DeltaLoraTest {
                  AdaptedLinear exported = AdaptedLinear.create("h.0.proj", w0, run.bias, false, ex.config(), null, 1)) {
                 copy(be, exported.parameter(Parameter.Role.LORA_A), em.a());
                 copy(be, exported.parameter(Parameter.Role.LORA_B), em.b());
-                try (Tensor xt = be.upload(x, N, IN); Tensor y = exported.forward(xt)) {
+                try (Tensor xt = be.upload(x, N, IN); Tensor y = Fresh.forward(exported, xt)) {
                     Fixture.assertClose("export at t <= K", be.download(y), Fixture.toDouble(trained));
                 }
             }

@@ -2,6 +2,7 @@ package ai.lorakit.adapters.optim;
 
 import ai.lorakit.adapters.AdaLoraConfig;
 import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.Fresh;
 import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.adapters.VeraConfig;
@@ -63,11 +64,11 @@ class PairsOfTest {
                 l2.setTraining(true);
                 for (int t = 0; t < 2; t++) {
                     try (Tensor x = be.upload(random(rnd, 3 * 6, 1), 3, 6);
-                         Tensor h = l1.forward(x);
-                         Tensor y = l2.forward(h);
+                         Tensor h = Fresh.forward(l1, x);
+                         Tensor y = Fresh.forward(l2, h);
                          Tensor dy = be.upload(random(rnd, 3 * 5, 1), 3, 5);
-                         Tensor dh = l2.backward(dy);
-                         Tensor dx = l1.backward(dh)) {
+                         Tensor dh = Fresh.backward(l2, dy);
+                         Tensor dx = Fresh.backward(l1, dh)) {
                         opt.step();
                         opt.zeroGrad();
                     }

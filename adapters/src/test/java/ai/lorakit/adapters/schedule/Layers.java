@@ -2,6 +2,7 @@ package ai.lorakit.adapters.schedule;
 
 import ai.lorakit.adapters.AdaptedLinear;
 import ai.lorakit.adapters.AdapterConfig;
+import ai.lorakit.adapters.Fresh;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.Tensor;
@@ -64,7 +65,7 @@ final class Layers implements AutoCloseable {
     /** Eval-mode output of m for x [N,in]. */
     static float[] forward(AdaptedLinear m, float[] x, int n) {
         Backend be = m.weight().backend();
-        try (Tensor xt = be.upload(x, n, m.inFeatures()); Tensor y = m.forward(xt)) {
+        try (Tensor xt = be.upload(x, n, m.inFeatures()); Tensor y = Fresh.forward(m, xt)) {
             return be.download(y);
         }
     }

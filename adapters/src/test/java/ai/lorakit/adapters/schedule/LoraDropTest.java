@@ -1,6 +1,7 @@
 package ai.lorakit.adapters.schedule;
 
 import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.Fresh;
 import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.adapters.io.PeftAdapterIO;
@@ -65,14 +66,14 @@ class LoraDropTest {
                     for (int i = 0; i < 2; i++) {
                         AdaptedLinear m = ls.modules.get(i);
                         int[] shape = batch == 2 ? new int[] {1, n, IN} : new int[] {n, IN};   // also [B,T,in]
-                        try (Tensor xt = be.upload(x, shape); Tensor y = m.forward(xt)) {
+                        try (Tensor xt = be.upload(x, shape); Tensor y = Fresh.forward(m, xt)) {
                             assertEquals(n * OUT, y.numel());
                         }
                         naive[i] += naive(m, x, n);
                     }
                 }
                 m1.setEnabled(false);                       // a disabled adapter adds nothing
-                try (Tensor xt = be.upload(Layers.uniform(rnd, IN, 1), 1, IN); Tensor y = m1.forward(xt)) {
+                try (Tensor xt = be.upload(Layers.uniform(rnd, IN, 1), 1, IN); Tensor y = Fresh.forward(m1, xt)) {
                     assertEquals(OUT, y.numel());
                 }
                 Map<String, Double> imp = meter.importance();
@@ -222,8 +223,8 @@ class LoraDropTest {
                 float[] sharedB = Layers.values(y.parameter(Parameter.Role.LORA_B));
                 // a backward through x only
                 x.setTraining(true);
-                try (Tensor xin = be.upload(Layers.uniform(rnd, 3 * IN, 1), 3, IN); Tensor out = x.forward(xin);
-                     Tensor g = be.upload(Layers.uniform(rnd, 3 * OUT, 1), 3, OUT); Tensor dx = x.backward(g)) {
+                try (Tensor xin = be.upload(Layers.uniform(rnd, 3 * IN, 1), 3, IN); Tensor out = Fresh.forward(x, xin);
+                     Tensor g = be.upload(Layers.uniform(rnd, 3 * OUT, 1), 3, OUT); Tensor dx = Fresh.backward(x, g)) {
                     assertEquals(3 * IN, dx.numel());
                 }
                 x.setTraining(false);

@@ -2,6 +2,7 @@ package ai.lorakit.adapters.schedule;
 
 import ai.lorakit.adapters.AdaLoraConfig;
 import ai.lorakit.adapters.AdaptedLinear;
+import ai.lorakit.adapters.Fresh;
 import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.adapters.Parameter;
 import ai.lorakit.adapters.optim.AdamWPolicy;
@@ -159,8 +160,10 @@ class TrainingHooksTest {
                 for (int step = 0; step < c.totalStep(); step++) {
                     for (AdaptedLinear m : ls.modules) {
                         m.setTraining(true);
-                        try (Tensor x = be.upload(Layers.uniform(rnd, 4 * IN, 1), 4, IN); Tensor y = m.forward(x);
-                             Tensor g = be.upload(Layers.uniform(rnd, 4 * OUT, 1), 4, OUT); Tensor dx = m.backward(g)) {
+                        try (Tensor x = be.upload(Layers.uniform(rnd, 4 * IN, 1), 4, IN);
+                             Tensor y = Fresh.forward(m, x);
+                             Tensor g = be.upload(Layers.uniform(rnd, 4 * OUT, 1), 4, OUT);
+                             Tensor dx = Fresh.backward(m, g)) {
                             assertEquals(4 * IN, dx.numel());
                         }
                     }

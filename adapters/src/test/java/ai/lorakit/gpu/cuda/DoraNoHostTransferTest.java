@@ -5,7 +5,6 @@ import ai.lorakit.adapters.LoraConfig;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.KernelSources;
 import ai.lorakit.gpu.Tensor;
-import ai.lorakit.gpu.cuda.fast.FusedKernelsProvider;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -37,7 +36,7 @@ class DoraNoHostTransferTest {
         assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
         FakeDriver driver = new FakeDriver();
         try (CudaBackend be = new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true,
-                List.of(new FusedKernelsProvider()), false)) {
+                true, false)) {
             Random rnd = new Random(5);
             Tensor w = be.upload(uniform(rnd, OUT * IN), DType.BF16, fifo ? IN : OUT, fifo ? OUT : IN);
             Tensor bias = be.upload(uniform(rnd, OUT), DType.F32, OUT);

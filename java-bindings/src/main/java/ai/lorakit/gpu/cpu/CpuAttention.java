@@ -162,7 +162,7 @@ final class CpuAttention {
     }
 
     /**
-     * Softmax of scale * s[off, off+n) in place (n >= 1), as {@link CpuTransformerOps#softmaxRows} on the scaled
+     * Softmax of scale * s[off, off+n) in place (n >= 1), as {@link CpuTransformerOps#softmaxRow} on the scaled
      * scores: e = exp(scale s - max), divided by their sum (float lanes per block of SUM_BLOCK, folded by
      * {@link CpuMath#sumLanes}, blocks added in order in double); s[off+n, off+pitch) set to 0. Whole vectors
      * only: the lanes past n are set to -inf first, so they add e = 0.

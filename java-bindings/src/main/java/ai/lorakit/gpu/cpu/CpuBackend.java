@@ -603,18 +603,6 @@ public final class CpuBackend implements Backend {
         elementwise("geluBackward", x, dout, dx, GELU_WORK, CpuTransformerOps::geluBackward);
     }
 
-    @Override
-    public void softmaxRows(Tensor x, Tensor out) {
-        String op = "softmaxRows";
-        float[] xv = f(op, x), ov = f(op, out);
-        OpChecks.sameNumel(op, x, out);
-        if (x.cols() != out.cols()) {
-            throw new ShapeException(op + ": " + x + " and " + out + " must have the same last dimension");
-        }
-        CpuTransformerOps.softmaxRows(xv, ov, x.rows(), x.cols());
-        round(out, ov);
-    }
-
     /** {B, T, C} of an attention call, after checking qkv [B,T,3C], out/dout [B,T,C], att [B,nHead,T,T]. */
     private static int[] attentionDims(String op, Tensor qkv, int nHead, Tensor btc, Tensor att) {
         if (qkv.rank() != 3 || qkv.dim(2) % 3 != 0) {

@@ -168,11 +168,6 @@ public final class CpuTransformerOps {
 
     // ---------------------------------------------------------------- softmax
 
-    /** out[n,:] = softmax(x[n,:]), subtracting the row max first; x, out [N,C]. */
-    static void softmaxRows(float[] x, float[] out, int N, int C) {
-        forEach(N, (long) N * C, n -> softmaxRow(x, out, n * C, C));
-    }
-
     /**
      * Softmax of x[off, off+len) into out[off, ...) (x == out allowed: each element is read before it is
      * written); returns log(sum exp(x - max)) + max (log-sum-exp).

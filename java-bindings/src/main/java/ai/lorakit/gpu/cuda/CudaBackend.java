@@ -11,19 +11,19 @@ import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.blas.Blas;
 import ai.lorakit.gpu.blas.Blases;
 import ai.lorakit.gpu.blas.RowMajorGemm;
+import ai.lorakit.gpu.cuda.fast.FusedKernelsTier;
 import ai.lorakit.gpu.kernel.KernelBackend;
 
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.OptionalDouble;
-import java.util.OptionalLong;
 
 /**
  * The {@code cuda-ffm} and {@code cuda-jcuda} backends: {@link KernelBackend} (the portable kernels, shared with
  * OpenCL) on a {@link CudaDevice}, plus what only CUDA has. Per op, in order:
  * <ol>
- *   <li>the fast tier: every {@link FastTier} the installed {@link FastTierProvider}s opened for this backend;</li>
+ *   <li>the fast tier ({@link FusedKernelsTier}: the hand-written kernels of cuda-kernels/cuda/*.cu), for the ops it
+ *       accelerates, which are exactly the ones this class overrides besides the GEMM; it declines (returns false)
+ *       any call it does not fully handle;</li>
  *   <li>for GEMMs, cuBLAS ({@link Blases}: JCublas2 or FFM over libcublas.so.13/.12) with fp32 accumulation, when the
  *       dtypes are a cuBLAS combination (A, B alike; C alike or F32) and C aliases neither operand;</li>
  *   <li>the portable kernels ({@code super}), which also produce every error message.</li>
@@ -41,27 +41,31 @@ import java.util.OptionalLong;
 public class CudaBackend extends KernelBackend {
     /** cuBLAS workspace (cublasSetWorkspace; CUDA-graph safe). 32 MiB as NVIDIA recommends for Hopper. */
     static final long BLAS_WORKSPACE_BYTES = 32L << 20;
+    /** System property: "false" turns the fast tier off (the portable kernels and cuBLAS alone: STYLE.md 12.1). */
+    public static final String FAST_TIER_PROPERTY = "lorakit.cuda.fastTier";
 
     private final CudaDevice cuda;
     private final Blas blas;
     private final String blasNote;
     private final DeviceBuffer workspace;
-    private final List<FastTier> tiers = new ArrayList<>();
-    private final List<String> tierNames = new ArrayList<>();
+    /** The fast tier, or null when it is off. */
+    private final FusedKernelsTier fast;
     private boolean closing;
 
-    /** A backend named {@code name} on {@code device} with the installed fast-tier providers; owns the device if asked. */
+    /**
+     * A backend named {@code name} on {@code device} with cuBLAS and the fast tier (unless {@value #FAST_TIER_PROPERTY}
+     * is "false"); owns the device if asked.
+     */
     public CudaBackend(CudaDevice device, String name, boolean ownsDevice) {
-        this(device, name, ownsDevice, FastTierProvider.installed(), true);
+        this(device, name, ownsDevice, fastTierEnabled(), true);
     }
 
     /**
-     * As above with an explicit provider list (an empty list = no fast tier) and {@code cublas} false to skip cuBLAS
-     * (the portable GEMM kernel then runs; tests, and A/B comparisons on the GPU).
+     * As above with {@code fastTier} false to run the portable kernels for every op and {@code cublas} false to skip
+     * cuBLAS (the portable GEMM kernel then runs; tests, and A/B comparisons on the GPU).
      */
-    @SuppressWarnings("this-escape")   // providers receive the backend after its own fields are set
-    public CudaBackend(CudaDevice device, String name, boolean ownsDevice, List<FastTierProvider> providers,
-                       boolean cublas) {
+    @SuppressWarnings("this-escape")   // the tier receives the backend after its own fields are set
+    public CudaBackend(CudaDevice device, String name, boolean ownsDevice, boolean fastTier, boolean cublas) {
         super(device, name, ownsDevice);
         this.cuda = device;
         Blas b = null;
@@ -88,15 +92,19 @@ public class CudaBackend extends KernelBackend {
         this.blas = b;
         this.blasNote = note;
         this.workspace = ws;
+        FusedKernelsTier t = null;
         try {
-            for (FastTierProvider p : providers) {
-                tiers.add(p.open(this));
-                tierNames.add(p.name());
-            }
+            t = fastTier ? new FusedKernelsTier(this) : null;
         } catch (RuntimeException e) {
             close();
             throw e;
         }
+        this.fast = t;
+    }
+
+    /** Whether {@value #FAST_TIER_PROPERTY} leaves the fast tier on (anything but "false"). */
+    public static boolean fastTierEnabled() {
+        return !"false".equalsIgnoreCase(System.getProperty(FAST_TIER_PROPERTY));
     }
 
     /** Opens a backend owning {@code device}, closing the device if the backend cannot be built. */
@@ -117,7 +125,7 @@ public class CudaBackend extends KernelBackend {
     public String description() {
         return name() + " on " + cuda.description() + "; GEMM: "
                 + (blas != null ? blasNote : "portable kernel (" + blasNote + ")")
-                + "; fast tier: " + (tierNames.isEmpty() ? "none" : String.join(", ", tierNames));
+                + "; fast tier: " + (fast == null ? "none" : FusedKernelsTier.NAME);
     }
 
     @Override
@@ -205,19 +213,13 @@ public class CudaBackend extends KernelBackend {
         OpChecks.backendOpen(op, this, closing || cuda.isClosed());
     }
 
-    // ================================================================ GEMM: fast tier, cuBLAS, portable
+    // ================================================================ GEMM: cuBLAS, portable
 
     @Override
     public void gemmBatched(int batch, boolean transA, boolean transB, int m, int n, int k, float alpha,
                             Tensor a, long offA, int lda, long strideA,
                             Tensor b, long offB, int ldb, long strideB,
                             float beta, Tensor c, long offC, int ldc, long strideC) {
-        for (FastTier t : tiers) {
-            if (t.gemmBatched(batch, transA, transB, m, n, k, alpha, a, offA, lda, strideA, b, offB, ldb, strideB,
-                    beta, c, offC, ldc, strideC)) {
-                return;
-            }
-        }
         if (blas != null && cublasGemm(batch, transA, transB, m, n, k, alpha, a, offA, lda, strideA, b, offB, ldb,
                 strideB, beta, c, offC, ldc, strideC)) {
             return;
@@ -260,268 +262,12 @@ public class CudaBackend extends KernelBackend {
         return true;
     }
 
-    // ================================================================ fast-tier hooks (then the portable kernels)
-
-    @Override
-    public void add(Tensor a, Tensor b, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.add(a, b, out)) {
-                return;
-            }
-        }
-        super.add(a, b, out);
-    }
-
-    @Override
-    public void mul(Tensor a, Tensor b, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.mul(a, b, out)) {
-                return;
-            }
-        }
-        super.mul(a, b, out);
-    }
-
-    @Override
-    public void scale(Tensor x, float alpha, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.scale(x, alpha, out)) {
-                return;
-            }
-        }
-        super.scale(x, alpha, out);
-    }
-
-    @Override
-    public void axpby(float alpha, Tensor x, float beta, Tensor y) {
-        for (FastTier t : tiers) {
-            if (t.axpby(alpha, x, beta, y)) {
-                return;
-            }
-        }
-        super.axpby(alpha, x, beta, y);
-    }
-
-    @Override
-    public void addRowVector(Tensor a, Tensor v, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.addRowVector(a, v, out)) {
-                return;
-            }
-        }
-        super.addRowVector(a, v, out);
-    }
-
-    @Override
-    public void mulRowVector(Tensor a, Tensor v, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.mulRowVector(a, v, out)) {
-                return;
-            }
-        }
-        super.mulRowVector(a, v, out);
-    }
-
-    @Override
-    public void mulColVector(Tensor a, Tensor v, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.mulColVector(a, v, out)) {
-                return;
-            }
-        }
-        super.mulColVector(a, v, out);
-    }
-
-    @Override
-    public void transpose(Tensor a, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.transpose(a, out)) {
-                return;
-            }
-        }
-        super.transpose(a, out);
-    }
-
-    @Override
-    public void dropoutMask(Tensor mask, float p, long seed) {
-        for (FastTier t : tiers) {
-            if (t.dropoutMask(mask, p, seed)) {
-                return;
-            }
-        }
-        super.dropoutMask(mask, p, seed);
-    }
-
-    @Override
-    public void sumRows(Tensor a, float beta, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.sumRows(a, beta, out)) {
-                return;
-            }
-        }
-        super.sumRows(a, beta, out);
-    }
-
-    @Override
-    public void rowDot(Tensor a, Tensor b, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.rowDot(a, b, out)) {
-                return;
-            }
-        }
-        super.rowDot(a, b, out);
-    }
-
-    @Override
-    public double sum(Tensor a) {
-        for (FastTier t : tiers) {
-            OptionalDouble r = t.sum(a);
-            if (r.isPresent()) {
-                return r.getAsDouble();
-            }
-        }
-        return super.sum(a);
-    }
-
-    @Override
-    public double dot(Tensor a, Tensor b) {
-        for (FastTier t : tiers) {
-            OptionalDouble r = t.dot(a, b);
-            if (r.isPresent()) {
-                return r.getAsDouble();
-            }
-        }
-        return super.dot(a, b);
-    }
-
-    @Override
-    public long countNonFinite(Tensor a) {
-        for (FastTier t : tiers) {
-            OptionalLong r = t.countNonFinite(a);
-            if (r.isPresent()) {
-                return r.getAsLong();
-            }
-        }
-        return super.countNonFinite(a);
-    }
-
-    @Override
-    public void layerNormForward(Tensor x, Tensor gamma, Tensor beta, float eps, Tensor out, Tensor mean, Tensor rstd) {
-        for (FastTier t : tiers) {
-            if (t.layerNormForward(x, gamma, beta, eps, out, mean, rstd)) {
-                return;
-            }
-        }
-        super.layerNormForward(x, gamma, beta, eps, out, mean, rstd);
-    }
-
-    @Override
-    public void layerNormBackward(Tensor dout, Tensor x, Tensor gamma, Tensor mean, Tensor rstd,
-                                  Tensor dx, Tensor dgamma, Tensor dbeta) {
-        for (FastTier t : tiers) {
-            if (t.layerNormBackward(dout, x, gamma, mean, rstd, dx, dgamma, dbeta)) {
-                return;
-            }
-        }
-        super.layerNormBackward(dout, x, gamma, mean, rstd, dx, dgamma, dbeta);
-    }
-
-    @Override
-    public void geluForward(Tensor x, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.geluForward(x, out)) {
-                return;
-            }
-        }
-        super.geluForward(x, out);
-    }
-
-    @Override
-    public void geluBackward(Tensor x, Tensor dout, Tensor dx) {
-        for (FastTier t : tiers) {
-            if (t.geluBackward(x, dout, dx)) {
-                return;
-            }
-        }
-        super.geluBackward(x, dout, dx);
-    }
-
-    @Override
-    public void softmaxRows(Tensor x, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.softmaxRows(x, out)) {
-                return;
-            }
-        }
-        super.softmaxRows(x, out);
-    }
-
-    @Override
-    public void attentionForward(Tensor qkv, int nHead, Tensor out, Tensor att) {
-        for (FastTier t : tiers) {
-            if (t.attentionForward(qkv, nHead, out, att)) {
-                return;
-            }
-        }
-        super.attentionForward(qkv, nHead, out, att);
-    }
-
-    @Override
-    public void attentionBackward(Tensor dout, Tensor qkv, Tensor att, int nHead, Tensor dqkv) {
-        for (FastTier t : tiers) {
-            if (t.attentionBackward(dout, qkv, att, nHead, dqkv)) {
-                return;
-            }
-        }
-        super.attentionBackward(dout, qkv, att, nHead, dqkv);
-    }
-
-    @Override
-    public void crossEntropyForward(Tensor logits, Tensor targets, Tensor probs, Tensor losses) {
-        for (FastTier t : tiers) {
-            if (t.crossEntropyForward(logits, targets, probs, losses)) {
-                return;
-            }
-        }
-        super.crossEntropyForward(logits, targets, probs, losses);
-    }
-
-    @Override
-    public void crossEntropyBackward(Tensor probs, Tensor targets, float scale, Tensor dlogits) {
-        for (FastTier t : tiers) {
-            if (t.crossEntropyBackward(probs, targets, scale, dlogits)) {
-                return;
-            }
-        }
-        super.crossEntropyBackward(probs, targets, scale, dlogits);
-    }
-
-    @Override
-    public void embeddingForward(Tensor ids, Tensor wte, Tensor wpe, Tensor out) {
-        for (FastTier t : tiers) {
-            if (t.embeddingForward(ids, wte, wpe, out)) {
-                return;
-            }
-        }
-        super.embeddingForward(ids, wte, wpe, out);
-    }
-
-    @Override
-    public void embeddingBackward(Tensor dout, Tensor ids, Tensor dwte, Tensor dwpe) {
-        for (FastTier t : tiers) {
-            if (t.embeddingBackward(dout, ids, dwte, dwpe)) {
-                return;
-            }
-        }
-        super.embeddingBackward(dout, ids, dwte, dwpe);
-    }
+    // ================================================================ fast tier (then the portable kernels)
 
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp) {
-        for (FastTier t : tiers) {
-            if (t.adamw(param, grad, m, v, hp)) {
-                return;
-            }
+        if (fast != null && fast.adamw(param, grad, m, v, hp)) {
+            return;
         }
         super.adamw(param, grad, m, v, hp);
     }
@@ -530,51 +276,25 @@ public class CudaBackend extends KernelBackend {
     public void adamwClipped(List<Tensor> params, List<Tensor> grads, List<Tensor> ms, List<Tensor> vs,
                              List<AdamW> hps, Tensor stats, int normAt, float maxNorm) {
         OpChecks.adamwLists("adamwClipped", params, grads, ms, vs, hps, stats, normAt);
-        for (FastTier t : tiers) {
-            if (t.adamwClipped(params, grads, ms, vs, hps, stats, normAt, maxNorm)) {
-                return;
-            }
+        if (fast != null && fast.adamwClipped(params, grads, ms, vs, hps, stats, normAt, maxNorm)) {
+            return;
         }
         super.adamwClipped(params, grads, ms, vs, hps, stats, normAt, maxNorm);
     }
 
     @Override
-    public void loraShrink(Tensor x, Tensor a, Tensor u) {
-        for (FastTier t : tiers) {
-            if (t.loraShrink(x, a, u)) {
-                return;
-            }
-        }
-        super.loraShrink(x, a, u);
-    }
-
-    @Override
-    public void loraExpand(Tensor u, Tensor b, float s, Tensor y) {
-        for (FastTier t : tiers) {
-            if (t.loraExpand(u, b, s, y)) {
-                return;
-            }
-        }
-        super.loraExpand(u, b, s, y);
-    }
-
-    @Override
     public void loraLinearForward(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias,
                                   Tensor a, Tensor b, float s, Tensor u, Tensor y) {
-        for (FastTier t : tiers) {
-            if (t.loraLinearForward(x, w, fanInFanOut, bias, a, b, s, u, y)) {
-                return;
-            }
+        if (fast != null && fast.loraLinearForward(x, w, fanInFanOut, bias, a, b, s, u, y)) {
+            return;
         }
         super.loraLinearForward(x, w, fanInFanOut, bias, a, b, s, u, y);
     }
 
     @Override
     public void loraStage(Tensor a, Tensor b, float s, Tensor aStage, Tensor sbStage) {
-        for (FastTier t : tiers) {
-            if (t.loraStage(a, b, s, aStage, sbStage)) {
-                return;
-            }
+        if (fast != null && fast.loraStage(a, b, s, aStage, sbStage)) {
+            return;
         }
         super.loraStage(a, b, s, aStage, sbStage);
     }
@@ -582,10 +302,9 @@ public class CudaBackend extends KernelBackend {
     @Override
     public void loraLinearForwardStaged(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
                                         float s, Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor y) {
-        for (FastTier t : tiers) {
-            if (t.loraLinearForwardStaged(x, w, fanInFanOut, bias, a, b, s, aStage, sbStage, u, uStage, y)) {
-                return;
-            }
+        if (fast != null && fast.loraLinearForwardStaged(x, w, fanInFanOut, bias, a, b, s, aStage, sbStage, u, uStage,
+                y)) {
+            return;
         }
         super.loraLinearForwardStaged(x, w, fanInFanOut, bias, a, b, s, aStage, sbStage, u, uStage, y);
     }
@@ -594,20 +313,17 @@ public class CudaBackend extends KernelBackend {
     public void loraLinearBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s,
                                    Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor x, Tensor dx,
                                    Tensor dA, Tensor dB) {
-        for (FastTier t : tiers) {
-            if (t.loraLinearBackward(dy, w, fanInFanOut, a, b, s, aStage, sbStage, u, uStage, x, dx, dA, dB)) {
-                return;
-            }
+        if (fast != null && fast.loraLinearBackward(dy, w, fanInFanOut, a, b, s, aStage, sbStage, u, uStage, x, dx, dA,
+                dB)) {
+            return;
         }
         super.loraLinearBackward(dy, w, fanInFanOut, a, b, s, aStage, sbStage, u, uStage, x, dx, dA, dB);
     }
 
     @Override
     public void veraStage(Tensor sharedA, Tensor sharedB, Tensor lambdaB, Tensor aStage, Tensor sbStage) {
-        for (FastTier t : tiers) {
-            if (t.veraStage(sharedA, sharedB, lambdaB, aStage, sbStage)) {
-                return;
-            }
+        if (fast != null && fast.veraStage(sharedA, sharedB, lambdaB, aStage, sbStage)) {
+            return;
         }
         super.veraStage(sharedA, sharedB, lambdaB, aStage, sbStage);
     }
@@ -615,10 +331,9 @@ public class CudaBackend extends KernelBackend {
     @Override
     public void veraForwardStaged(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
                                   Tensor aStage, Tensor sbStage, Tensor u, Tensor vStage, Tensor y) {
-        for (FastTier t : tiers) {
-            if (t.veraForwardStaged(x, sharedA, sharedB, lambdaD, lambdaB, aStage, sbStage, u, vStage, y)) {
-                return;
-            }
+        if (fast != null && fast.veraForwardStaged(x, sharedA, sharedB, lambdaD, lambdaB, aStage, sbStage, u, vStage,
+                y)) {
+            return;
         }
         super.veraForwardStaged(x, sharedA, sharedB, lambdaD, lambdaB, aStage, sbStage, u, vStage, y);
     }
@@ -627,11 +342,9 @@ public class CudaBackend extends KernelBackend {
     public void veraBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor sharedA, Tensor sharedB,
                              Tensor lambdaD, Tensor lambdaB, Tensor sbStage, Tensor u, Tensor vStage, Tensor dx,
                              Tensor dLambdaD, Tensor dLambdaB) {
-        for (FastTier t : tiers) {
-            if (t.veraBackward(dy, w, fanInFanOut, sharedA, sharedB, lambdaD, lambdaB, sbStage, u, vStage, dx,
-                    dLambdaD, dLambdaB)) {
-                return;
-            }
+        if (fast != null && fast.veraBackward(dy, w, fanInFanOut, sharedA, sharedB, lambdaD, lambdaB, sbStage, u,
+                vStage, dx, dLambdaD, dLambdaB)) {
+            return;
         }
         super.veraBackward(dy, w, fanInFanOut, sharedA, sharedB, lambdaD, lambdaB, sbStage, u, vStage, dx,
                 dLambdaD, dLambdaB);
@@ -640,20 +353,16 @@ public class CudaBackend extends KernelBackend {
     @Override
     public void deltaLoraUpdateMaster(Tensor w, Tensor master, boolean fanInFanOut, float c, Tensor bNew,
                                       Tensor aNew, Tensor bOld, Tensor aOld) {
-        for (FastTier t : tiers) {
-            if (t.deltaLoraUpdateMaster(w, master, fanInFanOut, c, bNew, aNew, bOld, aOld)) {
-                return;
-            }
+        if (fast != null && fast.deltaLoraUpdateMaster(w, master, fanInFanOut, c, bNew, aNew, bOld, aOld)) {
+            return;
         }
         super.deltaLoraUpdateMaster(w, master, fanInFanOut, c, bNew, aNew, bOld, aOld);
     }
 
     @Override
     public void doraWeightNorm(Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s, Tensor n) {
-        for (FastTier t : tiers) {
-            if (t.doraWeightNorm(w, fanInFanOut, a, b, s, n)) {
-                return;
-            }
+        if (fast != null && fast.doraWeightNorm(w, fanInFanOut, a, b, s, n)) {
+            return;
         }
         super.doraWeightNorm(w, fanInFanOut, a, b, s, n);
     }
@@ -661,10 +370,8 @@ public class CudaBackend extends KernelBackend {
     @Override
     public void veraForward(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
                             Tensor u, Tensor v, Tensor y) {
-        for (FastTier t : tiers) {
-            if (t.veraForward(x, sharedA, sharedB, lambdaD, lambdaB, u, v, y)) {
-                return;
-            }
+        if (fast != null && fast.veraForward(x, sharedA, sharedB, lambdaD, lambdaB, u, v, y)) {
+            return;
         }
         super.veraForward(x, sharedA, sharedB, lambdaD, lambdaB, u, v, y);
     }
@@ -672,43 +379,10 @@ public class CudaBackend extends KernelBackend {
     @Override
     public void deltaLoraUpdate(Tensor w, boolean fanInFanOut, float c, Tensor bNew, Tensor aNew, Tensor bOld,
                                 Tensor aOld) {
-        for (FastTier t : tiers) {
-            if (t.deltaLoraUpdate(w, fanInFanOut, c, bNew, aNew, bOld, aOld)) {
-                return;
-            }
+        if (fast != null && fast.deltaLoraUpdate(w, fanInFanOut, c, bNew, aNew, bOld, aOld)) {
+            return;
         }
         super.deltaLoraUpdate(w, fanInFanOut, c, bNew, aNew, bOld, aOld);
-    }
-
-    @Override
-    public void adaloraSensitivity(Tensor p, Tensor grad, Tensor expAvgIpt, Tensor expAvgUnc, float beta1, float beta2) {
-        for (FastTier t : tiers) {
-            if (t.adaloraSensitivity(p, grad, expAvgIpt, expAvgUnc, beta1, beta2)) {
-                return;
-            }
-        }
-        super.adaloraSensitivity(p, grad, expAvgIpt, expAvgUnc, beta1, beta2);
-    }
-
-    @Override
-    public void maskWhereAtMost(Tensor target, Tensor scores, float threshold) {
-        for (FastTier t : tiers) {
-            if (t.maskWhereAtMost(target, scores, threshold)) {
-                return;
-            }
-        }
-        super.maskWhereAtMost(target, scores, threshold);
-    }
-
-    @Override
-    public double loraImportance(Tensor u, Tensor b, float s) {
-        for (FastTier t : tiers) {
-            OptionalDouble r = t.loraImportance(u, b, s);
-            if (r.isPresent()) {
-                return r.getAsDouble();
-            }
-        }
-        return super.loraImportance(u, b, s);
     }
 
     // ================================================================ close
@@ -721,11 +395,11 @@ public class CudaBackend extends KernelBackend {
         }
         closing = true;
         RuntimeException first = null;
-        for (FastTier t : tiers) {
+        if (fast != null) {
             try {
-                t.close();
+                fast.close();
             } catch (RuntimeException e) {
-                first = first == null ? e : first;
+                first = e;
             }
         }
         if (!cuda.isClosed()) {

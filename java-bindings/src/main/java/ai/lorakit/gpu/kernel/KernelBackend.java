@@ -36,9 +36,7 @@ import java.util.WeakHashMap;
  * another group are added without touching this file's neighbours: {@link KernelGemm},
  * {@link KernelElementwise}, {@link KernelReductions}, {@link KernelTransformerOps}, {@link KernelLlamaOps},
  * {@link KernelLoraOps},
- * {@link KernelOptimizer}. Ops without a portable kernel yet throw {@link GpuException}
- * "{@code <op>: not yet implemented on <device> (portable kernel pending)}" and are listed in
- * {@link #PENDING_OPS}; implementing one means deleting its line there (the contract suite then runs it).
+ * {@link KernelOptimizer}.
  *
  * <p>Storage: one {@link DeviceBuffer} per tensor, F32/I32 as 4-byte and BF16/F16 as 2-byte elements; each
  * kernel receives a dtype code per tensor (the DType ordinal, kcompat.h's KC_*), computes in fp32 and rounds on
@@ -46,12 +44,6 @@ import java.util.WeakHashMap;
  * unreachable without being closed, at the next allocation.
  */
 public class KernelBackend implements Backend {
-
-    /**
-     * Backend ops that have no portable kernel yet and throw on a KernelBackend. Delete a line when its kernel
-     * lands: the contract tests of that op then run on every kernel backend (ContractBackends).
-     */
-    public static final Set<String> PENDING_OPS = Set.of();
 
     private final Device device;
     private final String name;
@@ -100,11 +92,6 @@ public class KernelBackend implements Backend {
     /** The device this backend launches on. */
     public Device device() {
         return device;
-    }
-
-    /** Ops of this backend that throw because their portable kernel is pending (see {@link #PENDING_OPS}). */
-    public Set<String> pendingOps() {
-        return PENDING_OPS;
     }
 
     @Override
@@ -218,13 +205,6 @@ public class KernelBackend implements Backend {
             scratch = device.alloc(Math.max(bytes, 16 * 1024));
         }
         return scratch;
-    }
-
-    /** The exception of an op whose portable kernel does not exist yet. */
-    GpuException pending(String op) {
-        checkOpen(op);
-        return new GpuException(op + ": not yet implemented on " + name + " (" + device.description()
-                + ") (portable kernel pending)");
     }
 
     /** A new tensor of the same dtype and numel holding a copy of t (for calls whose output aliases an input). */
@@ -654,11 +634,6 @@ public class KernelBackend implements Backend {
     @Override
     public void geluBackward(Tensor x, Tensor dout, Tensor dx) {
         transformer.geluBackward(x, dout, dx);
-    }
-
-    @Override
-    public void softmaxRows(Tensor x, Tensor out) {
-        transformer.softmaxRows(x, out);
     }
 
     @Override

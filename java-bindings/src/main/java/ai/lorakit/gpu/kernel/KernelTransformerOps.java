@@ -7,7 +7,7 @@ import ai.lorakit.gpu.ShapeException;
 import ai.lorakit.gpu.Tensor;
 
 /**
- * The GPT-2 transformer ops of KernelBackend on the portable kernels layernorm.kc, gelu.kc, softmax.kc,
+ * The GPT-2 transformer ops of KernelBackend on the portable kernels layernorm.kc, gelu.kc,
  * attention.kc, cross_entropy.kc and embedding.kc (their header comments give the maths, shapes and launch
  * geometry; the CPU reference is {@code CpuTransformerOps}). Every call is validated exactly as CpuBackend
  * validates it, with the same messages, before any launch; targets and ids are read back to the host and
@@ -97,20 +97,6 @@ final class KernelTransformerOps {
         long n = x.numel();
         if (n > 0) {
             be.launch("gelu_bwd_kernel1", strided(n), Dim3.of(BLOCK), xb, code(x), db, code(dout), dxb, code(dx), n);
-        }
-    }
-
-    // ---------------------------------------------------------------- softmax
-
-    void softmaxRows(Tensor x, Tensor out) {
-        String op = "softmaxRows";
-        DeviceBuffer xb = be.math(op, x), ob = be.math(op, out);
-        OpChecks.sameNumel(op, x, out);
-        if (x.cols() != out.cols()) {
-            throw new ShapeException(op + ": " + x + " and " + out + " must have the same last dimension");
-        }
-        if (x.numel() > 0) {
-            be.launch("softmax_fwd_kernel1", Dim3.of(x.rows()), Dim3.of(BLOCK), xb, code(x), ob, code(out), x.cols());
         }
     }
 

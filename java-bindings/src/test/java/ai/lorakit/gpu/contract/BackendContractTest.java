@@ -677,7 +677,6 @@ class BackendContractTest {
         }
         try (Backend be = f.get(); Tensor pt = be.upload(p, 10, 13); Tensor it = be.upload(ipt, 10, 13);
              Tensor ut = be.upload(unc, 10, 13)) {
-            ContractBackends.assumeImplemented(be, "adaloraSensitivity");
             double[] wi = Ref.toDouble(ipt), wu = Ref.toDouble(unc);
             for (int step = 0; step < 3; step++) {
                 float[] g = Ref.random(seed + 10 + step, n);
@@ -707,7 +706,6 @@ class BackendContractTest {
         float[] scores = Ref.arange(65, 1f);
         scores[3] = Float.NaN;
         try (Backend be = f.get(); Tensor t = be.upload(target, 65); Tensor s = be.upload(scores, 5, 13)) {
-            ContractBackends.assumeImplemented(be, "maskWhereAtMost");
             be.maskWhereAtMost(t, s, 0f);
             float[] got = be.download(t);
             for (int i = 0; i < 65; i++) {

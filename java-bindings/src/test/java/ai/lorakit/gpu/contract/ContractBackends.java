@@ -5,14 +5,11 @@ import ai.lorakit.gpu.cpu.CpuBackend;
 import ai.lorakit.gpu.cuda.CudaBackend;
 import ai.lorakit.gpu.ffm.FfmCudaDevice;
 import ai.lorakit.gpu.jcuda.JCudaDevice;
-import ai.lorakit.gpu.kernel.KernelBackend;
 import ai.lorakit.gpu.opencl.OpenClBackend;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Named;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 
@@ -21,10 +18,6 @@ import java.util.stream.Stream;
  * instances). To put another backend under contract, add one line here. A device backend that cannot load on
  * this machine is left out of the stream, unless the system property {@value #REQUIRE_OPENCL} is true (CI,
  * where PoCL is installed): then its absence fails every test instead of passing silently.
- *
- * <p>Ops a kernel backend does not implement yet: {@link KernelBackend#PENDING_OPS} is the ONE list. A test of
- * such an op starts with {@link #assumeImplemented}, which skips it (reported as skipped, never passed) on
- * that backend; deleting the op's line from PENDING_OPS re-enables the test everywhere.
  *
  * <p>Use as {@code @MethodSource("ai.lorakit.gpu.contract.ContractBackends#all")}.
  */
@@ -77,19 +70,6 @@ public final class ContractBackends {
                 }
                 return open.get();
             }));
-        }
-    }
-
-    /** The ops {@code be} has no kernel for yet (empty for the CPU reference). */
-    public static Set<String> pending(Backend be) {
-        return be instanceof KernelBackend kb ? kb.pendingOps() : Set.of();
-    }
-
-    /** Skips the calling test on {@code be} when one of {@code ops} is pending there (see the class comment). */
-    public static void assumeImplemented(Backend be, String... ops) {
-        for (String op : ops) {
-            Assumptions.assumeFalse(pending(be).contains(op),
-                    () -> op + " is pending on " + be.name() + " (KernelBackend.PENDING_OPS)");
         }
     }
 }

@@ -1,21 +1,22 @@
 package ai.lorakit.gpu.cuda;
 
+import ai.lorakit.gpu.AdamW;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.GpuException;
 import ai.lorakit.gpu.KernelSources;
 import ai.lorakit.gpu.ShapeException;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.cpu.CpuBackend;
+import ai.lorakit.gpu.cuda.fast.FusedKernelsTier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
-import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -24,45 +25,19 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * Proves CudaBackend's host logic without a GPU, on the in-memory driver: tensors round-trip through device memory,
  * interop wraps a user's device pointer (a raw address or a MemorySegment) without a copy and never frees it, the
- * fast-tier hook runs a provider's override and falls back to the portable kernel when the provider declines, GEMM
+ * fast tier runs first for an op it accelerates and is skipped entirely when switched off (the flag and the
+ * {@value CudaBackend#FAST_TIER_PROPERTY} property the GPU check uses to run the contract suite both ways), GEMM
  * falls back to the portable kernel without cuBLAS and the description says so, and a step captured through the
  * backend becomes a replayable graph.
  */
 class CudaBackendFakeTest {
     private FakeDriver driver;
     private CudaBackend be;
-    private final List<String> tierCalls = new ArrayList<>();
-
-    /** Claims scale() for F32 tensors only. */
-    private final FastTierProvider provider = new FastTierProvider() {
-        @Override
-        public String name() {
-            return "test-tier";
-        }
-
-        @Override
-        public FastTier open(CudaBackend backend) {
-            return new FastTier() {
-                @Override
-                public boolean scale(Tensor x, float alpha, Tensor out) {
-                    tierCalls.add("scale " + x.dtype());
-                    if (x.dtype() != DType.F32) {
-                        return false;
-                    }
-                    backend.launchKernel("scale_fwd_kernel1", ai.lorakit.gpu.Dim3.of(1), ai.lorakit.gpu.Dim3.of(32),
-                            backend.deviceBuffer("scale", x), 0, alpha, backend.deviceBuffer("scale", out), 0, x.numel());
-                    tierCalls.add("fast");
-                    return true;
-                }
-            };
-        }
-    };
-
     @BeforeEach
     void open() {
         assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
         driver = new FakeDriver();
-        be = new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true, List.of(provider), false);
+        be = new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true, false, false);
     }
 
     @AfterEach
@@ -80,26 +55,44 @@ class CudaBackendFakeTest {
         assertArrayEquals(new float[4], be.download(z));
         assertNull(be.blas());
         assertTrue(be.description().contains("GEMM: portable kernel (cuBLAS not requested)"), be.description());
-        assertTrue(be.description().contains("fast tier: test-tier"), be.description());
+        assertTrue(be.description().contains("fast tier: none"), be.description());
         Tensor c = be.zeros(DType.F32, 2, 2);
         be.matmul(t, false, t, true, c, 1f, 0f);
         assertEquals("gemm_fwd_kernel1", driver.launches.get(driver.launches.size() - 1).kernel());
     }
 
     @Test
-    void fastTierRunsFirstAndDeclinedCallsFallBackToThePortableKernel() {
-        Tensor x = be.upload(new float[] {1, 2}, 2);
-        Tensor y = be.zeros(DType.F32, 2);
-        be.scale(x, 3f, y);
-        assertEquals(List.of("scale F32", "fast"), tierCalls);
-        Tensor xb = be.upload(new float[] {1, 2}, DType.BF16, 2);
-        Tensor yb = be.zeros(DType.BF16, 2);
-        int before = driver.launches.size();
-        be.scale(xb, 3f, yb);
-        assertEquals(List.of("scale F32", "fast", "scale BF16"), tierCalls);
-        assertEquals(before + 1, driver.launches.size());
-        assertEquals("scale_fwd_kernel1", driver.launches.get(before).kernel());
-        assertEquals(DType.BF16.ordinal(), (int) driver.launches.get(before).slots()[1], "portable kernel got the dtype code");
+    void theFastTierRunsFirstWhenOnAndNeverWhenOff() {
+        FakeDriver other = new FakeDriver();
+        try (CudaBackend on = new CudaBackend(new FakeDriver.Device(other, 0), "cuda-fake", true, true, false)) {
+            assertTrue(on.description().contains("fast tier: " + FusedKernelsTier.NAME), on.description());
+            assertEquals("adamw_fwd_kernel2", adamwKernel(other, on), "on: the fast kernel");
+        }
+        assertEquals("adamw_fwd_kernel1", adamwKernel(driver, be), "off: the portable kernel");
+        String before = System.getProperty(CudaBackend.FAST_TIER_PROPERTY);
+        try {
+            System.setProperty(CudaBackend.FAST_TIER_PROPERTY, "FALSE");
+            assertFalse(CudaBackend.fastTierEnabled());
+            System.setProperty(CudaBackend.FAST_TIER_PROPERTY, "true");
+            assertTrue(CudaBackend.fastTierEnabled());
+            System.clearProperty(CudaBackend.FAST_TIER_PROPERTY);
+            assertTrue(CudaBackend.fastTierEnabled(), "on by default");
+        } finally {
+            if (before == null) {
+                System.clearProperty(CudaBackend.FAST_TIER_PROPERTY);
+            } else {
+                System.setProperty(CudaBackend.FAST_TIER_PROPERTY, before);
+            }
+        }
+    }
+
+    /** The kernel one F32 AdamW step of {@code b} launches. */
+    private static String adamwKernel(FakeDriver d, CudaBackend b) {
+        Tensor[] t = {b.zeros(DType.F32, 8), b.zeros(DType.F32, 8), b.zeros(DType.F32, 8), b.zeros(DType.F32, 8)};
+        int from = d.launches.size();
+        b.adamw(t[0], t[1], t[2], t[3], new AdamW(1e-3f, 0.9f, 0.999f, 1e-8f, 0f, 1));
+        assertEquals(from + 1, d.launches.size(), "one launch");
+        return d.launches.get(from).kernel();
     }
 
     @Test

@@ -5,7 +5,6 @@ import ai.lorakit.gpu.KernelSources;
 import ai.lorakit.gpu.Tensor;
 import org.junit.jupiter.api.Test;
 
-import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -25,7 +24,7 @@ class CudaLeakSoakTest {
         FakeDriver driver = new FakeDriver();
         int backends = 30;            // each loads the fatbin: ~0.2 s
         for (int b = 0; b < backends; b++) {
-            CudaBackend be = new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true, List.of(), false);
+            CudaBackend be = new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true, false, false);
             try (be) {
                 for (int i = 0; i < 40; i++) {
                     try (Tensor x = be.upload(new float[] {i, 2, 3, 4}, DType.F32, 2, 2);

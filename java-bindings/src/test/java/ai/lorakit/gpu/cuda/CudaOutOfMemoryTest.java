@@ -47,7 +47,7 @@ class CudaOutOfMemoryTest {
         FakeDriver driver = new FakeDriver();
         driver.totalMem = 8 << 20;
         try (CudaBackend be = new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true,
-                java.util.List.of(), false)) {
+                false, false)) {
             long before = driver.used();
             assertThrows(DeviceOutOfMemoryException.class, () -> be.zeros(DType.F32, 4096, 1024));   // 16 MiB
             assertEquals(before, driver.used(), "nothing allocated by the failed tensor");

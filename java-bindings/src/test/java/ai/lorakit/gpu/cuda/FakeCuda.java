@@ -15,7 +15,7 @@ public final class FakeCuda implements AutoCloseable {
     private final CudaBackend backend;
 
     public FakeCuda() {
-        backend = new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true, List.of(), false);
+        backend = new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true, false, false);
     }
 
     /** Whether the build has the fatbin a CudaBackend loads (nvcc built it). */

@@ -8,7 +8,6 @@ import ai.lorakit.adapters.schedule.LoraDropSelection;
 import ai.lorakit.cli.Method;
 import ai.lorakit.gpu.KernelSources;
 import ai.lorakit.gpu.Tensor;
-import ai.lorakit.gpu.cuda.fast.FusedKernelsProvider;
 import ai.lorakit.models.data.TextDataset;
 import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.gpt2.Gpt2Config;
@@ -119,7 +118,7 @@ class ModelSteadyStateTest {
      * step's own results (Trainer's stats tensor) stay as the zeros they were made with: finite.
      */
     static CudaBackend fakeBackend(FakeDriver driver) {
-        return new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true, List.of(new FusedKernelsProvider()),
+        return new CudaBackend(new FakeDriver.Device(driver, 0), "cuda-fake", true, true,
                 false) {
             @Override
             public double sum(Tensor a) {

@@ -5,7 +5,6 @@ import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.cuda.CudaBackend;
 import ai.lorakit.gpu.cuda.CudaScratch;
-import ai.lorakit.gpu.cuda.FastTier;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -16,10 +15,14 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.SHRINK_ROWS;
 import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
 
 /**
- * The Backend ops cuda-kernels/cuda/*.cu accelerate (cuda-kernels/cuda/README.md maps them). Each override checks the
+ * The Backend ops cuda-kernels/cuda/*.cu accelerate (cuda-kernels/cuda/README.md maps them), one instance per
+ * {@link CudaBackend}, which calls it first for exactly these ops. Each method has the Backend op's name and
+ * arguments and returns whether it did the op: {@code true} = done, {@code false} = declined, and the backend runs
+ * cuBLAS or the portable kernels, which validate and report errors with the standard messages (so a fast op never
+ * needs an error message of its own). Each method checks the
  * kernel's documented requirements (dtypes: bf16 base and activations, fp32 adapters and optimizer state; shapes;
- * pitches and {@code in} multiples of 8; DoRA r <= 64; grid limits; tensors open and of this backend) and returns
- * false when any fails, so the portable kernels run and report errors with the standard messages. Tensors are dense
+ * pitches and {@code in} multiples of 8; DoRA r <= 64; grid limits; tensors open and of this backend) and declines
+ * when any fails. Tensors are dense
  * and row-major (Tensor's contract), so every pitch is the row length. Before a kernel with 16-byte vector loads
  * (the WMMA shrink tile: lora_shrink, vera_shrink, dora_norm) is chosen, every pointer it loads through is checked
  * for 16-byte alignment and every leading dimension for a multiple of 16 bytes ({@link VectorAlignment}): a wrapped
@@ -48,7 +51,9 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  * (delta_lora_update_fwd_kernel1 with the fp32 master). Not used: the single K-concat GEMM (it needs W and the
  * activations allocated with r spare rows/columns by the model, which dense tensors do not have).
  */
-final class FusedKernelsTier implements FastTier {
+public final class FusedKernelsTier implements AutoCloseable {
+    /** The name in {@link CudaBackend#description()}. */
+    public static final String NAME = "cuda-fused";
     static final String ADAMW = "adamw_fwd_kernel2";
     static final String ADAMW_MULTI = "adamw_multi_fwd_kernel2";
     /** adamw_multi_fwd_kernel2's hyper-parameter groups (kernel parameters) and tensors (grid.y). */
@@ -76,7 +81,8 @@ final class FusedKernelsTier implements FastTier {
     private Tensor adamwTable;
     private int[] adamwTableHost;
 
-    FusedKernelsTier(CudaBackend backend) {
+    /** The tier of {@code backend} (one per backend, opened by its constructor). */
+    public FusedKernelsTier(CudaBackend backend) {
         this.be = backend;
         this.scratch = new CudaScratch(backend);
     }
@@ -139,7 +145,6 @@ final class FusedKernelsTier implements FastTier {
     // ------------------------------------------------------------------------------------------ optimizer
 
     /** adamw.cu adamw_fwd_kernel2(param, grad, m, v, n, beta1, beta2, eps, decay, step_size, bc2_sqrt): all F32. */
-    @Override
     public boolean adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamW hp) {
         if (hp == null || hp.step() < 1 || param == null) {
             return false;
@@ -168,7 +173,6 @@ final class FusedKernelsTier implements FastTier {
      * device table (ptrs | numel | group, one I32 tensor) is built at the first call and uploaded again only when
      * a tensor or a group assignment changes; per step only kernel parameters change, so nothing is copied.
      */
-    @Override
     public boolean adamwClipped(List<Tensor> params, List<Tensor> grads, List<Tensor> ms, List<Tensor> vs,
                                 List<AdamW> hps, Tensor stats, int normAt, float maxNorm) {
         int n = params.size();
@@ -261,7 +265,6 @@ final class FusedKernelsTier implements FastTier {
      * delta_lora.cu delta_lora_update_fwd_kernel1(W, ldw, master, ldm, comp, ldc, fanInFanOut, c, aNew, aOld, bNew,
      * bOld, out, in, r): W bf16 [out,in] (or [in,out]), A', A fp32 [r,in], B', B fp32 [out,r].
      */
-    @Override
     public boolean deltaLoraUpdate(Tensor w, boolean fanInFanOut, float c, Tensor bNew, Tensor aNew, Tensor bOld,
                                    Tensor aOld) {
         if (!rank2(aNew) || !rank2(bNew)) {
@@ -291,7 +294,6 @@ final class FusedKernelsTier implements FastTier {
      * dora_norm_fifo_fwd_kernel1(W, ldw, A, lda, B, s, n, out, in, r) on the fp32 A, no other requirement. Both: A
      * fp32 [r,in], B fp32 [out,r], n fp32 [out], r <= 64.
      */
-    @Override
     public boolean doraWeightNorm(Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s, Tensor n) {
         if (!rank2(a) || !rank2(b) || n == null || n.rank() != 1) {
             return false;
@@ -343,7 +345,6 @@ final class FusedKernelsTier implements FastTier {
      * N, in, r) on a bf16 copy of A (S = null), then y += s u B^T (the backend's loraExpand). x bf16 [N,in] with
      * in % 8 == 0, W bf16, A fp32 [r,in], B fp32 [out,r], u fp32 [N,r], y [N,out] bf16 or fp32, bias [out] fp32 or bf16 (or null).
      */
-    @Override
     public boolean loraLinearForward(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
                                      float s, Tensor u, Tensor y) {
         if (!matrix(x) || !rank2(a) || !rank2(b)) {
@@ -389,7 +390,6 @@ final class FusedKernelsTier implements FastTier {
      * x bf16 [N,in], in and in_max multiples of 8; shared A fp32 [r,in_max], shared B fp32 [out_max,r], λd fp32 [r],
      * λb fp32 [out], u, v fp32 [N,r], y [N,out] bf16 or fp32.
      */
-    @Override
     public boolean veraForward(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB, Tensor u,
                                Tensor v, Tensor y) {
         if (!matrix(x) || !rank2(sharedA) || !rank2(sharedB) || !matrix(y)) {
@@ -440,7 +440,6 @@ final class FusedKernelsTier implements FastTier {
      * ldw = r it writes sbStage[o,j] = bf16(s B[o,j]); with out = 0 and ldw = in, aStage[j,k] = bf16(A[j,k]).
      * A fp32 [r,in], B fp32 [out,r], stages bf16.
      */
-    @Override
     public boolean loraStage(Tensor a, Tensor b, float s, Tensor aStage, Tensor sbStage) {
         if (!rank2(a) || !rank2(b)) {
             return false;
@@ -468,7 +467,6 @@ final class FusedKernelsTier implements FastTier {
      * (the backend's GEMM, beta 1). x bf16 [N,in] with in % 8 == 0, W bf16, stages bf16, u fp32 [N,r], uStage bf16
      * [N,r], y [N,out] bf16 or fp32, bias [out] fp32 or bf16 (or null).
      */
-    @Override
     public boolean loraLinearForwardStaged(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
                                            float s, Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage,
                                            Tensor y) {
@@ -508,7 +506,6 @@ final class FusedKernelsTier implements FastTier {
      * dA += dS^T x (cuBLAS, bf16 operands). dy bf16 [N,out], out and r multiples of 8; dy, sbStage, uStage, dB
      * 16-byte aligned; x bf16 [N,in] when dA is given; dx [N,in] bf16 or fp32; dA, dB fp32 or null.
      */
-    @Override
     public boolean loraLinearBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s,
                                       Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor x, Tensor dx,
                                       Tensor dA, Tensor dB) {
@@ -553,7 +550,6 @@ final class FusedKernelsTier implements FastTier {
      * = bf16(λb[o] B[o,j]) straight from the shared B (λd is not read). Only the per-step refresh (aStage null);
      * the one-time staging of the frozen A_l takes the default.
      */
-    @Override
     public boolean veraStage(Tensor sharedA, Tensor sharedB, Tensor lambdaB, Tensor aStage, Tensor sbStage) {
         if (aStage != null || !rank2(sharedA) || !rank2(sharedB) || !rank2(sbStage)) {
             return false;
@@ -574,7 +570,6 @@ final class FusedKernelsTier implements FastTier {
      * u = x A_l^T and vStage = bf16(λd ∘ u) by vera_shrink_fwd_kernel1(X, ldx, A, lda, λd, u, V, ldv, N, in, r) on
      * the staged A_l, then y += vStage sbStage^T (the backend's GEMM, beta 1). x bf16 [N,in] with in % 8 == 0.
      */
-    @Override
     public boolean veraForwardStaged(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
                                      Tensor aStage, Tensor sbStage, Tensor u, Tensor vStage, Tensor y) {
         if (!matrix(x) || !rank2(aStage) || !rank2(sbStage) || !rank2(sharedA) || !rank2(sharedB)) {
@@ -610,7 +605,6 @@ final class FusedKernelsTier implements FastTier {
      * vera_lambda_bwd_x_kernel1(dV, u, dλd, N, r), dλb += Σ_j M∘B_l by vera_lambda_b_bwd_x_kernel1(M, B, dλb, out,
      * r); then dx += (dV∘λd) A_l (the backend's ops). dy bf16 [N,out], out and r multiples of 8.
      */
-    @Override
     public boolean veraBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor sharedA, Tensor sharedB,
                                 Tensor lambdaD, Tensor lambdaB, Tensor sbStage, Tensor u, Tensor vStage, Tensor dx,
                                 Tensor dLambdaD, Tensor dLambdaB) {
@@ -667,7 +661,6 @@ final class FusedKernelsTier implements FastTier {
      * delta_lora_update_fwd_kernel1 with the fp32 master: master += cΔ, W = bf16(master), one pass (W bf16 and
      * master fp32 in the same orientation, pitches = their row length).
      */
-    @Override
     public boolean deltaLoraUpdateMaster(Tensor w, Tensor master, boolean fanInFanOut, float c, Tensor bNew,
                                          Tensor aNew, Tensor bOld, Tensor aOld) {
         if (!rank2(aNew) || !rank2(bNew)) {

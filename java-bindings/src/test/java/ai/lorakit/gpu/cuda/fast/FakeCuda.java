@@ -3,7 +3,6 @@ package ai.lorakit.gpu.cuda.fast;
 import ai.lorakit.gpu.cuda.CudaBackend;
 import ai.lorakit.gpu.cuda.CudaDevice;
 import ai.lorakit.gpu.cuda.CudaDriver;
-import ai.lorakit.gpu.cuda.FastTierProvider;
 
 import java.lang.reflect.Constructor;
 import java.lang.reflect.Field;
@@ -33,7 +32,8 @@ final class FakeCuda {
     private final Field calls;
     private final Field memory;
 
-    FakeCuda(List<FastTierProvider> providers) {
+    /** A backend on a fresh fake driver, without cuBLAS, with the fast tier on or off. */
+    FakeCuda(boolean fastTier) {
         try {
             Class<?> fd = Class.forName("ai.lorakit.gpu.cuda.FakeDriver");
             Constructor<?> c = fd.getDeclaredConstructor();
@@ -49,7 +49,7 @@ final class FakeCuda {
             calls.setAccessible(true);
             memory = fd.getDeclaredField("memory");
             memory.setAccessible(true);
-            backend = new CudaBackend(device, "cuda-fake", true, providers, false);
+            backend = new CudaBackend(device, "cuda-fake", true, fastTier, false);
         } catch (ReflectiveOperationException e) {
             throw new AssertionError("the fake CUDA driver of ai.lorakit.gpu.cuda's tests is not reachable", e);
         }

@@ -31,7 +31,7 @@ class FastTierAlignmentTest {
     @BeforeEach
     void open() {
         assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
-        fake = new FakeCuda(List.of(new FusedKernelsProvider()));
+        fake = new FakeCuda(true);
         be = fake.backend;
         arena = be.zeros(DType.BF16, 64 * 1024);
     }

@@ -32,7 +32,7 @@ class FusedKernelsTierTest {
     @BeforeEach
     void open() {
         assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
-        fake = new FakeCuda(List.of(new FusedKernelsProvider()));
+        fake = new FakeCuda(true);
         be = fake.backend;
     }
 
@@ -62,7 +62,7 @@ class FusedKernelsTierTest {
 
     @Test
     void descriptionNamesTheTier() {
-        assertTrue(be.description().contains("fast tier: " + FusedKernelsProvider.NAME), be.description());
+        assertTrue(be.description().contains("fast tier: " + FusedKernelsTier.NAME), be.description());
     }
 
     // ---------------------------------------------------------------------------------------------- adamw

@@ -1,29 +1,12 @@
 package ai.lorakit.gpu.cuda.fast;
 
 import ai.lorakit.gpu.Dim3;
-import ai.lorakit.gpu.cuda.FastTierProvider;
 import org.junit.jupiter.api.Test;
 
-import java.util.ServiceLoader;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/**
- * Proves the services file lists {@link FusedKernelsProvider} (ServiceLoader and FastTierProvider.installed() find
- * it) and pins {@link FastGeometry} at the edges the .cu headers give (grid-stride caps, ceil divisions).
- */
-class FusedKernelsProviderTest {
-    @Test
-    void serviceLoaderFindsTheProvider() {
-        assertTrue(ServiceLoader.load(FastTierProvider.class).stream()
-                .anyMatch(p -> p.type() == FusedKernelsProvider.class), "META-INF/services lists the provider");
-        if (!"false".equalsIgnoreCase(System.getProperty(FastTierProvider.DISABLE_PROPERTY))) {
-            assertTrue(FastTierProvider.installed().stream().anyMatch(p -> p instanceof FusedKernelsProvider));
-        }
-        assertEquals("cuda-fused", new FusedKernelsProvider().name());
-    }
-
+/** Pins {@link FastGeometry} at the edges the .cu headers give (grid-stride caps, ceil divisions). */
+class FastGeometryTest {
     @Test
     void geometryMatchesTheKernelHeaders() {
         assertEquals(Dim3.of(256), FastGeometry.block());
