@@ -267,23 +267,7 @@ public final class FusedKernelsTier implements AutoCloseable {
      */
     public boolean deltaLoraUpdate(Tensor w, boolean fanInFanOut, float c, Tensor bNew, Tensor aNew, Tensor bOld,
                                    Tensor aOld) {
-        if (!rank2(aNew) || !rank2(bNew)) {
-            return false;
-        }
-        int r = aNew.rows();
-        int in = aNew.cols();
-        int out = bNew.rows();
-        int rows = fanInFanOut ? in : out;
-        int cols = fanInFanOut ? out : in;
-        if (!is(w, DType.BF16, rows, cols) || !is(aNew, DType.F32, r, in) || !is(aOld, DType.F32, r, in)
-                || !is(bNew, DType.F32, out, r) || !is(bOld, DType.F32, out, r) || rows > DELTA_LORA_MAX_ROWS
-                || !Float.isFinite(c)) {
-            return false;
-        }
-        String op = "deltaLoraUpdate";
-        be.launchKernel(DELTA_LORA, FastGeometry.deltaLora(rows, cols), block(), addr(op, w), cols, 0L, 0, 0L, 0,
-                fanInFanOut ? 1 : 0, c, addr(op, aNew), addr(op, aOld), addr(op, bNew), addr(op, bOld), out, in, r);
-        return true;
+        return deltaLora("deltaLoraUpdate", w, null, fanInFanOut, c, bNew, aNew, bOld, aOld);
     }
 
     // ------------------------------------------------------------------------------------------ DoRA
@@ -663,6 +647,12 @@ public final class FusedKernelsTier implements AutoCloseable {
      */
     public boolean deltaLoraUpdateMaster(Tensor w, Tensor master, boolean fanInFanOut, float c, Tensor bNew,
                                          Tensor aNew, Tensor bOld, Tensor aOld) {
+        return master != null && deltaLora("deltaLoraUpdateMaster", w, master, fanInFanOut, c, bNew, aNew, bOld, aOld);
+    }
+
+    /** delta_lora_update_fwd_kernel1 on W, with the fp32 master in W's orientation or without one (master null). */
+    private boolean deltaLora(String op, Tensor w, Tensor master, boolean fanInFanOut, float c, Tensor bNew,
+                              Tensor aNew, Tensor bOld, Tensor aOld) {
         if (!rank2(aNew) || !rank2(bNew)) {
             return false;
         }
@@ -671,15 +661,16 @@ public final class FusedKernelsTier implements AutoCloseable {
         int out = bNew.rows();
         int rows = fanInFanOut ? in : out;
         int cols = fanInFanOut ? out : in;
-        if (!is(w, DType.BF16, rows, cols) || !is(master, DType.F32, rows, cols) || !is(aNew, DType.F32, r, in)
-                || !is(aOld, DType.F32, r, in) || !is(bNew, DType.F32, out, r) || !is(bOld, DType.F32, out, r)
-                || rows > DELTA_LORA_MAX_ROWS || !Float.isFinite(c) || !distinct(aNew, aOld, bNew, bOld)) {
+        if (!is(w, DType.BF16, rows, cols) || (master != null && !is(master, DType.F32, rows, cols))
+                || !is(aNew, DType.F32, r, in) || !is(aOld, DType.F32, r, in) || !is(bNew, DType.F32, out, r)
+                || !is(bOld, DType.F32, out, r) || rows > DELTA_LORA_MAX_ROWS || !Float.isFinite(c)
+                || !distinct(aNew, aOld, bNew, bOld)) {
             return false;
         }
-        String op = "deltaLoraUpdateMaster";
-        be.launchKernel(DELTA_LORA, FastGeometry.deltaLora(rows, cols), block(), addr(op, w), cols, addr(op, master),
-                cols, 0L, 0, fanInFanOut ? 1 : 0, c, addr(op, aNew), addr(op, aOld), addr(op, bNew), addr(op, bOld),
-                out, in, r);
+        long pm = master == null ? 0L : addr(op, master);
+        be.launchKernel(DELTA_LORA, FastGeometry.deltaLora(rows, cols), block(), addr(op, w), cols, pm,
+                master == null ? 0 : cols, 0L, 0, fanInFanOut ? 1 : 0, c, addr(op, aNew), addr(op, aOld),
+                addr(op, bNew), addr(op, bOld), out, in, r);
         return true;
     }
 
