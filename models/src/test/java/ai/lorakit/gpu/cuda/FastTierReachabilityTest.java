@@ -1,18 +1,10 @@
 package ai.lorakit.gpu.cuda;
 
-import ai.lorakit.adapters.AdapterConfig;
-import ai.lorakit.adapters.schedule.LoraDrop;
 import ai.lorakit.cli.Method;
 import ai.lorakit.gpu.KernelSources;
-import ai.lorakit.models.data.TextDataset;
-import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.layers.Precision;
-import ai.lorakit.models.tokenizer.ByteTokenizer;
-import ai.lorakit.models.train.EnglishText;
 import ai.lorakit.models.train.StepMetrics;
-import ai.lorakit.models.train.TrainConfig;
 import ai.lorakit.models.train.TrainListener;
-import ai.lorakit.models.train.Trainer;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -113,29 +105,8 @@ class FastTierReachabilityTest {
         assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
         FakeDriver driver = new FakeDriver();
         Steps steps = new Steps(driver);
-        Precision precision = method == Method.FULL ? Precision.BF16.withFp32Weights() : Precision.BF16;
-        try (CudaBackend be = ModelSteadyStateTest.fakeBackend(driver);
-             DecoderModel model = DecoderModel.random(ModelSteadyStateTest.CFG, be, 11, precision)) {
-            Method.Settings s = Method.Settings.defaults(STEPS, 5L, List.of("c_attn", "c_proj", "c_fc"));
-            AdapterConfig adapter = method.adapterConfig(s);
-            if (adapter == null) {
-                model.setFullFineTune(true);
-            } else {
-                model.attachAdapters(adapter, 7);
-            }
-            TextDataset.Split data = TextDataset.of("english", EnglishText.documents(), new ByteTokenizer())
-                    .split(0.25, 3);
-            TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
-                    0.01f, 1f, 1, 0, 1, 0, 5L, 1);
-            LoraDrop drop = method == Method.LORA_DROP ? ModelSteadyStateTest.tieLikeStage2(model) : null;
-            try (Trainer t = new Trainer(model, method.policy(s), cfg, data.train(), data.validation(), dir)) {
-                t.setListener(steps);
-                t.run();
-            } finally {
-                if (drop != null) {
-                    drop.close();
-                }
-            }
+        try (CudaBackend be = ModelSteadyStateTest.fakeBackend(driver)) {
+            FakeTraining.run(be, method, Precision.BF16, STEPS, 1, dir, steps, null);
         }
         assertEquals(STEPS, steps.steps.size(), "steps recorded");
         List<String> step = steps.steps.get(CHECKED);

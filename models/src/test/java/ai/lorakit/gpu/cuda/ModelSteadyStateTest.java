@@ -1,22 +1,12 @@
 package ai.lorakit.gpu.cuda;
 
-import ai.lorakit.adapters.AdaptedLinear;
-import ai.lorakit.adapters.AdapterConfig;
-import ai.lorakit.adapters.schedule.LoraDrop;
-import ai.lorakit.adapters.schedule.LoraDropOptions;
-import ai.lorakit.adapters.schedule.LoraDropSelection;
 import ai.lorakit.cli.Method;
 import ai.lorakit.gpu.KernelSources;
 import ai.lorakit.gpu.Tensor;
-import ai.lorakit.models.data.TextDataset;
-import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.gpt2.Gpt2Config;
-import ai.lorakit.models.tokenizer.ByteTokenizer;
-import ai.lorakit.models.train.EnglishText;
+import ai.lorakit.models.layers.Precision;
 import ai.lorakit.models.train.StepMetrics;
-import ai.lorakit.models.train.TrainConfig;
 import ai.lorakit.models.train.TrainListener;
-import ai.lorakit.models.train.Trainer;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -24,9 +14,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -80,26 +68,8 @@ class ModelSteadyStateTest {
         assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
         FakeDriver driver = new FakeDriver();
         Counter counter = new Counter(driver);
-        try (CudaBackend be = fakeBackend(driver); DecoderModel model = DecoderModel.random(CFG, be, 11)) {
-            Method.Settings s = Method.Settings.defaults(STEPS, 5L, List.of("c_attn", "c_proj", "c_fc"));
-            AdapterConfig adapter = method.adapterConfig(s);
-            if (adapter == null) {
-                model.setFullFineTune(true);
-            } else {
-                model.attachAdapters(adapter, 7);
-            }
-            TextDataset.Split data = TextDataset.of("english", EnglishText.documents(), new ByteTokenizer()).split(0.25, 3);
-            TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
-                    0.01f, 1f, 1, 0, 1, 0, 5L, 1);
-            LoraDrop drop = method == Method.LORA_DROP ? tieLikeStage2(model) : null;
-            try (Trainer t = new Trainer(model, method.policy(s), cfg, data.train(), data.validation(), dir)) {
-                t.setListener(counter);
-                t.run();
-            } finally {
-                if (drop != null) {
-                    drop.close();
-                }
-            }
+        try (CudaBackend be = fakeBackend(driver)) {
+            FakeTraining.run(be, method, Precision.FP32, STEPS, 1, dir, counter, null);
         }
         List<long[]> steps = counter.runs.getLast();
         assertEquals(STEPS, steps.size(), method.cliName() + " steps recorded");
@@ -138,20 +108,5 @@ class ModelSteadyStateTest {
                 return 0;
             }
         };
-    }
-
-    /**
-     * LoRA-drop's stage 2: the selection a stage 1 would make (on the fake driver the importance is meaningless,
-     * so block 1 is the more important one), applied as LoraDropTraining applies it: block 0's modules share one
-     * adapter per target.
-     */
-    static LoraDrop tieLikeStage2(DecoderModel model) {
-        Map<String, Double> importance = new LinkedHashMap<>();
-        for (AdaptedLinear m : model.adaptedModules()) {
-            importance.put(m.name(), m.name().contains(".h.1.") ? 10.0 : 0.1);
-        }
-        LoraDropSelection selection = LoraDropSelection.select(importance, LoraDropOptions.defaults());
-        assertTrue(!selection.droppedModules().isEmpty(), "the selection drops modules: " + selection);
-        return LoraDrop.apply(selection, model.adaptedModules(), 5L);
     }
 }

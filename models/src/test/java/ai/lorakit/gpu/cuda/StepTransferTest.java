@@ -1,26 +1,22 @@
 package ai.lorakit.gpu.cuda;
 
-import ai.lorakit.adapters.AdapterConfig;
-import ai.lorakit.adapters.schedule.LoraDrop;
 import ai.lorakit.cli.Method;
 import ai.lorakit.gpu.KernelSources;
-import ai.lorakit.models.data.TextDataset;
-import ai.lorakit.models.decoder.DecoderModel;
-import ai.lorakit.models.tokenizer.ByteTokenizer;
-import ai.lorakit.models.train.EnglishText;
-import ai.lorakit.models.train.TrainConfig;
+import ai.lorakit.models.layers.Precision;
 import ai.lorakit.models.train.TrainListener;
-import ai.lorakit.models.train.Trainer;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -30,7 +26,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * Proves, on the in-memory CUDA driver, that a Trainer step makes no host transfer (cuMemcpyHtoD / cuMemcpyDtoH)
  * between the upload of its batch ({@link TrainListener#stepUploaded}) and the read of its results ({@link
  * TrainListener#stepResultsRead}), for steps 2 .. {@value #STEPS} of every --method as {@code lorakit train}
- * configures it (ModelSteadyStateTest's model, data and configuration, but gradAccum 2), and that the window holds
+ * configures it (FakeTraining's run with gradAccum 2), under the fp32 and the bf16 policy, and that the window holds
  * the step's kernels (so the check sees a real step), among them exactly one optimizer launch, the fused
  * multi-tensor AdamW (adamw_multi_fwd_kernel2). The loss sums and the gradient norm stay on the device, the
  * multi-tensor AdamW clips by the norm on the device, and the token-id range checks use the host's copy of the
@@ -79,33 +75,20 @@ class StepTransferTest {
         }
     }
 
-    @ParameterizedTest
-    @EnumSource(Method.class)
-    void noHostTransferInsideAStep(Method method) throws IOException {
+    /** Every method under both precision policies (fp32; bf16, the CUDA default, whose layers run staged kernels). */
+    static Stream<Arguments> runs() {
+        return Stream.of(Precision.FP32, Precision.BF16)
+                .flatMap(p -> Arrays.stream(Method.values()).map(m -> Arguments.of(m, p)));
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("runs")
+    void noHostTransferInsideAStep(Method method, Precision precision) throws IOException {
         assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
         FakeDriver driver = new FakeDriver();
         Window window = new Window(driver);
-        try (CudaBackend be = ModelSteadyStateTest.fakeBackend(driver);
-             DecoderModel model = DecoderModel.random(ModelSteadyStateTest.CFG, be, 11)) {
-            Method.Settings s = Method.Settings.defaults(STEPS, 5L, List.of("c_attn", "c_proj", "c_fc"));
-            AdapterConfig adapter = method.adapterConfig(s);
-            if (adapter == null) {
-                model.setFullFineTune(true);
-            } else {
-                model.attachAdapters(adapter, 7);
-            }
-            TextDataset.Split data = TextDataset.of("english", EnglishText.documents(), new ByteTokenizer()).split(0.25, 3);
-            TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
-                    0.01f, 1f, 2, 0, 1, 0, 5L, 1);       // gradAccum 2: both micro-batches are uploaded first
-            LoraDrop drop = method == Method.LORA_DROP ? ModelSteadyStateTest.tieLikeStage2(model) : null;
-            try (Trainer t = new Trainer(model, method.policy(s), cfg, data.train(), data.validation(), dir)) {
-                t.setListener(window);
-                t.run();
-            } finally {
-                if (drop != null) {
-                    drop.close();
-                }
-            }
+        try (CudaBackend be = ModelSteadyStateTest.fakeBackend(driver)) {   // gradAccum 2: both micro-batches
+            FakeTraining.run(be, method, precision, STEPS, 2, dir, window, null);   // are uploaded first
         }
         assertEquals(STEPS, window.inside.size(), method.cliName() + ": every step opened and closed its window");
         for (int step = 2; step <= STEPS; step++) {
@@ -125,42 +108,23 @@ class StepTransferTest {
      * so a method whose step crosses fails here.
      * Step 1 runs eagerly (it makes the persistent buffers).
      */
-    @ParameterizedTest
-    @EnumSource(Method.class)
-    void aWholeStepIsCapturedAsOneGraph(Method method) throws IOException {
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("runs")
+    void aWholeStepIsCapturedAsOneGraph(Method method, Precision precision) throws IOException {
         assumeTrue(KernelSources.fatbin().isPresent(), "the jar has no fatbin (built without nvcc)");
         FakeDriver driver = new FakeDriver();
         int[] captured = {0};
-        try (CudaBackend be = ModelSteadyStateTest.fakeBackend(driver);
-             DecoderModel model = DecoderModel.random(ModelSteadyStateTest.CFG, be, 11)) {
-            Method.Settings s = Method.Settings.defaults(STEPS, 5L, List.of("c_attn", "c_proj", "c_fc"));
-            AdapterConfig adapter = method.adapterConfig(s);
-            if (adapter == null) {
-                model.setFullFineTune(true);
-            } else {
-                model.attachAdapters(adapter, 7);
-            }
-            TextDataset.Split data = TextDataset.of("english", EnglishText.documents(), new ByteTokenizer()).split(0.25, 3);
-            TrainConfig cfg = new TrainConfig(STEPS, 2, 16, method.defaultLr(), 0, TrainConfig.Schedule.CONSTANT, 0f,
-                    0.01f, 1f, 2, 0, 1, 0, 5L, 1);
-            LoraDrop drop = method == Method.LORA_DROP ? ModelSteadyStateTest.tieLikeStage2(model) : null;
-            try (Trainer t = new Trainer(model, method.policy(s), cfg, data.train(), data.validation(), dir)) {
-                t.setStepRunner(kernels -> {
-                    if (t.step() == 0) {
-                        kernels.run();
-                        return;
-                    }
-                    try (CudaGraph g = be.capture(kernels)) {
-                        g.replay();
-                        captured[0]++;
-                    }
-                });
-                t.run();
-            } finally {
-                if (drop != null) {
-                    drop.close();
+        try (CudaBackend be = ModelSteadyStateTest.fakeBackend(driver)) {
+            FakeTraining.run(be, method, precision, STEPS, 2, dir, new TrainListener() { }, t -> kernels -> {
+                if (t.step() == 0) {
+                    kernels.run();
+                    return;
                 }
-            }
+                try (CudaGraph g = be.capture(kernels)) {
+                    g.replay();
+                    captured[0]++;
+                }
+            });
         }
         assertEquals(STEPS - 1, captured[0], method.cliName() + ": steps captured and replayed");
         assertEquals(STEPS - 1, driver.calls.stream().filter(c -> c.equals("cuGraphLaunch")).count(),
