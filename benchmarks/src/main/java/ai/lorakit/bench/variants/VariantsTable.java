@@ -13,7 +13,6 @@ import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.BackendRegistry;
 import ai.lorakit.models.decoder.DecoderModel;
 import ai.lorakit.models.gpt2.Gpt2Family;
-import ai.lorakit.models.tokenizer.Tokenizer;
 import ai.lorakit.models.train.EvalResult;
 import ai.lorakit.models.train.Evaluator;
 import ai.lorakit.models.train.LoraDropTraining;
@@ -133,27 +132,148 @@ public final class VariantsTable {
     private VariantsTable() {
     }
 
+    /**
+     * One table of the sweep: what it trains and evaluates, where it writes ({@code <out>/<stem>.{json,md,png}}) and
+     * the task-specific text of its report.
+     */
+    interface Task extends AutoCloseable {
+        /** The file stem, e.g. "variants-brown". */
+        String stem();
+
+        /** The settings the report shows (steps, batch, seq-len, seeds: this task's own). */
+        Options reportOptions();
+
+        /** The JSON's config block; a resume requires the saved one to match. */
+        Map<String, Object> config();
+
+        /** The methods this task can run (of the options' methods). */
+        List<String> methods();
+
+        /** One run; a divergence is thrown as TrainingDivergedException. */
+        RunRecord run(Job job) throws IOException;
+
+        /** A short discarded run that warms up the JIT, so the first method is not penalised. */
+        void warmUp() throws IOException;
+
+        VariantsReport.Text text();
+
+        /** What the PNG's title says was fitted, e.g. "Brown fiction". */
+        String plotData();
+
+        /** Whether the AdaLoRA schedule check runs after the lr sweep. */
+        boolean checksSchedules();
+
+        @Override
+        void close();
+    }
+
+    /** The text task: the embedded GPT-2 default (or --model) on Brown fiction, {@link #runOne}. */
+    static final class BrownTask implements Task {
+        private final Options o;
+        private final Path modelDir;
+        private final String modelText;
+        private BenchSetup.Splits split;
+        private Backend be;
+
+        BrownTask(Options o) throws IOException {
+            this.o = o;
+            this.modelDir = BenchSetup.modelDir(o.model());
+            this.modelText = BenchSetup.describe(o.model(), modelDir);
+        }
+
+        /** Loads the data and opens the backend (not needed to re-render a report). */
+        BrownTask open() throws IOException {
+            split = BenchSetup.brownFictionSplits(BenchSetup.tokenizer(modelDir), SPLIT_SEED);
+            be = BackendRegistry.open(o.backend());
+            return this;
+        }
+
+        @Override
+        public String stem() {
+            return "variants-brown";
+        }
+
+        @Override
+        public Options reportOptions() {
+            return o;
+        }
+
+        @Override
+        public Map<String, Object> config() {
+            return VariantsReport.config(o, split);
+        }
+
+        @Override
+        public List<String> methods() {
+            return o.methods();
+        }
+
+        @Override
+        public RunRecord run(Job job) throws IOException {
+            return runOne(job, o, modelDir, split, be);
+        }
+
+        @Override
+        public void warmUp() throws IOException {
+            runOne(new Job(Method.LORA, 1e-3, o.seeds().getFirst(), null), o.withWarmUp(), modelDir, split, be);
+        }
+
+        @Override
+        public VariantsReport.Text text() {
+            return VariantsReport.brownText(o, modelText);
+        }
+
+        @Override
+        public String plotData() {
+            return "Brown fiction";
+        }
+
+        @Override
+        public boolean checksSchedules() {
+            return o.adaloraSchedules();
+        }
+
+        @Override
+        public void close() {
+            if (be != null) {
+                be.close();
+            }
+        }
+    }
+
     public static void main(String[] args) throws IOException {
         System.setProperty("java.awt.headless", "true");
         Options o = parse(args);
         Files.createDirectories(o.out());
-        Path json = o.out().resolve("variants-brown.json");
-        Path modelDir = BenchSetup.modelDir(o.model());
-        String modelText = BenchSetup.describe(o.model(), modelDir);
-        if (o.reportOnly()) {                          // re-render md + png from the JSON of an earlier run
-            VariantsReport.Saved saved = VariantsReport.readJson(json);
-            render(o, saved.command(), saved.machine(), saved.started(), saved.runs(), saved.totalS(), modelText);
-            System.out.println("re-rendered " + o.out() + "/variants-brown.{md,png} from variants-brown.json");
-            return;
-        }
-        Tokenizer tok = BenchSetup.tokenizer(modelDir);
         String command = "java -cp benchmarks.jar ai.lorakit.bench.variants.VariantsTable " + String.join(" ", args);
+        for (String name : o.task().equals("all") ? TASKS.subList(1, TASKS.size()) : List.of(o.task())) {
+            try (Task task = openTask(name, o)) {
+                Path json = o.out().resolve(task.stem() + ".json");
+                if (o.reportOnly()) {                  // re-render md + png from the JSON of an earlier run
+                    VariantsReport.Saved saved = VariantsReport.readJson(json);
+                    render(task, saved.command(), saved.machine(), saved.started(), saved.runs(), saved.totalS());
+                    System.out.println("re-rendered " + o.out() + "/" + task.stem() + ".{md,png} from its JSON");
+                } else {
+                    sweep(task, o, json, command);
+                }
+            }
+        }
+    }
+
+    static Task openTask(String name, Options o) throws IOException {
+        return switch (name) {
+            case "brown" -> o.reportOnly() ? new BrownTask(o) : new BrownTask(o).open();
+            default -> throw new IllegalArgumentException("--task: unknown task '" + name + "'; choose one of " + TASKS);
+        };
+    }
+
+    /** Runs (or, with --resume true, completes) one task's sweep, writing its JSON after every run, then its report. */
+    static void sweep(Task task, Options o, Path json, String command) throws IOException {
         Map<String, Object> machine = Machine.describe();
         String started = Instant.now().toString();
         double before = 0;                             // wall time of earlier sessions of a resumed sweep
         List<RunRecord> runs = new ArrayList<>();
-        BenchSetup.Splits split = BenchSetup.brownFictionSplits(tok, SPLIT_SEED);
-        Map<String, Object> config = VariantsReport.config(o, split);
+        Map<String, Object> config = task.config();
         if (o.resume() && Files.exists(json)) {
             VariantsReport.Saved saved = VariantsReport.readJson(json);
             VariantsReport.checkResumable(json, saved.config(), config);
@@ -161,50 +281,56 @@ public final class VariantsTable {
             before = saved.totalS();
             started = saved.started();
             machine = saved.machine();
-            machine.put("sessions", ((Number) machine.getOrDefault("sessions", 1)).intValue() + 1);
             System.out.printf(Locale.ROOT, "resuming %s: %d runs done, %.0f s so far%n", json, runs.size(), before);
         }
+        Options ro = task.reportOptions();
+        Options jo = new Options(ro.task(), ro.steps(), ro.batch(), ro.seqLen(), ro.seeds(), task.methods(), ro.lrs(),
+                ro.adaloraSchedules(), ro.evalEvery(), ro.evalBatches(), ro.finalEvalBatches(), ro.model(),
+                ro.backend(), ro.out(), ro.work(), false, ro.resume());
         long t0 = System.nanoTime();
-        try (Backend be = BackendRegistry.open(o.backend())) {
-            boolean warmed = false;
-            for (int pass = 0; pass < 2; pass++) {     // pass 0: the lr sweep; pass 1: AdaLoRA's schedules
-                for (Job job : pass == 0 ? sweepJobs(o) : scheduleJobs(o, runs)) {
-                    if (runs.stream().anyMatch(r -> r.key().equals(job.key()))) {
-                        continue;                      // resumed: ran in an earlier session
-                    }
-                    if (!warmed) {
-                        runOne(new Job(Method.LORA, 1e-3, o.seeds().getFirst(), null), o.withWarmUp(), modelDir, split,
-                                be);
-                        warmed = true;
-                    }
-                    RunRecord r;
-                    try {
-                        r = runOne(job, o, modelDir, split, be);
-                    } catch (TrainingDivergedException e) {  // recorded, never chosen (NaN loss)
-                        r = diverged(job, o, e);
-                    }
-                    runs.add(r);
-                    System.out.printf(Locale.ROOT, "%-10s lr %.0e seed %d%s: val %.4f test %.4f, trainable %,d,"
-                                    + " %.0f tokens/s, peak heap %.0f MiB, %.0f s  %s%n", r.method(), r.lr(), r.seed(),
-                            r.schedule().isEmpty() ? "" : " (" + r.schedule() + ")", r.valLoss(), r.testLoss(),
-                            r.trainable(), r.tokensPerS(), r.peakHeapMiB(), r.wallS(), r.notes());
-                    VariantsReport.writeJson(json, command, machine, started, config, runs,
-                            before + (System.nanoTime() - t0) / 1e9);
+        boolean warmed = false;
+        for (int pass = 0; pass < 2; pass++) {         // pass 0: the lr sweep; pass 1: AdaLoRA's schedules
+            for (Job job : pass == 0 ? sweepJobs(jo) : task.checksSchedules() ? scheduleJobs(jo, runs) : List.<Job>of()) {
+                if (runs.stream().anyMatch(r -> r.key().equals(job.key()))) {
+                    continue;                          // resumed: ran in an earlier session
                 }
+                if (!warmed) {
+                    task.warmUp();
+                    warmed = true;
+                    if (before > 0) {
+                        machine.put("sessions", ((Number) machine.getOrDefault("sessions", 1)).intValue() + 1);
+                    }
+                }
+                RunRecord r;
+                try {
+                    r = task.run(job);
+                } catch (TrainingDivergedException e) {  // recorded, never chosen (NaN loss)
+                    r = diverged(job, ro, e);
+                }
+                runs.add(r);
+                System.out.printf(Locale.ROOT, "%-10s lr %.0e seed %d%s: val %.4f test %.4f%s, trainable %,d,"
+                                + " %.0f tokens/s, peak heap %.0f MiB, %.0f s  %s%n", r.method(), r.lr(), r.seed(),
+                        r.schedule().isEmpty() ? "" : " (" + r.schedule() + ")", r.valLoss(), r.testLoss(),
+                        r.exactMatch() == null ? "" : String.format(Locale.ROOT, " exact %.3f tags %.3f",
+                                r.exactMatch(), r.tagAccuracy()),
+                        r.trainable(), r.tokensPerS(), r.peakHeapMiB(), r.wallS(), r.notes());
+                VariantsReport.writeJson(json, command, machine, started, config, runs,
+                        before + (System.nanoTime() - t0) / 1e9);
             }
         }
         double total = before + (System.nanoTime() - t0) / 1e9;
-        VariantsReport.writeJson(json, command, machine, started, config, runs, total);
         machine.put("load_average_end", Machine.loadAverage());
-        render(o, command, machine, started, runs, total, modelText);
-        System.out.printf(Locale.ROOT, "wrote %s/variants-brown.{md,json,png}; %.0f s in all%n", o.out(), total);
+        VariantsReport.writeJson(json, command, machine, started, config, runs, total);
+        render(task, command, machine, started, runs, total);
+        System.out.printf(Locale.ROOT, "wrote %s/%s.{md,json,png}; %.0f s in all%n", o.out(), task.stem(), total);
     }
 
-    private static void render(Options o, String command, Map<String, Object> machine, String started,
-                               List<RunRecord> runs, double total, String modelText) throws IOException {
-        VariantsReport.writeMarkdown(o.out().resolve("variants-brown.md"), command, machine, started, o, runs, total,
-                modelText);
-        LossPlot.write(o.out().resolve("variants-brown.png"), VariantsReport.chosenRuns(runs), o, "Brown fiction");
+    private static void render(Task task, String command, Map<String, Object> machine, String started,
+                               List<RunRecord> runs, double total) throws IOException {
+        Options o = task.reportOptions();
+        VariantsReport.writeMarkdown(o.out().resolve(task.stem() + ".md"), command, machine, started, o, runs, total,
+                task.text());
+        LossPlot.write(o.out().resolve(task.stem() + ".png"), VariantsReport.chosenRuns(runs), o, task.plotData());
     }
 
     /** The lr sweep, ordered seed, grid position, method (methods side by side in time). */
@@ -434,7 +560,7 @@ public final class VariantsTable {
                 throw new IllegalArgumentException("unknown option --" + k + "; known: " + KNOWN);
             }
         }
-        String task = kv.getOrDefault("task", "brown");
+        String task = kv.getOrDefault("task", "all");
         if (!TASKS.contains(task)) {
             throw new IllegalArgumentException("--task: unknown task '" + task + "'; choose one of " + TASKS);
         }
@@ -465,7 +591,8 @@ public final class VariantsTable {
                 Boolean.parseBoolean(kv.getOrDefault("resume", "false")));
     }
 
-    static final List<String> TASKS = List.of("brown");
+    /** --task values: "all" runs the others in this order. */
+    static final List<String> TASKS = List.of("all", "brown");
 
     private static final java.util.Set<String> KNOWN = java.util.Set.of("task", "steps", "batch", "seq-len", "seeds",
             "methods", "lrs", "adalora-schedules", "eval-every", "eval-batches", "final-eval-batches", "model",
