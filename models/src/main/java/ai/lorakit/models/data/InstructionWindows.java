@@ -56,6 +56,19 @@ public record InstructionWindows(int[][] inputs, int[][] targets, int truncated,
         return new InstructionWindows(in.toArray(int[][]::new), tg.toArray(int[][]::new), truncated, dropped);
     }
 
+    /**
+     * Row b's real length: its positions up to and including its last trained target (the completion's end), so
+     * the padding after it is excluded. Every row has a trained target, so this is >= 1.
+     */
+    public int realLength(int b) {
+        int[] y = targets[b];
+        int last = y.length - 1;
+        while (last >= 0 && y[last] == CrossEntropy.IGNORE) {
+            last--;
+        }
+        return last + 1;
+    }
+
     /** Number of trained targets over all rows (the loss's denominator). */
     public int countedTargets() {
         int c = 0;

@@ -403,6 +403,33 @@ public final class DecoderModel implements LanguageModel {
         return be.download(head(buf).logits);
     }
 
+    /** One batched forward of the right-padded rows [B][T]; downloads the logits [B*T, V], keeps [B, V]. */
+    @Override
+    public float[] logitsAt(int[][] inputs, int[] positions) {
+        checkOpen();
+        Batch bt = Batch.of(inputs, cfg, false);
+        if (positions.length != bt.b()) {
+            throw new IllegalArgumentException("positions has " + positions.length + " entries for B=" + bt.b()
+                    + " rows");
+        }
+        for (int b = 0; b < bt.b(); b++) {
+            if (positions[b] < 0 || positions[b] >= bt.t()) {
+                throw new IllegalArgumentException("position " + positions[b] + " of row " + b
+                        + " is outside [0, T=" + bt.t() + ")");
+            }
+        }
+        Buffers buf = inferenceBuffers(bt.b(), bt.t());
+        setTokens(buf, bt);
+        withEvalAdapters(() -> forward(buf));
+        float[] all = be.download(head(buf).logits);                  // [B*T, V]
+        int v = cfg.vocabSize();
+        float[] out = new float[bt.b() * v];                           // [B, V]
+        for (int b = 0; b < bt.b(); b++) {
+            System.arraycopy(all, (b * bt.t() + positions[b]) * v, out, b * v, v);
+        }
+        return out;
+    }
+
     @Override
     public List<Parameter> parameters() {
         List<Parameter> out = new ArrayList<>(base);

@@ -11,15 +11,22 @@ import ai.lorakit.adapters.schedule.LoraDropSelection;
 import ai.lorakit.gpu.dist.ProcessGroup;
 import ai.lorakit.gpu.dist.SingleProcess;
 import ai.lorakit.models.LanguageModel;
+import ai.lorakit.models.data.InstructionWindows;
 import ai.lorakit.models.data.SequentialBatches;
 import ai.lorakit.models.data.TextDataset;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
 import java.util.function.Consumer;
 
 /**
@@ -27,12 +34,12 @@ import java.util.function.Consumer;
  * plain-LoRA adapters are attached:
  * <ol>
  *   <li><b>Stage 1</b> ({@code <out>/stage1/}): LoRA trained on the sample D_s ({@link #sample}: a fraction α of the
- *       training DOCUMENTS, drawn with the run's seed) for {@code stage1Steps} steps (default
+ *       training DOCUMENTS (instruction data: EXAMPLES), drawn with the run's seed) for {@code stage1Steps} steps (default
  *       {@link #defaultStage1Steps}: ⌈α·steps⌉, at least 10 and at most steps, so stage 1 costs about α of the
  *       run: the paper trains "a few steps" on α of the data) with the run's learning rate and a schedule scaled
  *       to that length; it validates only before and after (at most 4 batches).</li>
- *   <li><b>Importance</b> ({@link #measureImportance}): every window of D_s forwarded once in EVAL mode (no
- *       dropout) with an {@link ImportanceMeter} attached: I_i = Σ ‖ΔW_i x‖², never forming N x d_out.</li>
+ *   <li><b>Importance</b> ({@link #measureImportance}): every window of D_s (instruction rows: their real positions) forwarded once in
+ *       EVAL mode (no dropout) with an {@link ImportanceMeter} attached: I_i = Σ ‖ΔW_i x‖², never forming N x d_out.</li>
  *   <li><b>Selection</b>: {@link LoraDropSelection#select} (threshold T, grouping), reported through the log
  *       consumer and saved as {@code <out>/}{@value LoraDropSelection#FILE}.</li>
  *   <li><b>Apply</b>: {@link LoraDrop#apply} ties the dropped modules to one shared adapter per shape; restart or
@@ -64,8 +71,12 @@ public final class LoraDropTraining implements AutoCloseable {
     private final TrainConfig config;
     private final LoraDropOptions options;
     private final int stage1Steps;
+    /** Text data, or null for instruction data. */
     private final TextDataset train;
     private final TextDataset validation;
+    /** Instruction data ({@link InstructionWindows}), or null for text data. */
+    private final InstructionWindows rowsTrain;
+    private final InstructionWindows rowsValidation;
     private final Path outDir;
     private TrainListener listener = new TrainListener() {
     };
@@ -87,6 +98,23 @@ public final class LoraDropTraining implements AutoCloseable {
      */
     public LoraDropTraining(LanguageModel model, OptimizerPolicy policy, TrainConfig config, LoraDropOptions options,
                             int stage1Steps, TextDataset train, TextDataset validation, Path outDir) {
+        this(model, policy, config, options, stage1Steps, train, validation, null, null, outDir);
+    }
+
+    /**
+     * On instruction rows (one example per row, loss on completion tokens): stage 1 trains on a sample of α of
+     * the training EXAMPLES ({@link #sample(InstructionWindows, LoraDropOptions, long)}) and the importance is
+     * measured on their real positions only ({@link #measureImportance(LanguageModel, InstructionWindows, int,
+     * ProcessGroup)}); otherwise as the text constructor.
+     */
+    public LoraDropTraining(LanguageModel model, OptimizerPolicy policy, TrainConfig config, LoraDropOptions options,
+                            int stage1Steps, InstructionWindows train, InstructionWindows validation, Path outDir) {
+        this(model, policy, config, options, stage1Steps, null, null, train, validation, outDir);
+    }
+
+    private LoraDropTraining(LanguageModel model, OptimizerPolicy policy, TrainConfig config, LoraDropOptions options,
+                             int stage1Steps, TextDataset train, TextDataset validation, InstructionWindows rowsTrain,
+                             InstructionWindows rowsValidation, Path outDir) {
         List<AdaptedLinear> modules = model.adaptedModules();
         if (modules.isEmpty() || modules.stream().anyMatch(m -> !(m.config() instanceof LoraConfig c) || c.useDora())) {
             throw new IllegalArgumentException("LoRA-drop needs plain LoRA adapters attached to the model, got "
@@ -102,6 +130,8 @@ public final class LoraDropTraining implements AutoCloseable {
         this.stage1Steps = stage1Steps;
         this.train = train;
         this.validation = validation;
+        this.rowsTrain = rowsTrain;
+        this.rowsValidation = rowsValidation;
         this.outDir = outDir;
     }
 
@@ -120,6 +150,31 @@ public final class LoraDropTraining implements AutoCloseable {
             return train;
         }
         return train.split(options.alpha(), seed ^ 0x4C6F5241L).validation();
+    }
+
+    /**
+     * D_s of instruction data: round(α·N) of the N training rows (at least one; all when α = 1 or N &lt; 2),
+     * chosen by a seeded shuffle (the text sample's seed), kept in their order.
+     */
+    public static InstructionWindows sample(InstructionWindows train, LoraDropOptions options, long seed) {
+        int n = train.inputs().length;
+        if (options.alpha() >= 1.0 || n < 2) {
+            return train;
+        }
+        int k = Math.max(1, Math.min(n, (int) Math.round(n * options.alpha())));
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            order.add(i);
+        }
+        Collections.shuffle(order, new Random(seed ^ 0x4C6F5241L));
+        int[] keep = order.subList(0, k).stream().mapToInt(Integer::intValue).sorted().toArray();
+        int[][] x = new int[k][];
+        int[][] y = new int[k][];
+        for (int i = 0; i < k; i++) {
+            x[i] = train.inputs()[keep[i]];
+            y[i] = train.targets()[keep[i]];
+        }
+        return new InstructionWindows(x, y, 0, 0);
     }
 
     /** Stage 1's settings: {@code c} with stage1Steps steps, warm-up scaled alike, validation before/after only. */
@@ -155,13 +210,53 @@ public final class LoraDropTraining implements AutoCloseable {
             }
             importance = meter.importance();
         }
+        return allReduced(importance, group);
+    }
+
+    /**
+     * I_i over instruction rows, counting their real positions only ({@link InstructionWindows#realLength}): rows of
+     * equal real length L are forwarded together, B at a time, cut to L columns, so no padding position adds to
+     * I_i. Data parallel as the text form (rank r takes the batches i with i mod W = r).
+     */
+    public static Map<String, Double> measureImportance(LanguageModel model, InstructionWindows sample, int batchSize,
+                                                        ProcessGroup group) {
+        TreeMap<Integer, List<Integer>> byLength = new TreeMap<>();
+        for (int b = 0; b < sample.inputs().length; b++) {
+            byLength.computeIfAbsent(sample.realLength(b), l -> new ArrayList<>()).add(b);
+        }
+        List<int[][][]> batches = new ArrayList<>();          // {inputs [b][L], targets [b][L]}
+        for (var e : byLength.entrySet()) {
+            List<Integer> rows = e.getValue();
+            for (int from = 0; from < rows.size(); from += batchSize) {
+                List<Integer> part = rows.subList(from, Math.min(rows.size(), from + batchSize));
+                int[][] x = new int[part.size()][];
+                int[][] y = new int[part.size()][];
+                for (int i = 0; i < part.size(); i++) {
+                    x[i] = Arrays.copyOf(sample.inputs()[part.get(i)], e.getKey());
+                    y[i] = Arrays.copyOf(sample.targets()[part.get(i)], e.getKey());
+                }
+                batches.add(new int[][][]{x, y});
+            }
+        }
+        model.setTraining(false);
+        Map<String, Double> importance;
+        try (ImportanceMeter meter = ImportanceMeter.attach(model.adaptedModules())) {
+            for (int i = group.rank(); i < batches.size(); i += group.size()) {
+                model.evalLoss(batches.get(i)[0], batches.get(i)[1]);
+            }
+            importance = meter.importance();
+        }
+        return allReduced(importance, group);
+    }
+
+    private static Map<String, Double> allReduced(Map<String, Double> importance, ProcessGroup group) {
         if (!group.distributed()) {
             return importance;
         }
         List<String> names = List.copyOf(importance.keySet());
         double[] v = names.stream().mapToDouble(importance::get).toArray();
         group.allReduceSum(v);
-        Map<String, Double> out = new java.util.LinkedHashMap<>();
+        Map<String, Double> out = new LinkedHashMap<>();
         for (int i = 0; i < v.length; i++) {
             out.put(names.get(i), v[i]);
         }
@@ -206,13 +301,18 @@ public final class LoraDropTraining implements AutoCloseable {
             selection = LoraDropSelection.load(selectionFile);
             log.accept("LoRA-drop: stage 2 resumes from its checkpoint with the saved selection " + selectionFile);
         } else {
-            TextDataset sample = sample(train, options, config.seed());
+            TextDataset sample = train == null ? null : sample(train, options, config.seed());
+            InstructionWindows rowsSample = train != null ? null : sample(rowsTrain, options, config.seed());
             TrainConfig c1 = stage1Config(config, stage1Steps);
-            log.accept(String.format(Locale.ROOT, "LoRA-drop stage 1: %d steps on a sample of %d of %d training"
-                    + " documents (alpha %.3g, %d tokens)", stage1Steps, sample.documentCount(), train.documentCount(),
-                    options.alpha(), sample.tokenCount()));
+            log.accept(train != null ? String.format(Locale.ROOT, "LoRA-drop stage 1: %d steps on a sample of %d of %d"
+                    + " training documents (alpha %.3g, %d tokens)", stage1Steps, sample.documentCount(),
+                    train.documentCount(), options.alpha(), sample.tokenCount())
+                    : String.format(Locale.ROOT, "LoRA-drop stage 1: %d steps on a sample of %d of %d training"
+                    + " examples (alpha %.3g)", stage1Steps, rowsSample.inputs().length, rowsTrain.inputs().length,
+                    options.alpha()));
             Path dir1 = outDir.resolve(STAGE1_DIR);
-            try (Trainer t1 = new Trainer(model, policy, c1, sample, validation, dir1)) {
+            try (Trainer t1 = train != null ? new Trainer(model, policy, c1, sample, validation, dir1)
+                    : new Trainer(model, policy, c1, rowsSample, rowsValidation, dir1)) {
                 t1.setListener(listener);
                 t1.setRunInfo(runInfo);
                 t1.setBaseModelName(baseModelName);
@@ -223,7 +323,9 @@ public final class LoraDropTraining implements AutoCloseable {
                 }
                 r1 = t1.run();
             }
-            Map<String, Double> importance = measureImportance(model, sample, config.seqLen(), config.batchSize(), group);
+            Map<String, Double> importance = train != null
+                    ? measureImportance(model, sample, config.seqLen(), config.batchSize(), group)
+                    : measureImportance(model, rowsSample, config.batchSize(), group);
             selection = LoraDropSelection.select(importance, options);
             if (group.rank() == 0) {
                 Files.createDirectories(outDir);
@@ -232,10 +334,12 @@ public final class LoraDropTraining implements AutoCloseable {
             log.accept(describe(selection) + "; saved " + selectionFile);
         }
         drop = LoraDrop.apply(selection, model.adaptedModules(), config.seed());
-        stage2 = new Trainer(model, policy, config, train, validation, outDir);
+        stage2 = train != null ? new Trainer(model, policy, config, train, validation, outDir)
+                : new Trainer(model, policy, config, rowsTrain, rowsValidation, outDir);
         long after = stage2.trainableParameterCount();
-        log.accept(String.format(Locale.ROOT, "LoRA-drop stage 2: %d steps on all %d training documents (%s);"
-                + " trainable parameters %,d -> %,d (%.1f%%)", config.steps(), train.documentCount(),
+        log.accept(String.format(Locale.ROOT, "LoRA-drop stage 2: %d steps on all %d training %s (%s);"
+                + " trainable parameters %,d -> %,d (%.1f%%)", config.steps(), train != null ? train.documentCount()
+                : rowsTrain.inputs().length, train != null ? "documents" : "examples",
                 options.stage2().name().toLowerCase(Locale.ROOT), before, after, 100.0 * after / before));
         stage2.setListener(listener);
         stage2.setRunInfo(runInfo);
