@@ -324,7 +324,9 @@ final class VariantsReport {
         if (!text.unsupported().isEmpty()) {
             md.append('\n').append(text.unsupported()).append('\n');
         }
-        md.append("\nPer-method facts (at the chosen lr, seed ").append(o.seeds().getFirst()).append("):\n\n");
+        if (rows.values().stream().anyMatch(r -> !r.notes().isEmpty())) {
+            md.append("\nPer-method facts (at the chosen lr, seed ").append(o.seeds().getFirst()).append("):\n\n");
+        }
         for (Row r : rows.values()) {
             if (!r.notes().isEmpty()) {
                 md.append("- **").append(r.method()).append("**: ").append(r.notes()).append('\n');

@@ -60,12 +60,14 @@ import java.util.Map;
  *
  * <pre>
  * java --add-modules jdk.incubator.vector -cp benchmarks.jar ai.lorakit.bench.variants.VariantsTable \
- *      [--task brown] [--steps 150] [--batch 8] [--seq-len 128] [--seeds 2] [--methods full,lora,...]
+ *      [--task all|brown|brownpos-llama] [--steps 150] [--batch 8] [--seq-len 128] [--seeds 2] [--methods full,lora,...]
  *      [--lrs 1e-3,3e-3 (instead of the grid)] [--adalora-schedules true] [--eval-every 25] [--eval-batches 8]
  *      [--final-eval-batches 32] [--model DIR] [--backend cpu] [--out benchmarks/results] [--resume false]
  * </pre>
  * {@code --report-only true} (with the same settings) re-renders the Markdown and the PNG from the JSON without
- * training again. benchmarks/variants-sweep.sh is the documented command.
+ * training again. {@code --task brownpos-llama} is the second table ({@link InstructionTask}: default-llama on Brown
+ * POS instructions, its own steps and evaluation sizes, the same seeds, methods, grids and report); {@code --task all}
+ * (the default) runs both. benchmarks/variants-sweep.sh is the documented command.
  */
 public final class VariantsTable {
 
@@ -263,6 +265,7 @@ public final class VariantsTable {
     static Task openTask(String name, Options o) throws IOException {
         return switch (name) {
             case "brown" -> o.reportOnly() ? new BrownTask(o) : new BrownTask(o).open();
+            case "brownpos-llama" -> o.reportOnly() ? new InstructionTask(o) : new InstructionTask(o).open();
             default -> throw new IllegalArgumentException("--task: unknown task '" + name + "'; choose one of " + TASKS);
         };
     }
@@ -592,7 +595,7 @@ public final class VariantsTable {
     }
 
     /** --task values: "all" runs the others in this order. */
-    static final List<String> TASKS = List.of("all", "brown");
+    static final List<String> TASKS = List.of("all", "brown", "brownpos-llama");
 
     private static final java.util.Set<String> KNOWN = java.util.Set.of("task", "steps", "batch", "seq-len", "seeds",
             "methods", "lrs", "adalora-schedules", "eval-every", "eval-batches", "final-eval-batches", "model",
