@@ -25,7 +25,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * validation loss (not the best single seed, not the test loss, never a diverged or partially-run lr), the table row
  * reports the test loss there and flags a grid-edge choice, the JSON keeps NaN and missing metrics across a resume,
  * a resume with other settings is refused, the three document splits are disjoint and fixed by the seed, and the
- * job list covers every (method, lr, seed) once with AdaLoRA's schedules at its chosen lr.
+ * job list covers every (method, lr, seed) once with AdaLoRA's schedules at its chosen lr; the recorded commit is
+ * found from a linked git worktree too (its .git is a file).
  */
 class VariantsSweepTest {
 
@@ -139,5 +140,21 @@ class VariantsSweepTest {
         assertTrue(sched.stream().allMatch(j -> j.lr() == 1e-2 && j.schedule() != null));
         assertThrows(IllegalArgumentException.class, () -> VariantsTable.parse(new String[]{"--lrs", "1e-3,-1"}));
         assertThrows(IllegalArgumentException.class, () -> VariantsTable.parse(new String[]{"--task", "nope"}));
+    }
+
+    @Test
+    void commitIsReadFromALinkedWorktree(@TempDir Path dir) throws Exception {
+        Path common = dir.resolve("main/.git");
+        Path linked = common.resolve("worktrees/wt");
+        java.nio.file.Files.createDirectories(linked);
+        java.nio.file.Files.createDirectories(common.resolve("refs/heads"));
+        java.nio.file.Files.writeString(common.resolve("refs/heads/topic"), "0123456789abcdef0123\n");
+        java.nio.file.Files.writeString(linked.resolve("HEAD"), "ref: refs/heads/topic\n");
+        java.nio.file.Files.writeString(linked.resolve("commondir"), "../..\n");
+        Path wt = java.nio.file.Files.createDirectories(dir.resolve("wt/sub"));
+        java.nio.file.Files.writeString(dir.resolve("wt/.git"), "gitdir: " + linked + "\n");
+        assertEquals("0123456789ab (refs/heads/topic)", Machine.commit(wt));
+        java.nio.file.Files.writeString(dir.resolve("wt/.git"), "garbage\n");
+        assertEquals("?", Machine.commit(wt));
     }
 }
