@@ -333,7 +333,7 @@ final class VariantsReport {
                 md.append("- **").append(r.method()).append("**: ").append(r.notes()).append('\n');
             }
         }
-        appendSweep(md, runs);
+        appendSweep(md, runs, o);
         appendSchedules(md, runs, tau);
         md.append("\n## Against the papers\n\n");
         md.append(String.format(Locale.ROOT, "Each method at its chosen lr, on the test split. Tie band τ = %.3f nats"
@@ -382,7 +382,7 @@ final class VariantsReport {
     }
 
     /** The sweep: mean validation loss per method and lr (the chosen one in bold), and the test loss there. */
-    private static void appendSweep(StringBuilder md, List<RunRecord> runs) {
+    private static void appendSweep(StringBuilder md, List<RunRecord> runs, VariantsTable.Options o) {
         Map<String, java.util.TreeMap<Double, List<RunRecord>>> g = grid(runs);
         java.util.TreeSet<Double> lrs = new java.util.TreeSet<>();
         g.values().forEach(m -> lrs.addAll(m.keySet()));
@@ -398,11 +398,21 @@ final class VariantsReport {
             for (double x : lrs) {
                 List<RunRecord> rs = byLr.get(x);
                 String v = rs == null ? "" : String.format(Locale.ROOT, "%.4f", meanVal(rs))
-                        + (rs.stream().anyMatch(r -> !Double.isFinite(r.valLoss())) ? " (diverged)" : "");
+                        + (rs.stream().anyMatch(r -> !Double.isFinite(r.valLoss())) ? " (diverged)" : "")
+                        + (rs.size() < o.seeds().size() ? " ¹" : "");
                 md.append(' ').append(chosen.get(m) == x ? "**" + v + "**" : v).append(" |");
             }
             md.append(String.format(Locale.ROOT, " %.4f |%n", mean(byLr.get(chosen.get(m)), RunRecord::testLoss)));
         });
+        long planned = o.methods().stream().mapToLong(m -> o.grid(m).size()).sum() * o.seeds().size();
+        long ran = g.values().stream().mapToLong(m -> m.values().stream().mapToLong(List::size).sum()).sum();
+        if (ran < planned) {
+            md.append(String.format(Locale.ROOT, "%nINCOMPLETE: %d of the %d planned sweep runs ran (stopped at the"
+                    + " session's deadline). ¹ = fewer seeds than planned. Seeds after the first run each method's lrs"
+                    + " best first (by the first seed's validation loss), and the lr is chosen among the lrs with the"
+                    + " most seeds, so a chosen lr with all seeds beat the others on the first seed and on the mean.%n",
+                    ran, planned));
+        }
     }
 
     /** AdaLoRA's schedule check at its chosen lr: the default schedule's runs against the others. */

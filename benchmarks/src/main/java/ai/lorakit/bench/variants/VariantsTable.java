@@ -292,8 +292,10 @@ public final class VariantsTable {
                 ro.backend(), ro.out(), ro.work(), false, ro.resume());
         long t0 = System.nanoTime();
         boolean warmed = false;
-        for (int pass = 0; pass < 2; pass++) {         // pass 0: the lr sweep; pass 1: AdaLoRA's schedules
-            for (Job job : pass == 0 ? sweepJobs(jo) : task.checksSchedules() ? scheduleJobs(jo, runs) : List.<Job>of()) {
+        for (int pass = 0; pass <= jo.seeds().size(); pass++) {    // one pass per seed, then AdaLoRA's schedules
+            List<Job> jobs = pass < jo.seeds().size() ? seedJobs(jo, jo.seeds().get(pass), runs)
+                    : task.checksSchedules() ? scheduleJobs(jo, runs) : List.of();
+            for (Job job : jobs) {
                 if (runs.stream().anyMatch(r -> r.key().equals(job.key()))) {
                     continue;                          // resumed: ran in an earlier session
                 }
@@ -336,16 +338,43 @@ public final class VariantsTable {
         LossPlot.write(o.out().resolve(task.stem() + ".png"), VariantsReport.chosenRuns(runs), o, task.plotData());
     }
 
-    /** The lr sweep, ordered seed, grid position, method (methods side by side in time). */
-    static List<Job> sweepJobs(Options o) {
+    /**
+     * The lr sweep, ordered seed, grid position, method (methods side by side in time); all seeds' jobs with
+     * {@code runs} as done so far ({@link #seedJobs}).
+     */
+    static List<Job> sweepJobs(Options o, List<RunRecord> runs) {
         List<Job> jobs = new ArrayList<>();
-        int longest = o.methods().stream().mapToInt(m -> o.grid(m).size()).max().orElse(0);
         for (long seed : o.seeds()) {
-            for (int i = 0; i < longest; i++) {
-                for (String m : o.methods()) {
-                    if (i < o.grid(m).size()) {
-                        jobs.add(new Job(Method.parse(m), o.grid(m).get(i), seed, null));
-                    }
+            jobs.addAll(seedJobs(o, seed, runs));
+        }
+        return jobs;
+    }
+
+    /**
+     * One seed's share of the sweep. The first seed walks each method's grid in order; a later seed walks it best
+     * first (by the mean validation loss of the method's earlier runs at each lr; lrs not run yet last, in grid
+     * order), so an interrupted sweep has every seed at the lrs that matter.
+     */
+    static List<Job> seedJobs(Options o, long seed, List<RunRecord> runs) {
+        Map<String, java.util.TreeMap<Double, List<RunRecord>>> done = VariantsReport.grid(runs.stream()
+                .filter(r -> r.seed() != seed).toList());
+        Map<String, List<Double>> order = new LinkedHashMap<>();
+        for (String m : o.methods()) {
+            List<Double> lrs = new ArrayList<>(o.grid(m));
+            if (seed != o.seeds().getFirst() && done.containsKey(m)) {
+                java.util.TreeMap<Double, List<RunRecord>> byLr = done.get(m);
+                lrs.sort(java.util.Comparator.comparingDouble(lr -> byLr.containsKey(lr)
+                        ? byLr.get(lr).stream().mapToDouble(RunRecord::valLoss).average().orElse(Double.NaN)
+                        : Double.MAX_VALUE));                  // NaN (diverged) sorts after every finite loss
+            }
+            order.put(m, lrs);
+        }
+        List<Job> jobs = new ArrayList<>();
+        int longest = order.values().stream().mapToInt(List::size).max().orElse(0);
+        for (int i = 0; i < longest; i++) {
+            for (String m : o.methods()) {
+                if (i < order.get(m).size()) {
+                    jobs.add(new Job(Method.parse(m), order.get(m).get(i), seed, null));
                 }
             }
         }

@@ -129,12 +129,20 @@ class VariantsSweepTest {
     void jobsCoverEveryMethodLrAndSeedOnceAndAdaLoraSchedulesAtItsChosenLr() throws Exception {
         VariantsTable.Options o = VariantsTable.parse(new String[]{"--methods", "lora,adalora", "--seeds", "2",
             "--work", "/tmp/unused"});
-        List<VariantsTable.Job> jobs = VariantsTable.sweepJobs(o);
+        List<VariantsTable.Job> jobs = VariantsTable.sweepJobs(o, List.of());
         assertEquals(2 * (4 + 5), jobs.size());
         assertEquals(jobs.size(), jobs.stream().map(VariantsTable.Job::key).distinct().count());
         assertTrue(jobs.subList(0, 9).stream().allMatch(j -> j.seed() == 42), "seed-major order");
         assertEquals(List.of("lora", "adalora", "lora", "adalora"),
                 jobs.subList(0, 4).stream().map(j -> j.method().cliName()).toList(), "methods side by side");
+        // a later seed runs the lrs best first by the earlier seeds' mean validation loss; not yet run, then NaN, last
+        List<VariantsTable.Job> later = VariantsTable.seedJobs(o, 44, sweep());
+        assertEquals(List.of(3e-2, 1e-2, 1e-3, 3e-3, 1e-1), later.stream()
+                .filter(j -> j.method().cliName().equals("adalora")).map(VariantsTable.Job::lr).toList());
+        assertEquals(List.of(1e-3, 3e-3, 3e-4, 1e-2), later.stream()
+                .filter(j -> j.method().cliName().equals("lora")).map(VariantsTable.Job::lr).toList());
+        assertEquals(o.grid("lora"), VariantsTable.seedJobs(o, 42, sweep()).stream()
+                .filter(j -> j.method().cliName().equals("lora")).map(VariantsTable.Job::lr).toList(), "first seed");
         List<VariantsTable.Job> sched = VariantsTable.scheduleJobs(o, sweep());
         assertEquals(2 * 3, sched.size());
         assertTrue(sched.stream().allMatch(j -> j.lr() == 1e-2 && j.schedule() != null));
