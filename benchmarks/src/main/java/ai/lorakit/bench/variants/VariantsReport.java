@@ -345,6 +345,7 @@ final class VariantsReport {
                 + " result, not a refutation.%n%n", tau, full == null ? Double.NaN : full.trainable() / 1e6, o.steps(),
                 text.instruction() ? "; exact match and tag accuracy are reported beside it" : ""));
         md.append("| method | paper's claim | measured here | verdict |\n|---|---|---|---|\n");
+        Map<String, List<String>> verdicts = new LinkedHashMap<>();
         for (Row r : rows.values()) {
             if (r.method().equals("lora") || lora == null) {
                 continue;
@@ -352,6 +353,12 @@ final class VariantsReport {
             String[] mv = verdict(r, lora, full, rows, tau);
             md.append("| ").append(r.method()).append(" | ").append(CLAIMS.getOrDefault(r.method(), "")).append(" | ")
                     .append(mv[0]).append(" | ").append(mv[1]).append(" |\n");
+            verdicts.computeIfAbsent(closing(mv[1]), k -> new ArrayList<>()).add(r.method());
+        }
+        if (!verdicts.isEmpty()) {
+            md.append("\nClosing note, at this scale with every method at its own best lr: ");
+            md.append(String.join("; ", verdicts.entrySet().stream().map(e -> e.getKey() + ": "
+                    + String.join(", ", e.getValue())).toList())).append(".\n");
         }
         md.append("\nWhat bounds each method at this scale (mechanisms, independent of the measured numbers):\n\n");
         for (Row r : rows.values()) {
@@ -462,6 +469,17 @@ final class VariantsReport {
 
     private static String lr(double lr) {
         return String.format(Locale.ROOT, "%.0e", lr);
+    }
+
+    /** The closing note's class of a verdict: the claim holds, ties (no gain visible), holds partly, or differs. */
+    static String closing(String verdict) {
+        if (verdict.startsWith("ties")) {
+            return "the claimed gain over LoRA is not visible (a tie)";
+        }
+        if (verdict.startsWith("partly") || verdict.contains("hold") && verdict.contains("differ")) {
+            return "the claim holds in part";
+        }
+        return verdict.startsWith("differ") ? "the claim does not hold" : "the claim holds";
     }
 
     /** {measured, verdict} for one method against LoRA (and full fine-tuning for its own row). */

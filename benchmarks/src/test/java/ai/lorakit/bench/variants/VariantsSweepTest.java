@@ -26,7 +26,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * reports the test loss there and flags a grid-edge choice, the JSON keeps NaN and missing metrics across a resume,
  * a resume with other settings is refused, the three document splits are disjoint and fixed by the seed, and the
  * job list covers every (method, lr, seed) once with AdaLoRA's schedules at its chosen lr; the recorded commit is
- * found from a linked git worktree too (its .git is a file).
+ * found from a linked git worktree too (its .git is a file); the closing note classes each verdict.
  */
 class VariantsSweepTest {
 
@@ -148,6 +148,15 @@ class VariantsSweepTest {
         assertTrue(sched.stream().allMatch(j -> j.lr() == 1e-2 && j.schedule() != null));
         assertThrows(IllegalArgumentException.class, () -> VariantsTable.parse(new String[]{"--lrs", "1e-3,-1"}));
         assertThrows(IllegalArgumentException.class, () -> VariantsTable.parse(new String[]{"--task", "nope"}));
+    }
+
+    @Test
+    void closingNoteSortsVerdictsByWhetherTheClaimHolds() {
+        assertEquals("the claim holds", VariantsReport.closing("holds: LoRA within the tie band of full fine-tuning"));
+        assertEquals("the claim does not hold", VariantsReport.closing("differs: worse than LoRA by 0.02 nats"));
+        assertTrue(VariantsReport.closing("ties: within the band of LoRA").contains("tie"));
+        assertEquals("the claim holds in part", VariantsReport.closing("parameters hold (56%); quality differs: worse"));
+        assertEquals("the claim holds", VariantsReport.closing("parameters hold (9x fewer); quality holds: slightly"));
     }
 
     @Test
