@@ -112,7 +112,9 @@ final class InstructionTask implements VariantsTable.Task {
                 + " (completion tokens only)", io.evalRows(), io.evalRows());
         String settings = String.format(Locale.ROOT, "- Data: %s. Split by Brown file, split seed %d (10 %% of the"
                 + " files test, 10 %% validation).%n"
-                + "- Learning rates: the grids of VariantsTable.GRID (as the Brown-fiction table).%n"
+                + "- Learning rates: the grids of VariantsTable.GRID (as the Brown-fiction table), plus one point above"
+                + " for full, LoRA, LoRA-FA, DoRA, VeRA and LoRA-drop, whose first sweep here chose their top point"
+                + " (VariantsTable.INSTRUCTION_GRID, run with --resume true).%n"
                 + "- Schedule: %d steps, batch %d x %d tokens, warm-up steps/10 then cosine to 10 %% of the peak,"
                 + " AdamW, no weight decay, clip 1.0; adapters as `lorakit train --model default-llama --method M`"
                 + " configures them (Method.Settings.defaults with the Llama family's default targets); LoRA-drop as"

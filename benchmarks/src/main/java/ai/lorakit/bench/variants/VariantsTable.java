@@ -94,14 +94,29 @@ public final class VariantsTable {
             "delta-lora", List.of(3e-4, 1e-3, 3e-3, 1e-2),
             "lora-drop", List.of(3e-4, 1e-3, 3e-3, 1e-2));
 
-    /** Command-line settings; {@code lrs} null = each method's {@link #GRID}. */
+    /**
+     * The instruction task's grid: {@link #GRID} plus one point above for the methods whose first sweep on that task
+     * chose the top point of GRID (full, LoRA, LoRA-FA, DoRA, VeRA, LoRA-drop), added with --resume true.
+     */
+    static final Map<String, List<Double>> INSTRUCTION_GRID = Map.of(
+            "full", List.of(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+            "lora", List.of(3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
+            "lora-plus", GRID.get("lora-plus"),
+            "lora-fa", List.of(3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+            "dora", List.of(3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
+            "vera", List.of(3e-3, 1e-2, 3e-2, 1e-1, 3e-1),
+            "adalora", GRID.get("adalora"),
+            "delta-lora", GRID.get("delta-lora"),
+            "lora-drop", List.of(3e-4, 1e-3, 3e-3, 1e-2, 3e-2));
+
+    /** Command-line settings; {@code lrs} null = each method's {@link #GRID} ({@link #INSTRUCTION_GRID}). */
     record Options(String task, int steps, int batch, int seqLen, List<Long> seeds, List<String> methods,
                    List<Double> lrs, boolean adaloraSchedules, int evalEvery, int evalBatches, int finalEvalBatches,
                    Path model, String backend, Path out, Path work, boolean reportOnly, boolean resume) {
 
         /** The lrs this run sweeps for {@code method}. */
         List<Double> grid(String method) {
-            return lrs != null ? lrs : GRID.get(method);
+            return lrs != null ? lrs : ("brownpos-llama".equals(task) ? INSTRUCTION_GRID : GRID).get(method);
         }
 
         Options withWarmUp() {
