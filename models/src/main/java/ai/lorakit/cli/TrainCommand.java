@@ -188,7 +188,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--seq-len", paramLabel = "<t>", description = "Tokens per window. Default: min(128, n_positions).")
     Integer seqLen;
 
-    @Option(names = "--lr", paramLabel = "<lr>", description = "Peak learning rate. Default: 1e-3 (vera 1e-2, full 3e-4).")
+    @Option(names = "--lr", paramLabel = "<lr>", description = "Peak learning rate. Default per method, the best of the learning-rate sweep on the default model (benchmarks/results/variants-brown.md): lora 3e-3, lora-plus 1e-3, lora-fa 1e-2, dora 3e-3, vera 3e-2, adalora 3e-2, full 3e-4, delta-lora 3e-3, lora-drop 3e-3.")
     Float lr;
 
     @Option(names = "--warmup", paramLabel = "<n>", description = "Linear warm-up steps. Default: steps/10, at most 100.")

@@ -7,7 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Proves {@code lorakit info} lists the backends with reasons and MPI's and NCCL's availability (available with a
- * version, or unavailable with the reason), help lists every command, and bad commands exit 2 with one line.
+ * version, or unavailable with the reason), help lists every command and --lr's per-method defaults with their
+ * source, and bad commands exit 2 with one line.
  */
 class MainTest {
 
@@ -44,6 +45,14 @@ class MainTest {
         assertEquals(0, train.code());
         for (String o : new String[]{"--method", "--target", "--resume", "--grad-accum", "--lora-plus-ratio", "--init"}) {
             assertTrue(train.out().contains(o), o + " missing in train --help");
+        }
+        String flat = train.out().replaceAll("\\s+", " ");         // picocli wraps the descriptions
+        assertTrue(flat.contains("benchmarks/results/variants-brown.md"), "--lr's help must say where its defaults"
+                + " come from:\n" + train.out());
+        for (Method m : Method.values()) {                          // the help states the defaults the CLI uses
+            String lr = String.format(java.util.Locale.ROOT, "%.0e", m.defaultLr()).replace("e-0", "e-");
+            assertTrue(java.util.regex.Pattern.compile("(?<![\\w-])" + m.cliName() + " " + lr + "(?![\\w-])")
+                    .matcher(flat).find(), m.cliName() + " " + lr + " missing in --lr's help:\n" + train.out());
         }
     }
 

@@ -81,8 +81,8 @@ class OpenClModelTest {
     static final Gpt2Config CFG = Gpt2Config.of(37, 16, 16, 2, 2);
     static final int STEPS = 4;
     /**
-     * 4 steps of B 2 x T 8 at the CLI's default peak lr of the method (constant), weight decay 0.01, clip 1,
-     * validation at steps 2 and 4 on 2 batches, a metrics line every step.
+     * 4 steps of B 2 x T 8 at a fixed peak lr per method (the CLI defaults before the issue-14 sweep; constant),
+     * weight decay 0.01, clip 1, validation at steps 2 and 4 on 2 batches, a metrics line every step.
      */
     static TrainConfig train(float lr) {
         return new TrainConfig(STEPS, 2, 8, lr, 0, TrainConfig.Schedule.CONSTANT, 0f, 0.01f, 1f, 1, 2, 2, 0, 5L, 1);

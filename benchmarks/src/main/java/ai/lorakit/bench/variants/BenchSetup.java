@@ -102,4 +102,27 @@ final class BenchSetup {
         TextDataset ds = TextDataset.of("brown:fiction", BrownCorpus.load().documents(BrownCorpus.Group.FICTION), tok);
         return ds.split(VAL_FRACTION, seed);
     }
+
+    /** Train, validation and test parts of a dataset, disjoint by document. */
+    record Splits(TextDataset train, TextDataset validation, TextDataset test) {
+    }
+
+    /**
+     * Brown fiction split three ways by document for the learning-rate sweep: {@value #TEST_FRACTION} of the
+     * documents are held out as the test split first, then {@value #VAL_FRACTION} of ALL documents (a 1/9 share of
+     * the rest) become the validation split that chooses the lr; the remaining ~80 % train. Both splits shuffle
+     * with {@code seed} (TextDataset#split), so the parts are fixed by the seed.
+     */
+    static Splits brownFictionSplits(Tokenizer tok, long seed) throws IOException {
+        TextDataset ds = TextDataset.of("brown:fiction", BrownCorpus.load().documents(BrownCorpus.Group.FICTION), tok);
+        return threeWay(ds, seed);
+    }
+
+    static Splits threeWay(TextDataset ds, long seed) {
+        TextDataset.Split heldOut = ds.split(TEST_FRACTION, seed);        // validation part = the test split
+        TextDataset.Split rest = heldOut.train().split(VAL_FRACTION / (1 - TEST_FRACTION), seed);
+        return new Splits(rest.train(), rest.validation(), heldOut.validation());
+    }
+
+    static final double TEST_FRACTION = 0.1;
 }

@@ -17,7 +17,7 @@ import java.util.Map;
 
 /**
  * The variants table's PNG: validation loss (the curve evaluation set) against optimizer step, one line per method
- * (the mean over seeds at each evaluation step), drawn headless with XChart.
+ * at its chosen lr (the mean over seeds at each evaluation step), drawn headless with XChart.
  */
 final class LossPlot {
 
@@ -29,11 +29,13 @@ final class LossPlot {
     private LossPlot() {
     }
 
-    static void write(Path png, List<RunRecord> runs, VariantsTable.Options o) throws IOException {
+    /** {@code runs}: the runs to draw (the chosen lr's); {@code data}: e.g. "Brown fiction", for the title. */
+    static void write(Path png, List<RunRecord> runs, VariantsTable.Options o, String data) throws IOException {
         System.setProperty("java.awt.headless", "true");
         XYChart chart = new XYChartBuilder().width(1100).height(650)
-                .title("Validation loss on Brown fiction (" + o.steps() + " steps, batch " + o.batch() + " x "
-                        + o.seqLen() + ", " + o.seeds().size() + " seed" + (o.seeds().size() > 1 ? "s, mean" : "") + ")")
+                .title("Validation loss on " + data + " at each method's chosen lr (" + o.steps() + " steps, batch "
+                        + o.batch() + " x " + o.seqLen() + ", " + o.seeds().size() + " seed"
+                        + (o.seeds().size() > 1 ? "s, mean" : "") + ")")
                 .xAxisTitle("optimizer step").yAxisTitle("validation loss (nats/token, first " + o.evalBatches()
                         + " validation batches)").build();
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
@@ -43,7 +45,8 @@ final class LossPlot {
         int i = 0;
         for (Map.Entry<String, double[][]> e : meanCurves(runs).entrySet()) {
             double[][] c = e.getValue();
-            XYSeries s = chart.addSeries(e.getKey(), c[0], c[1]);
+            XYSeries s = chart.addSeries(e.getKey() + " " + String.format(java.util.Locale.ROOT, "%.0e",
+                    runs.stream().filter(r -> r.method().equals(e.getKey())).findFirst().orElseThrow().lr()), c[0], c[1]);
             s.setMarker(SeriesMarkers.CIRCLE);
             s.setLineColor(COLOURS[i % COLOURS.length]);
             s.setMarkerColor(COLOURS[i % COLOURS.length]);

@@ -49,10 +49,17 @@ final class Machine {
         return System.getProperty("os.arch");
     }
 
-    /** HEAD's commit of the git checkout in the working folder (or a parent), read from .git without running git. */
+    /**
+     * HEAD's commit of the git checkout in the working folder (or a parent), read from .git without running git. A
+     * linked worktree's .git is a file "gitdir: DIR": HEAD is read there, branch refs in its common dir (DIR/commondir).
+     */
     static String commit() {
-        Path dir = Path.of("").toAbsolutePath();
-        while (dir != null && !Files.isDirectory(dir.resolve(".git"))) {
+        return commit(Path.of("").toAbsolutePath());
+    }
+
+    /** {@link #commit()} of the checkout holding {@code dir}. */
+    static String commit(Path dir) {
+        while (dir != null && !Files.exists(dir.resolve(".git"))) {
             dir = dir.getParent();
         }
         if (dir == null) {
@@ -60,16 +67,25 @@ final class Machine {
         }
         try {
             Path git = dir.resolve(".git");
+            if (Files.isRegularFile(git)) {                    // a linked worktree
+                String link = Files.readString(git).trim();
+                if (!link.startsWith("gitdir: ")) {
+                    return "?";
+                }
+                git = dir.resolve(link.substring(8)).normalize();
+            }
             String head = Files.readString(git.resolve("HEAD")).trim();
             if (!head.startsWith("ref: ")) {
                 return head.substring(0, Math.min(12, head.length()));
             }
             String ref = head.substring(5);
-            Path loose = git.resolve(ref);
+            Path common = Files.isRegularFile(git.resolve("commondir"))
+                    ? git.resolve(Files.readString(git.resolve("commondir")).trim()).normalize() : git;
+            Path loose = common.resolve(ref);
             if (Files.isRegularFile(loose)) {
                 return Files.readString(loose).trim().substring(0, 12) + " (" + ref + ")";
             }
-            Path packed = git.resolve("packed-refs");
+            Path packed = common.resolve("packed-refs");
             if (Files.isRegularFile(packed)) {
                 for (String line : Files.readAllLines(packed)) {
                     if (line.endsWith(" " + ref)) {
