@@ -298,7 +298,8 @@ final class VariantsReport {
                 + " at the chosen lr.%s Δ vs LoRA: test loss, negative ="
                 + " better than LoRA. Throughput: training steps only (evaluations and checkpoints excluded), mean over"
                 + " all the method's sweep runs, every method in the same JVM and interleaved in time (seed, lr, method),"
-                + " but on a SHARED 2-core machine (other helpers were building): compare the columns only roughly"
+                + " on a 2-core machine whose load averages at the start and the end are under Machine and date (other"
+                + " processes may have shared the cores): compare the columns only roughly"
                 + " (benchmarks/results/cpu-peer.md measures speed on its own). Memory: peak heap used (tensors live"
                 + " in float[] on the heap with the CPU backend) and peak resident set of the JVM, sampled every 20 ms,"
                 + " the maximum over the method's sweep runs. Wall s: one run at the chosen lr.%n%n",
@@ -383,8 +384,7 @@ final class VariantsReport {
         md.append("## Machine and date\n\n");
         md.append("- Started ").append(started).append('\n');
         machine.forEach((k, v) -> md.append("- ").append(k.replace('_', ' ')).append(": ").append(v).append('\n'));
-        md.append("- Other helpers were building and testing on the same 2 cores during the run: absolute speeds are"
-                + " noisy; compare rows of one run only.\n");
+        md.append("- Speeds move with the machine's load (above); compare rows of one run only.\n");
         Files.writeString(file, md.toString(), StandardCharsets.UTF_8);
     }
 
