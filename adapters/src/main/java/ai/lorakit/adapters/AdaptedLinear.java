@@ -333,6 +333,7 @@ public final class AdaptedLinear implements AutoCloseable {
         }
         dropCache();
         variant.merge(base);
+        variant.weightChanged();
         merged = true;
     }
 
@@ -344,7 +345,16 @@ public final class AdaptedLinear implements AutoCloseable {
         }
         dropCache();
         variant.unmerge(base);
+        variant.weightChanged();
         merged = false;
+    }
+
+    /**
+     * Says that W was changed in place by its owner (Delta-LoRA's update, a restored checkpoint): the layer
+     * re-stages its bf16 copy of W before the next forward.
+     */
+    public void weightChanged() {
+        variant.weightChanged();
     }
 
     public boolean merged() {

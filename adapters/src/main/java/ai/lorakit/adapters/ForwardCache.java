@@ -28,8 +28,11 @@ final class ForwardCache implements AutoCloseable {
     Tensor u;
     /** VeRA: v = λd ∘ u [N,r]. */
     Tensor v;
-    /** Staged path (bf16 input, no dropout): u rounded to bf16 [N,r] (VeRA: v = λd ∘ u rounded), else null. */
-    Tensor uStage;
+    /**
+     * Staged path (bf16 input, no dropout), else null: LoRA's Xm = [x | x A^T] [N, ldx] (LoraMargins); VeRA's
+     * v = λd ∘ u rounded to bf16 [N,r].
+     */
+    Tensor stage;
     /** DoRA: x_d op(W) + s u B^T [N,out] (the output before the magnitude, without bias). */
     Tensor comb;
     /** DoRA: k = m / n [out]. */
@@ -52,6 +55,6 @@ final class ForwardCache implements AutoCloseable {
     /** Forgets the tensors (the layer's scratch and the caller's x stay open). */
     @Override
     public void close() {
-        xd = u = v = uStage = comb = k = invN = ae = e = null;
+        xd = u = v = stage = comb = k = invN = ae = e = null;
     }
 }

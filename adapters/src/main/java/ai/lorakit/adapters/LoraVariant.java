@@ -2,6 +2,7 @@ package ai.lorakit.adapters;
 
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.LoraMargins;
 import ai.lorakit.gpu.Tensor;
 
 import java.util.List;
@@ -12,10 +13,12 @@ import java.util.List;
  * dx = g op(W)^T + s dropout_bwd((g B) A). The fifo flag only affects merge (ΔW = transpose(s B A, fifo)).
  *
  * <p>Staged path (bf16 input x, no dropout: the bf16 precision policy's training step): the layer keeps bf16
- * copies of A and s B in its scratch ({@link Backend#loraStage}), refreshed when the optimizer (or a load) has
- * changed A or B ({@link Parameter#version}), and the forward and backward are the staged ops
- * {@link Backend#loraLinearForwardStaged} and {@link Backend#loraLinearBackward}, which the CUDA fast tier runs on
- * its kernels (their defaults are this class's composition).
+ * copies of A and s B and the margin weight Wm = W with A and s B in r spare rows/columns ({@link LoraMargins},
+ * {@link Backend#loraStage}) in its scratch, refreshed when the optimizer (or a load) has changed A or B
+ * ({@link Parameter#version}) or W changed ({@link #weightChanged}). The forward is then one GEMM over in + r on
+ * Xm = [x | x A^T] ({@link Backend#loraLinearForwardStaged}), the backward one over out + r on dYm = [dy | s dy B]
+ * ({@link Backend#loraLinearBackward}); the CUDA fast tier packs Xm and dYm with its kernels. The price is a bf16
+ * copy of W per adapted layer.
  *
  * <p>The static low-rank helpers are reused by DoRA (with g∘k) and AdaLoRA (with A∘E in place of A).
  */
@@ -32,6 +35,8 @@ final class LoraVariant implements Variant {
     /** The versions of A and B the bf16 stages hold (-1: not staged yet). */
     private long stagedA = -1;
     private long stagedB = -1;
+    /** Wm holds the current W (cleared by {@link #weightChanged}). */
+    private boolean stagedW;
 
     private LoraVariant(Parameter a, Parameter b, float s, int r, boolean owns) {
         this.a = a;
@@ -99,12 +104,12 @@ final class LoraVariant implements Variant {
     public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
         Tensor u = base.scratch().get("u", x.rows(), r);
         if (staged(x, xd)) {
-            Tensor us = base.scratch().get("u.bf16", DType.BF16, x.rows(), r);
-            stage(base);
-            base.backend().loraLinearForwardStaged(x, base.w(), base.fifo(), base.bias(), a.value(), b.value(), s,
-                    aStage(base), sbStage(base), u, us, y);
+            LoraMargins g = margins(base);
+            Tensor xm = base.scratch().get("lora.Xm", DType.BF16, x.rows(), g.ldx());
+            stage(base, g);
+            base.backend().loraLinearForwardStaged(x, a.value(), base.bias(), g, aStage(base), wm(base, g), u, xm, y);
             if (cache != null) {
-                cache.uStage = us;
+                cache.stage = xm;
             }
         } else {
             lowRankForward(base, x, xd, a.value(), b.value(), s, u, y);
@@ -114,11 +119,11 @@ final class LoraVariant implements Variant {
 
     @Override
     public void backward(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx, Tensor dxd) {
-        if (cache.uStage != null && dx == dxd) {
-            Tensor dA = Params.gradOrNull(a);
-            base.backend().loraLinearBackward(g, base.w(), base.fifo(), a.value(), b.value(), s, aStage(base),
-                    sbStage(base), cache.u, cache.uStage, dA == null ? null : requireInput(cache, "lora_A"), dx, dA,
-                    Params.gradOrNull(b));
+        if (cache.stage != null && dx == dxd) {
+            LoraMargins m = margins(base);
+            Tensor dym = base.scratch().get("lora.dYm", DType.BF16, cache.tokens, m.ldy());
+            base.backend().loraLinearBackward(g, b.value(), s, m, sbStage(base), wm(base, m), cache.u, cache.stage,
+                    dym, dx, Params.gradOrNull(a), Params.gradOrNull(b));
             return;
         }
         base.inputGrad(g, dx, 0f);
@@ -131,6 +136,10 @@ final class LoraVariant implements Variant {
         return xd == x && x.dtype() == DType.BF16;
     }
 
+    private LoraMargins margins(BaseLinear base) {
+        return new LoraMargins(base.in(), base.out(), r, base.fifo());
+    }
+
     /** bf16 A [r,in] (the layer's, kept in its scratch). */
     private Tensor aStage(BaseLinear base) {
         return base.scratch().get("lora.A.bf16", DType.BF16, r, base.in());
@@ -141,13 +150,28 @@ final class LoraVariant implements Variant {
         return base.scratch().get("lora.sB.bf16", DType.BF16, base.out(), r);
     }
 
-    /** Refreshes the stages when A or B changed since they were staged (once per optimizer step). */
-    private void stage(BaseLinear base) {
-        if (a.version() != stagedA || b.version() != stagedB) {
-            base.backend().loraStage(a.value(), b.value(), s, aStage(base), sbStage(base));
+    /** bf16 Wm: W with A and s B in its margins ({@link LoraMargins}). */
+    private Tensor wm(BaseLinear base, LoraMargins g) {
+        return base.scratch().get("lora.Wm", DType.BF16, g.wmRows(), g.ldw());
+    }
+
+    /**
+     * Refreshes the stages when A or B changed since they were staged (once per optimizer step), and Wm's copy of W
+     * on the first staging and after {@link #weightChanged}.
+     */
+    private void stage(BaseLinear base, LoraMargins g) {
+        if (a.version() != stagedA || b.version() != stagedB || !stagedW) {
+            base.backend().loraStage(a.value(), b.value(), s, g, stagedW ? null : base.w(), aStage(base),
+                    sbStage(base), wm(base, g));
             stagedA = a.version();
             stagedB = b.version();
+            stagedW = true;
         }
+    }
+
+    @Override
+    public void weightChanged() {
+        stagedW = false;
     }
 
     /** ΔW = transpose(s B A, fifo). */

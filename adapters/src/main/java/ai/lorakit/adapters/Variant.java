@@ -68,6 +68,10 @@ sealed interface Variant extends AutoCloseable permits LoraVariant, DoraVariant,
         }
     }
 
+    /** W was changed in place (merge, unmerge, Delta-LoRA): drop any copy of W staged from it. */
+    default void weightChanged() {
+    }
+
     /** Releases the adapter's tensors, gradients and caches (not W, bias, shared projections). */
     @Override
     void close();

@@ -110,7 +110,7 @@ final class VeraVariant implements Variant {
             be.veraForwardStaged(x, shared.a(), shared.b(), lambdaD.value(), lambdaB.value(), as, sbs, u, vs, y);
             if (cache != null) {
                 cache.u = u;
-                cache.uStage = vs;
+                cache.stage = vs;
             }
             return;
         }
@@ -135,9 +135,9 @@ final class VeraVariant implements Variant {
     @Override
     public void backward(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx, Tensor dxd) {
         Backend be = base.backend();
-        if (cache.uStage != null && dx == dxd) {
+        if (cache.stage != null && dx == dxd) {
             be.veraBackward(g, base.w(), base.fifo(), shared.a(), shared.b(), lambdaD.value(), lambdaB.value(),
-                    sbStage(base), cache.u, cache.uStage, dx, Params.gradOrNull(lambdaD), Params.gradOrNull(lambdaB));
+                    sbStage(base), cache.u, cache.stage, dx, Params.gradOrNull(lambdaD), Params.gradOrNull(lambdaB));
             return;
         }
         int n = g.rows();

@@ -4,6 +4,7 @@ import ai.lorakit.adapters.optim.AdamWPolicy;
 import ai.lorakit.adapters.optim.Optimizer;
 import ai.lorakit.adapters.optim.OptimizerConfig;
 import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.LoraMargins;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.cpu.CpuBackend;
 import org.junit.jupiter.api.Test;
@@ -12,14 +13,16 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 /**
  * Proves that an adapted layer's bf16 stages (what the CUDA fast kernels read instead of the fp32 masters) hold the
  * current adapter: after the first bf16 forward they equal bf16(A) and bf16(s B) (VeRA: bf16(A_l) and bf16(λb ∘ B_l)),
- * and after an optimizer step (which changes the masters) the next forward restages them, for both weight layouts.
- * A stale stage would go unnoticed by the portable defaults, which read the masters, hence this direct check.
+ * and after an optimizer step (which changes the masters) the next forward restages them, for both weight layouts;
+ * LoRA's margin weight Wm holds W and the current s B, and takes a changed W only when told (weightChanged).
+ * A stale dense stage would go unnoticed by the portable defaults, which read the masters, hence this direct check.
  */
 class StagingTest {
 
@@ -89,8 +92,54 @@ class StagingTest {
                 forward(be, layer, rnd, n, in, out);
                 assertStage(be, "A stage after a step fifo=" + fifo, aStage, be.download(a));
                 assertStage(be, "s B stage after a step fifo=" + fifo, sbStage, scaled(be.download(b), s));
+                LoraMargins g = new LoraMargins(in, out, r, fifo);
+                Tensor wm = layer.scratch().get("lora.Wm", DType.BF16, g.wmRows(), g.ldw());
+                assertEquals(DType.BF16.round(scaled(be.download(b), s)[0]), sbOf(be, wm, g, 0, 0), 0f,
+                        "Wm's s B margin after a step fifo=" + fifo);
+                assertArrayEquals(be.download(w), baseOf(be, wm, g), "Wm's base block is W fifo=" + fifo);
             }
         }
+    }
+
+    @Test
+    void loraWmFollowsTheWeightWhenTold() {
+        int n = 6, in = 16, out = 24, r = 8;
+        Random rnd = new Random(33);
+        LoraConfig cfg = new LoraConfig(r, 16f, 0f, false, LoraConfig.Init.NONE, false, List.of("p"), Map.of(),
+                Map.of());
+        try (CpuBackend be = new CpuBackend(false);
+             Tensor w = be.upload(rand(rnd, in * out), DType.BF16, out, in);
+             AdaptedLinear layer = AdaptedLinear.create("p", w, null, false, cfg, null, 5L)) {
+            layer.setTraining(true);
+            forward(be, layer, rnd, n, in, out);
+            LoraMargins g = new LoraMargins(in, out, r, false);
+            Tensor wm = layer.scratch().get("lora.Wm", DType.BF16, g.wmRows(), g.ldw());
+            float[] first = be.download(w);
+            be.write(w, rand(rnd, in * out));               // W changed in place, as Delta-LoRA's update does
+            forward(be, layer, rnd, n, in, out);
+            assertArrayEquals(first, baseOf(be, wm, g), "not told: Wm keeps its copy (W is frozen by contract)");
+            layer.weightChanged();
+            forward(be, layer, rnd, n, in, out);
+            assertArrayEquals(be.download(w), baseOf(be, wm, g), "told: Wm holds the new W");
+        }
+    }
+
+    /** Wm's block holding W, in W's layout (LoraMargins). */
+    private static float[] baseOf(CpuBackend be, Tensor wm, LoraMargins g) {
+        float[] v = be.download(wm);
+        int rows = g.fanInFanOut() ? g.in() : g.out();
+        int cols = g.fanInFanOut() ? g.out() : g.in();
+        float[] w = new float[rows * cols];
+        for (int i = 0; i < rows; i++) {
+            System.arraycopy(v, i * g.ldw(), w, i * cols, cols);
+        }
+        return w;
+    }
+
+    /** Wm's copy of s B[o,j] (beside W, or below it transposed with fan_in_fan_out). */
+    private static float sbOf(CpuBackend be, Tensor wm, LoraMargins g, int o, int j) {
+        float[] v = be.download(wm);
+        return g.fanInFanOut() ? v[(g.in() + j) * g.ldw() + o] : v[o * g.ldw() + g.in() + j];
     }
 
     @Test

@@ -57,6 +57,19 @@ public interface Backend extends AutoCloseable {
     void copy(Tensor src, Tensor dst);
 
     /** Every element of t = value (rounded to t's dtype). */
+    // TEMP(copyStrided): host loop until the portable op lands
+    default void copyStrided(Tensor src, long srcOff, int srcRowStride, int srcColStride,
+                             Tensor dst, long dstOff, int dstLd, int rows, int cols) {
+        float[] sv = download(src);
+        float[] dv = download(dst);
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                dv[(int) (dstOff + (long) i * dstLd + j)] = sv[(int) (srcOff + (long) i * srcRowStride + (long) j * srcColStride)];
+            }
+        }
+        write(dst, dv);
+    }
+
     void fill(Tensor t, float value);
 
     /** Called by {@link Tensor#close()} only. */
@@ -438,15 +451,20 @@ public interface Backend extends AutoCloseable {
     // ---------------------------------------------------------------- staged LoRA family (the layer-owned bf16 copies)
     //
     // A training step reads the adapter many times between two optimizer steps, so an adapted layer keeps bf16
-    // copies of what the fast kernels read ("stages", refreshed once after each optimizer step) and passes them
-    // with the fp32 masters. The defaults below compute from the masters exactly as the unstaged ops do (and ignore
-    // the stages); an accelerated backend may read the stages instead, so the two agree to the bf16 tolerance.
+    // copies of what the kernels read ("stages", refreshed once after each optimizer step) and passes them with the
+    // fp32 masters. LoRA's stages are the margin buffers of LoraMargins (the base GEMM and the low-rank update as
+    // one GEMM); VeRA's are dense copies, and its defaults compute from the masters as the unstaged ops do. An
+    // accelerated backend replaces the steps around the GEMMs with fused kernels; the two agree to the bf16
+    // tolerance.
 
     /**
-     * Stages a LoRA adapter: aStage [r,in] = A, sbStage [out,r] = s B, rounded to the stages' dtype (BF16 for the
-     * fast tier). A [r,in], B [out,r] fp32.
+     * Stages a LoRA adapter: aStage [r,in] = A and sbStage [out,r] = s B rounded to the stages' dtype, then Wm's
+     * margins from them ({@link LoraMargins#stage}), and Wm's base block from W when {@code w} is not null (W is
+     * frozen: the layer passes it on the first staging and after W changed, e.g. Delta-LoRA). A [r,in], B [out,r]
+     * fp32, Wm [g.wmRows(), g.ldw()].
      */
-    default void loraStage(Tensor a, Tensor b, float s, Tensor aStage, Tensor sbStage) {
+    default void loraStage(Tensor a, Tensor b, float s, LoraMargins g, Tensor w, Tensor aStage, Tensor sbStage,
+                           Tensor wm) {
         copy(a, aStage);
         Tensor sb = borrowWork(DType.F32, b.shape());
         try {
@@ -455,41 +473,49 @@ public interface Backend extends AutoCloseable {
         } finally {
             returnWork(sb);
         }
+        g.stage(this, w, aStage, sbStage, wm);
     }
 
     /**
-     * {@link #loraLinearForward} with the adapter staged by {@link #loraStage} since A and B last changed: y = x op(W)
-     * + bias + s (x A^T) B^T, u = x A^T [N,r] (fp32) and uStage [N,r] = u rounded to its dtype (the backward's
-     * copy of u), both written.
+     * The staged LoRA forward, {@link #loraLinearForward} in the margin layout of {@link LoraMargins} with Wm staged
+     * by {@link #loraStage} since A, B and W last changed: Xm = [x | S] with u = x A^T [N,r] (fp32, written) and
+     * S = u rounded to Xm's dtype, then y = Xm Wm + bias, ONE GEMM over in + r. x [N,in], Xm [N, g.ldx()],
+     * y [N,out].
      */
-    default void loraLinearForwardStaged(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
-                                         float s, Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor y) {
-        loraLinearForward(x, w, fanInFanOut, bias, a, b, s, u, y);
-        copy(u, uStage);
+    default void loraLinearForwardStaged(Tensor x, Tensor a, Tensor bias, LoraMargins g, Tensor aStage, Tensor wm,
+                                         Tensor u, Tensor xm, Tensor y) {
+        int n = x.rows();
+        copyStrided(x, 0, g.in(), 1, xm, 0, g.ldx(), n, g.in());       // Xm[:, 0:in] = x
+        matmul(x, false, a, true, u, 1f, 0f);                            // u = x A^T: [N,r]
+        copyStrided(u, 0, g.r(), 1, xm, g.in(), g.ldx(), n, g.r());      // Xm[:, in:in+r] = S
+        g.forwardGemm(this, n, xm, wm, y);
+        if (bias != null) {
+            addRowVector(y, bias, y);
+        }
     }
 
     /**
-     * The adapted linear layer's backward without dropout, from the forward's u and uStage and the stages of
-     * {@link #loraStage}: with g = dy B [N,r],
-     * <pre>dx = dy op(W)^T + s g A (written);  dB += s dy^T u;  dA += s g^T x</pre>
-     * dy [N,out], x [N,in] (null when dA is), dx [N,in]; dA [r,in] or dB [out,r] null = frozen (skipped).
+     * The staged LoRA backward without dropout, from the forward's u and Xm: dYm = [dY | dS] with dS = s dY B,
+     * then dx = dYm Wm (ONE GEMM over out + r, written), dB += s dY^T u and dA += dS^T x (x read from Xm).
+     * dy [N,out], dYm [N, g.ldy()] (scratch), dx [N,in]; dA [r,in] or dB [out,r] null = frozen (skipped).
      */
-    default void loraLinearBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s,
-                                    Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor x, Tensor dx,
-                                    Tensor dA, Tensor dB) {
-        matmul(dy, false, w, fanInFanOut, dx, 1f, 0f);                   // dy op(W)^T: [N,in]
-        Tensor g = borrowWork(DType.F32, dy.rows(), b.cols());
+    default void loraLinearBackward(Tensor dy, Tensor b, float s, LoraMargins g, Tensor sbStage, Tensor wm,
+                                    Tensor u, Tensor xm, Tensor dym, Tensor dx, Tensor dA, Tensor dB) {
+        int n = dy.rows();
+        copyStrided(dy, 0, g.out(), 1, dym, 0, g.ldy(), n, g.out());   // dYm[:, 0:out] = dY
+        Tensor ds = borrowWork(DType.F32, n, g.r());
         try {
-            matmul(dy, false, b, false, g, 1f, 0f);                      // g = dy B: [N,r]
+            matmul(dy, false, b, false, ds, s, 0f);                      // dS = s dY B: [N,r]
+            copyStrided(ds, 0, g.r(), 1, dym, g.out(), g.ldy(), n, g.r());
             if (dB != null) {
-                matmul(dy, true, u, false, dB, s, 1f);                   // s dy^T u: [out,r]
+                matmul(dy, true, u, false, dB, s, 1f);                   // s dY^T u: [out,r]
             }
-            if (dA != null) {
-                matmul(g, true, x, false, dA, s, 1f);                    // s g^T x: [r,in]
-            }
-            matmul(g, false, a, false, dx, s, 1f);                       // s g A: [N,in]
         } finally {
-            returnWork(g);
+            returnWork(ds);
+        }
+        g.inputGradGemm(this, n, dym, wm, dx);
+        if (dA != null) {
+            g.adapterAGradGemm(this, n, dym, xm, dA);
         }
     }
 

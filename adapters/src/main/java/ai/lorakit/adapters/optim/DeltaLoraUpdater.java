@@ -227,6 +227,7 @@ public final class DeltaLoraUpdater implements TrainingHook {
                         be.deltaLoraUpdate(sl.m.weight(), sl.m.fanInFanOut(), c, sl.b.value(), sl.a.value(),
                                 sl.bPrev, sl.aPrev);
                     }
+                    sl.m.weightChanged();
                 }
             }
             for (Slot sl : slots) {
@@ -373,6 +374,7 @@ public final class DeltaLoraUpdater implements TrainingHook {
             if (sl.master != null) {
                 sl.master.backend().copy(sl.master, sl.m.weight());
             }
+            sl.m.weightChanged();
         }
     }
 

@@ -5,6 +5,7 @@ import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.DeviceBuffer;
 import ai.lorakit.gpu.Dim3;
 import ai.lorakit.gpu.Kernel;
+import ai.lorakit.gpu.LoraMargins;
 import ai.lorakit.gpu.OpChecks;
 import ai.lorakit.gpu.ShapeException;
 import ai.lorakit.gpu.Tensor;
@@ -292,32 +293,30 @@ public class CudaBackend extends KernelBackend {
     }
 
     @Override
-    public void loraStage(Tensor a, Tensor b, float s, Tensor aStage, Tensor sbStage) {
-        if (fast != null && fast.loraStage(a, b, s, aStage, sbStage)) {
+    public void loraStage(Tensor a, Tensor b, float s, LoraMargins g, Tensor w, Tensor aStage, Tensor sbStage,
+                          Tensor wm) {
+        if (fast != null && fast.loraStage(a, b, s, g, w, aStage, sbStage, wm)) {
             return;
         }
-        super.loraStage(a, b, s, aStage, sbStage);
+        super.loraStage(a, b, s, g, w, aStage, sbStage, wm);
     }
 
     @Override
-    public void loraLinearForwardStaged(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
-                                        float s, Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor y) {
-        if (fast != null && fast.loraLinearForwardStaged(x, w, fanInFanOut, bias, a, b, s, aStage, sbStage, u, uStage,
-                y)) {
+    public void loraLinearForwardStaged(Tensor x, Tensor a, Tensor bias, LoraMargins g, Tensor aStage, Tensor wm,
+                                        Tensor u, Tensor xm, Tensor y) {
+        if (fast != null && fast.loraLinearForwardStaged(x, a, bias, g, aStage, wm, u, xm, y)) {
             return;
         }
-        super.loraLinearForwardStaged(x, w, fanInFanOut, bias, a, b, s, aStage, sbStage, u, uStage, y);
+        super.loraLinearForwardStaged(x, a, bias, g, aStage, wm, u, xm, y);
     }
 
     @Override
-    public void loraLinearBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s,
-                                   Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor x, Tensor dx,
-                                   Tensor dA, Tensor dB) {
-        if (fast != null && fast.loraLinearBackward(dy, w, fanInFanOut, a, b, s, aStage, sbStage, u, uStage, x, dx, dA,
-                dB)) {
+    public void loraLinearBackward(Tensor dy, Tensor b, float s, LoraMargins g, Tensor sbStage, Tensor wm, Tensor u,
+                                   Tensor xm, Tensor dym, Tensor dx, Tensor dA, Tensor dB) {
+        if (fast != null && fast.loraLinearBackward(dy, b, s, g, sbStage, wm, u, xm, dym, dx, dA, dB)) {
             return;
         }
-        super.loraLinearBackward(dy, w, fanInFanOut, a, b, s, aStage, sbStage, u, uStage, x, dx, dA, dB);
+        super.loraLinearBackward(dy, b, s, g, sbStage, wm, u, xm, dym, dx, dA, dB);
     }
 
     @Override

@@ -2,6 +2,7 @@ package ai.lorakit.gpu.contract;
 
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.LoraMargins;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.Tolerance;
 import ai.lorakit.gpu.contract.PrecisionPolicyContractTest.Pair;
@@ -16,9 +17,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 /**
  * The staged LoRA-family ops (Backend#loraStage, loraLinearForwardStaged, loraLinearBackward, veraStage,
  * veraForwardStaged, veraBackward, deltaLoraUpdateMaster) with the bf16 policy's dtypes, in both weight layouts, on
- * every backend: the stages hold the bf16-rounded adapter (checked against values computed here on the host), and the
- * outputs match the F32 CpuBackend reference computed from the fp32 masters with the unstaged ops and primitive
- * GEMMs, to the bf16 tolerance (a fast tier reads the bf16 stages). On the GPU check this compares the CUDA fast tier
+ * every backend: the stages hold the bf16-rounded adapter and LoRA's margin buffers Wm and Xm hold W, A, s B, x and
+ * S where LoraMargins puts them (checked against values computed here on the host), and the outputs match the F32
+ * CpuBackend reference computed with primitive GEMMs (LoRA: from the bf16-rounded A, s B, S and dS that the K-concat
+ * GEMMs read; VeRA: from the fp32 masters with the unstaged ops), to the bf16 tolerance. On the GPU check this compares the CUDA fast tier
  * (lora_margin/shrink/linear_bwd_x, vera_margin/shrink/lambda, delta_lora_update with a master) with its twins.
  */
 class StagedLoraContractTest {
@@ -34,6 +36,33 @@ class StagedLoraContractTest {
         assertEquals(want.length, got.length, what);
         for (int i = 0; i < want.length; i++) {
             assertEquals(BF.round(want[i]), got[i], 0f, what + "[" + i + "]");
+        }
+    }
+
+    /**
+     * Wm holds W, bf16(s B) and bf16(A) where LoraMargins says (its class comment, restated here from the maths):
+     * [out,in] W: W | s B beside it, A below; [in,out] W: W | A^T beside it, (s B)^T below. The unused corner and
+     * the pitch padding are not read by any GEMM and not checked.
+     */
+    private static void assertMargins(Backend be, String what, Tensor wm, LoraMargins g, float[] w, float[] a,
+                                      float[] sb) {
+        float[] got = be.download(wm);
+        int in = g.in(), out = g.out(), r = g.r(), ld = g.ldw();
+        for (int o = 0; o < out; o++) {
+            for (int k = 0; k < in; k++) {
+                int at = g.fanInFanOut() ? k * ld + o : o * ld + k;
+                assertEquals(w[g.fanInFanOut() ? k * out + o : o * in + k], got[at], 0f, what + " W[" + o + "," + k + "]");
+            }
+            for (int j = 0; j < r; j++) {
+                int at = g.fanInFanOut() ? (in + j) * ld + o : o * ld + in + j;
+                assertEquals(BF.round(sb[o * r + j]), got[at], 0f, what + " sB[" + o + "," + j + "]");
+            }
+        }
+        for (int j = 0; j < r; j++) {
+            for (int k = 0; k < in; k++) {
+                int at = g.fanInFanOut() ? k * ld + out + j : (out + j) * ld + k;
+                assertEquals(BF.round(a[j * in + k]), got[at], 0f, what + " A[" + j + "," + k + "]");
+            }
         }
     }
 
@@ -56,23 +85,45 @@ class StagedLoraContractTest {
                 Tensor[] b = p.in(bv, F, out, rank);
                 Tensor[] aS = p.out(BF, rank, in);
                 Tensor[] sbS = p.out(BF, out, rank);
-                be.loraStage(a[0], b[0], s, aS[0], sbS[0]);
+                LoraMargins m = new LoraMargins(in, out, rank, fifo);
+                Tensor[] wm = p.out(BF, m.wmRows(), m.ldw());
+                be.loraStage(a[0], b[0], s, m, w[0], aS[0], sbS[0], wm[0]);
                 float[] sb = bv.clone();
                 for (int i = 0; i < sb.length; i++) {
                     sb[i] *= s;
                 }
                 assertStage(be, "staged A" + tag, aS[0], av);
                 assertStage(be, "staged s B" + tag, sbS[0], sb);
+                assertMargins(be, "Wm" + tag, wm[0], m, be.download(w[0]), av, sb);
 
                 Tensor[] u = p.out(F, n, rank);
-                Tensor[] uS = p.out(BF, n, rank);
+                Tensor[] xm = p.out(BF, n, m.ldx());
                 Tensor[] y = p.out(F, 2, n / 2, out);
-                be.loraLinearForwardStaged(x[0], w[0], fifo, bias[0], a[0], b[0], s, aS[0], sbS[0], u[0], uS[0], y[0]);
-                p.ref.loraLinearForward(x[1], w[1], fifo, bias[1], a[1], b[1], s, u[1], y[1]);
-                p.ref.copy(u[1], uS[1]);
+                be.loraLinearForwardStaged(x[0], a[0], bias[0], m, aS[0], wm[0], u[0], xm[0], y[0]);
+                // reference from primitives on the rounded stages the op reads: y = x op(W) + b + bf16(x A^T) bf16(s B)^T
+                try (Tensor aR = p.ref.upload(av, BF, rank, in); Tensor sbR = p.ref.upload(sb, BF, out, rank);
+                     Tensor sR = p.ref.zeros(BF, n, rank)) {
+                    p.ref.matmul(x[1], false, w[1], !fifo, y[1], 1f, 0f);
+                    p.ref.addRowVector(y[1], bias[1], y[1]);
+                    p.ref.matmul(x[1], false, a[1], true, u[1], 1f, 0f);
+                    p.ref.copy(u[1], sR);
+                    p.ref.matmul(sR, false, sbR, true, y[1], 1f, 1f);
+                }
                 p.check("staged u" + tag, u, Tolerance.BF16);
-                p.check("staged S" + tag, uS);
                 p.check("staged y" + tag, y, Tolerance.BF16);
+                // Xm = [x | bf16(u)]: x exactly, S as the backend's own u rounded (the pack is a copy)
+                float[] xv = be.download(x[0]);
+                float[] uv = be.download(u[0]);
+                float[] xmv = be.download(xm[0]);
+                for (int i = 0; i < n; i++) {
+                    for (int k = 0; k < in; k++) {
+                        assertEquals(xv[i * in + k], xmv[i * m.ldx() + k], 0f, "Xm x" + tag + "[" + i + "," + k + "]");
+                    }
+                    for (int j = 0; j < rank; j++) {
+                        assertEquals(BF.round(uv[i * rank + j]), xmv[i * m.ldx() + in + j], 0f,
+                                "Xm S" + tag + "[" + i + "," + j + "]");
+                    }
+                }
 
                 for (boolean fa : new boolean[] {false, true}) {
                     String t2 = tag + (fa ? " A frozen" : "");
@@ -80,16 +131,19 @@ class StagedLoraContractTest {
                     Tensor[] dx = p.out(F, 2, n / 2, in);
                     Tensor[] dA = fa ? new Tensor[2] : p.in(rand(r, rank * in, 1), F, rank, in);
                     Tensor[] dB = p.in(rand(r, out * rank, 1), F, out, rank);
-                    be.loraLinearBackward(dy[0], w[0], fifo, a[0], b[0], s, aS[0], sbS[0], u[0], uS[0],
-                            fa ? null : x[0], dx[0], dA[0], dB[0]);
-                    // reference from primitives: g = dy B; dx = dy op(W)^T + s g A; dB += s dy^T u; dA += s g^T x
-                    try (Tensor g = p.ref.zeros(F, n, rank)) {
+                    Tensor[] dym = p.out(BF, n, m.ldy());
+                    be.loraLinearBackward(dy[0], b[0], s, m, sbS[0], wm[0], u[0], xm[0], dym[0], dx[0], dA[0], dB[0]);
+                    // reference from primitives on the rounded stages: dS = bf16(s dy B); dx = dy op(W)^T + dS bf16(A);
+                    // dB += s dy^T u; dA += dS^T x
+                    try (Tensor g32 = p.ref.zeros(F, n, rank); Tensor dS = p.ref.zeros(BF, n, rank);
+                         Tensor aR = p.ref.upload(av, BF, rank, in)) {
                         p.ref.matmul(dy[1], false, w[1], fifo, dx[1], 1f, 0f);
-                        p.ref.matmul(dy[1], false, b[1], false, g, 1f, 0f);
-                        p.ref.matmul(g, false, a[1], false, dx[1], s, 1f);
+                        p.ref.matmul(dy[1], false, b[1], false, g32, s, 0f);
+                        p.ref.copy(g32, dS);
+                        p.ref.matmul(dS, false, aR, false, dx[1], 1f, 1f);
                         p.ref.matmul(dy[1], true, u[1], false, dB[1], s, 1f);
                         if (!fa) {
-                            p.ref.matmul(g, true, x[1], false, dA[1], s, 1f);
+                            p.ref.matmul(dS, true, x[1], false, dA[1], 1f, 1f);
                         }
                     }
                     p.check("staged dx" + t2, dx, Tolerance.BF16);

@@ -2,6 +2,7 @@ package ai.lorakit.gpu.cuda.fast;
 
 import ai.lorakit.gpu.AdamW;
 import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.LoraMargins;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.cuda.CudaBackend;
 import ai.lorakit.gpu.cuda.CudaScratch;
@@ -43,13 +44,12 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  *
  * <p>The staged ops (the training path of the bf16 policy: the adapted layer owns bf16 stages of its adapter,
  * refreshed after each optimizer step): {@code loraStage} (lora_margin_fwd_kernel1 twice, on dense stages),
- * {@code loraLinearForwardStaged} (base GEMM, lora_shrink_fwd_kernel2 writing u and bf16 S, expand GEMM with beta 1),
- * {@code loraLinearBackward} (dx GEMM, lora_linear_bwd_x_kernel1 reading dy once for dS and dB, then dx += dS A and
- * dA += dS^T x as bf16 GEMMs), {@code veraStage} (vera_margin_fwd_kernel1 for λb ∘ B_l), {@code veraForwardStaged}
+ * {@code loraLinearForwardStaged} (the K-concat of {@link LoraMargins}: lora_shrink_fwd_kernel2 packs Xm = [x | S]
+ * in one read of x, then one cuBLAS GEMM over in + r), {@code loraLinearBackward} (lora_linear_bwd_x_kernel1 packs
+ * dYm = [dy | dS] and adds dB in one read of dy, then one cuBLAS GEMM over out + r for dx, and dA += dS^T x), {@code veraStage} (vera_margin_fwd_kernel1 for λb ∘ B_l), {@code veraForwardStaged}
  * (vera_shrink_fwd_kernel1 + expand GEMM), {@code veraBackward} (lora_linear_bwd_x_kernel1 with s = 1, then
  * vera_lambda_bwd_x_kernel1 and vera_lambda_b_bwd_x_kernel1), {@code deltaLoraUpdateMaster}
- * (delta_lora_update_fwd_kernel1 with the fp32 master). Not used: the single K-concat GEMM (it needs W and the
- * activations allocated with r spare rows/columns by the model, which dense tensors do not have).
+ * (delta_lora_update_fwd_kernel1 with the fp32 master).
  */
 public final class FusedKernelsTier implements AutoCloseable {
     /** The name in {@link CudaBackend#description()}. */
@@ -360,7 +360,7 @@ public final class FusedKernelsTier implements AutoCloseable {
             }
             be.copy(a, abf);
             be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pabf, in,
-                    addr(op, u), 0L, 0, nRows, in, r);
+                    addr(op, u), 0L, 0, 0L, 0, nRows, in, r);
         }
         be.loraExpand(u, b, s, y);
         return true;
@@ -421,10 +421,12 @@ public final class FusedKernelsTier implements AutoCloseable {
 
     /**
      * lora_fused.cu lora_margin_fwd_kernel1(A, B, s, Wm, ldw, out, in, r) twice, on dense stages: with in = 0 and
-     * ldw = r it writes sbStage[o,j] = bf16(s B[o,j]); with out = 0 and ldw = in, aStage[j,k] = bf16(A[j,k]).
-     * A fp32 [r,in], B fp32 [out,r], stages bf16.
+     * ldw = r it writes sbStage[o,j] = bf16(s B[o,j]); with out = 0 and ldw = in, aStage[j,k] = bf16(A[j,k]). Then
+     * Wm's margins (and base block) as the default does ({@link LoraMargins#stage}, portable copies: once per
+     * optimizer step). A fp32 [r,in], B fp32 [out,r], stages and Wm bf16.
      */
-    public boolean loraStage(Tensor a, Tensor b, float s, Tensor aStage, Tensor sbStage) {
+    public boolean loraStage(Tensor a, Tensor b, float s, LoraMargins g, Tensor w, Tensor aStage, Tensor sbStage,
+                             Tensor wm) {
         if (!rank2(a) || !rank2(b)) {
             return false;
         }
@@ -432,7 +434,8 @@ public final class FusedKernelsTier implements AutoCloseable {
         int in = a.cols();
         int out = b.rows();
         if (!is(a, DType.F32, r, in) || !is(b, DType.F32, out, r) || !is(aStage, DType.BF16, r, in)
-                || !is(sbStage, DType.BF16, out, r) || !Float.isFinite(s)) {
+                || !is(sbStage, DType.BF16, out, r) || !margins(g, in, out, r) || !is(wm, DType.BF16, g.wmRows(), g.ldw())
+                || (w != null && !baseWeight(w, g.fanInFanOut(), in, out)) || !Float.isFinite(s)) {
             return false;
         }
         String op = "loraStage";
@@ -442,91 +445,97 @@ public final class FusedKernelsTier implements AutoCloseable {
                 out, 0, r);
         be.launchKernel(LORA_MARGIN, FastGeometry.margin((long) r * in), block(), pa, pb, s, addr(op, aStage), in,
                 0, in, r);
+        g.stage(be, w, aStage, sbStage, wm);
         return true;
     }
 
     /**
-     * y = x op(W) + bias (the backend's GEMM: cuBLAS, beta 0), u = x A^T and uStage = bf16(u) by
-     * lora_shrink_fwd_kernel2(X, ldx, A, lda, u, S, lds, N, in, r) on the staged A, then y += uStage sbStage^T
-     * (the backend's GEMM, beta 1). x bf16 [N,in] with in % 8 == 0, W bf16, stages bf16, u fp32 [N,r], uStage bf16
-     * [N,r], y [N,out] bf16 or fp32, bias [out] fp32 or bf16 (or null).
+     * The K-concat forward: lora_shrink_fwd_kernel2(X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r) reads x once and
+     * writes Xm = [x | S] (Xc = Xm, S = Xm + in, both at pitch ldx) and u fp32, then y = Xm Wm by ONE cuBLAS GEMM
+     * over in + r ({@link LoraMargins#forwardGemm}), then the bias. x bf16 [N,in] with in % 8 == 0, aStage bf16
+     * [r,in], Wm and Xm bf16 pitched ({@link LoraMargins}), u fp32 [N,r], y [N,out] bf16 or fp32.
      */
-    public boolean loraLinearForwardStaged(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
-                                           float s, Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage,
-                                           Tensor y) {
-        if (!matrix(x) || !rank2(aStage) || !rank2(sbStage)) {
+    public boolean loraLinearForwardStaged(Tensor x, Tensor a, Tensor bias, LoraMargins g, Tensor aStage, Tensor wm,
+                                           Tensor u, Tensor xm, Tensor y) {
+        if (!matrix(x) || !rank2(aStage)) {
             return false;
         }
         int nRows = x.rows();
         int in = x.cols();
         int r = aStage.rows();
-        int out = sbStage.rows();
-        if (in % 8 != 0 || !shrinkFits(nRows) || !mat(x, DType.BF16, nRows, in) || !baseWeight(w, fanInFanOut, in, out)
-                || !is(a, DType.F32, r, in) || !is(b, DType.F32, out, r) || !is(aStage, DType.BF16, r, in)
-                || !is(sbStage, DType.BF16, out, r) || !is(u, DType.F32, nRows, r)
-                || !is(uStage, DType.BF16, nRows, r) || !activation(y, nRows, out)
-                || !biasOk(bias, out) || !distinct(x, y, u, uStage)) {
+        int out = g.out();
+        if (in % 8 != 0 || !shrinkFits(nRows) || !mat(x, DType.BF16, nRows, in) || !margins(g, in, out, r)
+                || !is(a, DType.F32, r, in) || !is(aStage, DType.BF16, r, in)
+                || !is(wm, DType.BF16, g.wmRows(), g.ldw()) || !is(u, DType.F32, nRows, r)
+                || !mat(xm, DType.BF16, nRows, g.ldx()) || !activation(y, nRows, out) || !biasOk(bias, out)
+                || !distinct(x, y, u, xm)) {
             return false;
         }
         String op = "loraLinearForwardStaged";
         long px = addr(op, x);
         long pas = addr(op, aStage);
-        if (!VectorAlignment.aligned(px) || !VectorAlignment.aligned(pas) || !VectorAlignment.pitch(in, DType.BF16)) {
+        long pxm = addr(op, xm);
+        if (!VectorAlignment.aligned(px) || !VectorAlignment.aligned(pas) || !VectorAlignment.aligned(pxm)
+                || !VectorAlignment.pitch(in, DType.BF16)) {
             return false;
         }
-        be.matmul(x, false, w, !fanInFanOut, y, 1f, 0f);
+        int ldx = g.ldx();
+        be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pas, in, addr(op, u),
+                pxm + 2L * in, ldx, pxm, ldx, nRows, in, r);
+        g.forwardGemm(be, nRows, xm, wm, y);                                      // [x | S] Wm: [N,out]
         if (bias != null) {
             be.addRowVector(y, bias, y);
         }
-        be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pas, in, addr(op, u),
-                addr(op, uStage), r, nRows, in, r);
-        be.gemm(false, true, nRows, out, r, 1f, uStage, 0, r, sbStage, 0, r, 1f, y, 0, out);   // += S (sB)^T
         return true;
     }
 
     /**
-     * dx = dy op(W)^T (cuBLAS), then lora_linear_bwd_x_kernel1(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dB,
-     * N, r) reads dy once for dS = bf16(s dy B) (scratch; du = null) and dB += s dy^T S, then dx += dS A and
-     * dA += dS^T x (cuBLAS, bf16 operands). dy bf16 [N,out], out and r multiples of 8; dy, sbStage, uStage, dB
-     * 16-byte aligned; x bf16 [N,in] when dA is given; dx [N,in] bf16 or fp32; dA, dB fp32 or null.
+     * The K-concat backward: lora_linear_bwd_x_kernel1(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dYc, ldyc,
+     * dB, N, r) reads dy once: dYm = [dy | dS] (dYc = dYm, dS = bf16(s dy B) at dYm + out) and dB += s dy^T S
+     * (S = Xm + in); then dx = dYm Wm by ONE cuBLAS GEMM over out + r ({@link LoraMargins#inputGradGemm}) and
+     * dA += dS^T x with both operands read in place from dYm and Xm. dy bf16 [N,out], out and r multiples of 8;
+     * dy, sbStage, Xm, dYm, dB 16-byte aligned; dx [N,in] bf16 or fp32; dA, dB fp32 or null.
      */
-    public boolean loraLinearBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor a, Tensor b, float s,
-                                      Tensor aStage, Tensor sbStage, Tensor u, Tensor uStage, Tensor x, Tensor dx,
-                                      Tensor dA, Tensor dB) {
-        if (!matrix(dy) || !rank2(aStage) || !rank2(sbStage) || !matrix(dx)) {
+    public boolean loraLinearBackward(Tensor dy, Tensor b, float s, LoraMargins g, Tensor sbStage, Tensor wm, Tensor u,
+                                      Tensor xm, Tensor dym, Tensor dx, Tensor dA, Tensor dB) {
+        if (!matrix(dy) || !rank2(sbStage) || !matrix(dx)) {
             return false;
         }
         int nRows = dy.rows();
         int out = dy.cols();
-        int r = aStage.rows();
-        int in = aStage.cols();
+        int r = sbStage.cols();
+        int in = g.in();
         if (out % 8 != 0 || r % 8 != 0 || !shrinkFits(nRows) || !mat(dy, DType.BF16, nRows, out)
-                || !baseWeight(w, fanInFanOut, in, out) || !is(a, DType.F32, r, in) || !is(b, DType.F32, out, r)
-                || !is(aStage, DType.BF16, r, in) || !is(sbStage, DType.BF16, out, r) || !is(u, DType.F32, nRows, r)
-                || !is(uStage, DType.BF16, nRows, r) || !activation(dx, nRows, in)
-                || (dA != null && (!is(dA, DType.F32, r, in) || !mat(x, DType.BF16, nRows, in)))
-                || (dB != null && !is(dB, DType.F32, out, r)) || !distinct(dy, dx, dA, dB)) {
+                || !margins(g, in, out, r) || !is(b, DType.F32, out, r) || !is(sbStage, DType.BF16, out, r)
+                || !is(wm, DType.BF16, g.wmRows(), g.ldw()) || !is(u, DType.F32, nRows, r)
+                || !mat(xm, DType.BF16, nRows, g.ldx()) || !mat(dym, DType.BF16, nRows, g.ldy())
+                || !activation(dx, nRows, in) || (dA != null && !is(dA, DType.F32, r, in))
+                || (dB != null && !is(dB, DType.F32, out, r)) || !distinct(dy, dx, dA, dB, xm, dym)) {
             return false;
         }
         String op = "loraLinearBackward";
         long pdy = addr(op, dy);
         long psb = addr(op, sbStage);
-        long pus = addr(op, uStage);
+        long pxm = addr(op, xm);
+        long pdym = addr(op, dym);
         long pdb = dB == null ? 0L : addr(op, dB);
-        if (!VectorAlignment.aligned(pdy) || !VectorAlignment.aligned(psb) || !VectorAlignment.aligned(pus)
-                || !VectorAlignment.aligned(pdb)) {
+        if (!VectorAlignment.aligned(pdy) || !VectorAlignment.aligned(psb) || !VectorAlignment.aligned(pxm)
+                || !VectorAlignment.aligned(pdym) || !VectorAlignment.aligned(pdb)) {
             return false;
         }
-        be.matmul(dy, false, w, fanInFanOut, dx, 1f, 0f);                        // dy op(W)^T: [N,in]
-        try (Tensor ds = scratch.tensor("lora_ds", DType.BF16, nRows, r)) {
-            be.launchKernel(LORA_BWD, FastGeometry.shrink(nRows, r), block(), pdy, out, out, psb, r, pus, r, s, 0L,
-                    addr(op, ds), r, pdb, nRows, r);
-            be.gemm(false, false, nRows, in, r, 1f, ds, 0, r, aStage, 0, in, 1f, dx, 0, in);   // += dS A
-            if (dA != null) {
-                be.matmul(ds, true, x, false, dA, 1f, 1f);                        // += dS^T x: [r,in]
-            }
+        int ldy = g.ldy();
+        be.launchKernel(LORA_BWD, FastGeometry.shrink(nRows, r), block(), pdy, out, out, psb, r, pxm + 2L * in,
+                g.ldx(), s, 0L, pdym + 2L * out, ldy, pdym, ldy, pdb, nRows, r);
+        g.inputGradGemm(be, nRows, dym, wm, dx);                                  // [dy | dS] Wm: [N,in]
+        if (dA != null) {
+            g.adapterAGradGemm(be, nRows, dym, xm, dA);                           // += dS^T x: [r,in]
         }
         return true;
+    }
+
+    /** The margin layout is the one of these adapter dimensions. */
+    private static boolean margins(LoraMargins g, int in, int out, int r) {
+        return g != null && g.in() == in && g.out() == out && g.r() == r;
     }
 
     /**
@@ -626,7 +635,7 @@ public final class FusedKernelsTier implements AutoCloseable {
             }
             long pdv = addr(op, dv);
             be.launchKernel(LORA_BWD, FastGeometry.shrink(nRows, r), block(), pdy, out, out, psb, r, pvs, r, 1f, pdv,
-                    0L, r, pm, nRows, r);
+                    0L, r, 0L, 0, pm, nRows, r);
             if (dLambdaD != null) {
                 be.launchKernel(VERA_LAMBDA_D, FastGeometry.veraLambdaD(nRows, r), block(), pdv, addr(op, u),
                         addr(op, dLambdaD), nRows, r);

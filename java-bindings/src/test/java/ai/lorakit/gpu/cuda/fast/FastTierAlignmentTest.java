@@ -2,6 +2,7 @@ package ai.lorakit.gpu.cuda.fast;
 
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.KernelSources;
+import ai.lorakit.gpu.LoraMargins;
 import ai.lorakit.gpu.ShapeException;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.cuda.CudaBackend;
@@ -68,14 +69,14 @@ class FastTierAlignmentTest {
 
     @Test
     void stagedLoraBackwardNeedsAnAlignedDy() {
-        // dY [24,16] bf16, W [16,32], r = 8: out and r multiples of 8; only dY's offset varies
+        // dY [24,16] bf16, in = 32, r = 8: out and r multiples of 8; only dY's offset varies
+        LoraMargins g = new LoraMargins(32, 16, 8, false);
         for (long off : new long[] {2, 8, 16}) {
             int from = fake.launches().size();
-            be.loraLinearBackward(wrapped(off, 24, 16), be.zeros(DType.BF16, 16, 32), false,
-                    be.zeros(DType.F32, 8, 32), be.zeros(DType.F32, 16, 8), 2f, be.zeros(DType.BF16, 8, 32),
-                    be.zeros(DType.BF16, 16, 8), be.zeros(DType.F32, 24, 8), be.zeros(DType.BF16, 24, 8),
-                    be.zeros(DType.BF16, 24, 32), be.zeros(DType.F32, 24, 32), be.zeros(DType.F32, 8, 32),
-                    be.zeros(DType.F32, 16, 8));
+            be.loraLinearBackward(wrapped(off, 24, 16), be.zeros(DType.F32, 16, 8), 2f, g,
+                    be.zeros(DType.BF16, 16, 8), be.zeros(DType.BF16, g.wmRows(), g.ldw()), be.zeros(DType.F32, 24, 8),
+                    be.zeros(DType.BF16, 24, g.ldx()), be.zeros(DType.BF16, 24, g.ldy()), be.zeros(DType.F32, 24, 32),
+                    be.zeros(DType.F32, 8, 32), be.zeros(DType.F32, 16, 8));
             List<String> k = fake.kernelsSince(from);
             assertTrue(k.contains(FusedKernelsTier.LORA_BWD) == (off % 16 == 0), "offset " + off + ": " + k);
         }
