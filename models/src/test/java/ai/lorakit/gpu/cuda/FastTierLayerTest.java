@@ -7,6 +7,7 @@ import ai.lorakit.adapters.VeraConfig;
 import ai.lorakit.adapters.VeraProjections;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.KernelSources;
+import ai.lorakit.gpu.LoraMargins;
 import ai.lorakit.gpu.Tensor;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -23,8 +24,10 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 /**
  * Proves, on the fake driver (kernels recorded, not run), that an adapted torch-Linear layer (W [out,in]) in the
  * bf16 policy reaches the fast kernels through its layer-owned bf16 stages: LoRA stages A and s B once
- * (lora_margin_fwd_kernel1 twice) and again only after a parameter changed, its forward's shrink reads the staged A
- * and writes the S its backward's lora_linear_bwd_x_kernel1 reads with the staged s B (pointers compared); VeRA stages
+ * (lora_margin_fwd_kernel1 twice) and again only after a parameter changed; its forward is the K-concat of
+ * LoraMargins: the shrink reads the staged A and packs x and S into Xm, then ONE GEMM over in + r reads Xm and Wm;
+ * its backward's lora_linear_bwd_x_kernel1 reads that S with the staged s B and packs dy and dS into dYm, then ONE
+ * GEMM over out + r gives dx and one more dA (pointers, pitches and sizes compared); VeRA stages
  * λb ∘ B_l per change and runs its shrink, the shared backward kernel and both λ kernels; an r that is not a multiple
  * of 8 declines the backward kernel (portable path); fp32 activations stay off the staged path; Delta-LoRA's
  * master update is one launch with the master's address, in both layouts.
@@ -59,6 +62,24 @@ class FastTierLayerTest {
         return ls.stream().map(FakeDriver.Launch::kernel).toList();
     }
 
+    /** The portable GEMM launches since {@code from} (the fake backend has no cuBLAS), as their parameter slots. */
+    private List<long[]> gemmsSince(int from) {
+        return driver.launches.subList(from, driver.launches.size()).stream()
+                .filter(l -> l.kernel().equals("gemm_fwd_kernel1")).map(FakeDriver.Launch::slots).toList();
+    }
+
+    /**
+     * gemm_fwd_kernel1(A, dtA, B, dtB, C, dtC, transA, transB, m, n, k, alpha, beta, offA, lda, strideA, offB, ldb,
+     * ...): which buffers, transposes, sizes and pitches.
+     */
+    private static void assertGemm(long[] g, long a, long b, boolean transA, boolean transB, int m, int n, int k,
+                                   int lda, int ldb) {
+        assertEquals(List.of(a, b), List.of(g[0], g[2]), "operands");
+        assertEquals(List.of(transA ? 1 : 0, transB ? 1 : 0, m, n, k, lda, ldb),
+                List.of((int) g[6], (int) g[7], (int) g[8], (int) g[9], (int) g[10], (int) g[14], (int) g[17]),
+                "transA, transB, m, n, k, lda, ldb");
+    }
+
     private static LoraConfig lora(int r) {
         return new LoraConfig(r, 16f, 0f, false, LoraConfig.Init.NONE, false, List.of("proj"), Map.of(), Map.of());
     }
@@ -71,6 +92,7 @@ class FastTierLayerTest {
              AdaptedLinear layer = AdaptedLinear.create("proj", w, bias, false, lora(8), null, 3L)) {
             layer.setTraining(true);
             int from = driver.launches.size();
+            int fwdFrom = from;
             layer.forward(x, y);
             List<FakeDriver.Launch> fwd = fastSince(from);
             assertEquals(List.of("lora_margin_fwd_kernel1", "lora_margin_fwd_kernel1", "lora_shrink_fwd_kernel2"),
@@ -89,19 +111,38 @@ class FastTierLayerTest {
             assertEquals(List.of(IN, 0, IN, 8), List.of((int) m1[4], (int) m1[5], (int) m1[6], (int) m1[7]));
             assertEquals(2, fwd.get(0).grid()[0], "ceil(48*8/256)");
             assertEquals(1, fwd.get(1).grid()[0], "ceil(8*32/256)");
-            FakeDriver.Launch shrink = fwd.get(2);          // (X, ldx, A, lda, u, S, lds, N, in, r)
+            LoraMargins g = new LoraMargins(IN, OUT, 8, false);
+            FakeDriver.Launch shrink = fwd.get(2);          // (X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r)
+            long xm = shrink.slots()[7];                    // Xc: the layer's Xm
             assertEquals(be.address("test", x), shrink.slots()[0]);
             assertEquals(aStage, shrink.slots()[2], "the shrink reads the staged A");
+            assertTrue(xm != 0 && xm != be.address("test", x), "the shrink packs x into the layer's Xm");
+            assertEquals(xm + 2L * IN, shrink.slots()[5], "and S into Xm's margin");
+            assertEquals(List.of(g.ldx(), g.ldx()), List.of((int) shrink.slots()[6], (int) shrink.slots()[8]));
+            // the forward's one GEMM: y = Xm Wm^T over K = in + r
+            List<long[]> fwdGemms = gemmsSince(fwdFrom);
+            assertEquals(1, fwdGemms.size(), "one GEMM in the forward");
+            long wm = fwdGemms.getFirst()[2];
+            assertTrue(wm != be.address("test", w), "the GEMM reads Wm, not the dense W");
+            assertGemm(fwdGemms.getFirst(), xm, wm, false, true, N, OUT, IN + 8, g.ldx(), g.ldw());
             from = driver.launches.size();
             layer.backward(dy, dx);
             List<FakeDriver.Launch> bwd = fastSince(from);
             assertEquals(List.of("lora_linear_bwd_x_kernel1"), names(bwd));
-            // (dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dB, N, r)
+            // (dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dYc, ldyc, dB, N, r)
             long[] k = bwd.get(0).slots();
+            long dym = k[11];                               // dYc: the layer's dYm
             assertEquals(be.address("test", dy), k[0]);
             assertEquals(sbStage, k[3], "the backward reads the staged s B");
             assertEquals(shrink.slots()[5], k[5], "the backward reads the S the forward wrote");
-            assertEquals(be.address("test", layer.parameter(Parameter.Role.LORA_B).grad()), k[11], "dB");
+            assertEquals(dym + 2L * OUT, k[9], "dS goes into dYm's margin");
+            assertTrue(dym != 0 && dym != xm, "dy is packed into the layer's dYm");
+            assertEquals(be.address("test", layer.parameter(Parameter.Role.LORA_B).grad()), k[13], "dB");
+            // dx = dYm Wm over K = out + r (one GEMM), then dA += dS^T x from dYm and Xm
+            List<long[]> bwdGemms = gemmsSince(from);
+            assertEquals(2, bwdGemms.size(), "dx and dA: " + bwdGemms.size() + " GEMMs");
+            assertGemm(bwdGemms.get(0), dym, wm, false, false, N, IN, OUT + 8, g.ldy(), g.ldw());
+            assertGemm(bwdGemms.get(1), dym, xm, true, false, 8, IN, N, g.ldy(), g.ldx());
 
             from = driver.launches.size();
             layer.forward(x, y);                            // nothing changed: no staging
