@@ -17,6 +17,9 @@ import java.util.List;
  * Merge: ΔW = transpose(B (A∘E) · scaling, fifo). The rank allocator (which zeroes entries of E) is a schedule
  * and lives elsewhere.
  *
+ * <p>Staged path (bf16 input, no dropout): {@link MarginStage} on A∘E, B and scaling, restaged when A, E or B
+ * changed (the optimizer, the rank allocator's masking).
+ *
  * <p>Rank: init_r, or the number of kept triplets when the config's rank_pattern has an entry for this layer's
  * lora_E (a pruned adapter being loaded, PEFT resizes such layers).
  */
@@ -30,6 +33,8 @@ final class AdaLoraVariant implements Variant {
     private final float scaling;
     private final int r;
     private final List<Parameter> params;
+    /** The staged path's buffers (made at the first bf16 forward), staged from A∘E, B and scaling. */
+    private MarginStage stage;
 
     private AdaLoraVariant(Parameter a, Parameter b, Parameter e, float scaling, int r) {
         this.a = a;
@@ -107,7 +112,15 @@ final class AdaLoraVariant implements Variant {
         Tensor ae = base.scratch().get("ada.ae", r, base.in());
         be.mulColVector(a.value(), ev, ae);              // A ∘ E: row k of A times E_k
         Tensor u = base.scratch().get("u", x.rows(), r);
-        LoraVariant.lowRankForward(base, x, xd, ae, b.value(), scaling, u, y);
+        if (MarginStage.applies(x, xd)) {
+            if (stage == null) {
+                stage = new MarginStage(base, r);
+            }
+            stage.forward(base, x, ae, b.value(), scaling, base.bias(), u, y, cache, a.version(), e.version(),
+                    b.version());
+        } else {
+            LoraVariant.lowRankForward(base, x, xd, ae, b.value(), scaling, u, y);
+        }
         if (cache != null) {
             cache.e = ev;
             cache.ae = ae;
@@ -118,16 +131,20 @@ final class AdaLoraVariant implements Variant {
     @Override
     public void backward(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx, Tensor dxd) {
         Backend be = base.backend();
-        base.inputGrad(g, dx, 0f);
+        boolean staged = cache.stage != null && dx == dxd;
         Tensor dA = Params.gradOrNull(a);
         Tensor dE = Params.gradOrNull(e);
-        if (dA == null && dE == null) {
-            LoraVariant.lowRankBackward(base, g, cache, cache.ae, b.value(), scaling, Params.gradOrNull(b), null, dxd);
+        // dAE = scaling (g B)^T x_d, formed by the low-rank backward (beta 1 into zeros)
+        Tensor dAE = dA == null && dE == null ? null : base.scratch().zeroed("ada.dAE", r, base.in());
+        if (staged) {
+            stage.backward(base, g, cache, b.value(), scaling, dx, dAE, Params.gradOrNull(b));
+        } else {
+            base.inputGrad(g, dx, 0f);
+            LoraVariant.lowRankBackward(base, g, cache, cache.ae, b.value(), scaling, Params.gradOrNull(b), dAE, dxd);
+        }
+        if (dAE == null) {
             return;
         }
-        Tensor dAE = base.scratch().zeroed("ada.dAE", r, base.in());
-        // dAE = scaling (g B)^T x_d, formed by the LoRA helper (beta 1 into zeros)
-        LoraVariant.lowRankBackward(base, g, cache, cache.ae, b.value(), scaling, Params.gradOrNull(b), dAE, dxd);
         if (dA != null) {
             Tensor t = base.scratch().get("ada.rIn", r, base.in());
             be.mulColVector(dAE, cache.e, t);            // dA = dAE ∘ E
@@ -148,6 +165,13 @@ final class AdaLoraVariant implements Variant {
             be.copy(e.value(), ev);
             be.mulColVector(a.value(), ev, ae);
             return LoraVariant.lowRankDelta(base, ae, b.value(), scaling);
+        }
+    }
+
+    @Override
+    public void weightChanged() {
+        if (stage != null) {
+            stage.weightChanged();
         }
     }
 

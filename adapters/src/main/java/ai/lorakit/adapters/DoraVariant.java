@@ -22,6 +22,9 @@ import java.util.List;
  * columns when fifo). f is cached in memory for unmerge (W <- W / f - ΔW), as PEFT does; a merged DoRA layer
  * therefore cannot be unmerged after the process restarts.
  *
+ * <p>Staged path (bf16 input, no dropout): comb and the backward's LoRA branch are LoRA's staged ops
+ * ({@link MarginStage}) with dy = g ∘ k.
+ *
  * <p>n, k and 1/n are [out] vectors formed on the device (Backend.doraWeightNorm, divide, reciprocal), so a forward
  * and backward move nothing between host and device (a whole step can be captured as a CUDA Graph). Only merge
  * downloads: it keeps f on the host for unmerge.
@@ -106,7 +109,14 @@ final class DoraVariant implements Variant {
         }
         Tensor u = sc.get("u", tokens, lora.r);
         Tensor comb = sc.get("dora.comb", tokens, out);
-        if (xd == x) {
+        if (MarginStage.applies(x, xd)) {
+            // the staged LoRA branch (one GEMM over in + r): comb = x op(W) + s (x A^T) B^T; y = k ∘ comb + b
+            lora.forwardStaged(base, x, null, u, comb, cache);
+            be.mulRowVector(comb, kT, y);
+            if (base.bias() != null) {
+                be.addRowVector(y, base.bias(), y);
+            }
+        } else if (xd == x) {
             // step 1 "optimized" path: comb = x op(W) + s (x A^T) B^T; y = k ∘ comb + b
             be.loraLinearForward(x, base.w(), base.fifo(), null, lora.a.value(), lora.b.value(), lora.s, u, comb);
             be.mulRowVector(comb, kT, y);
@@ -138,7 +148,8 @@ final class DoraVariant implements Variant {
         int tokens = g.rows();
         int out = base.out();
         Scratch sc = base.scratch();
-        Tensor gk = sc.get("dora.gk", tokens, out);
+        boolean staged = cache.stage != null && dx == dxd;
+        Tensor gk = sc.get("dora.gk", staged ? DType.BF16 : DType.F32, tokens, out);
         be.mulRowVector(g, cache.k, gk);                                  // g ∘ k
         Tensor dm = Params.gradOrNull(m);
         if (dm != null) {
@@ -148,6 +159,10 @@ final class DoraVariant implements Variant {
             be.sumRows(t, 0f, col);                                       // Σ_tokens g ∘ comb
             be.mul(col, cache.invN, col);                                 // / n (detached)
             be.axpby(1f, col, 1f, dm);
+        }
+        if (staged) {
+            lora.backwardStaged(base, gk, cache, dx);                     // LoRA's backward with dy = g ∘ k
+            return;
         }
         if (cache.dropout) {
             base.inputGrad(g, dx, 0f);                                    // base result: x op(W)
@@ -219,6 +234,11 @@ final class DoraVariant implements Variant {
         } else {
             base.backend().mulColVector(t, f, t);
         }
+    }
+
+    @Override
+    public void weightChanged() {
+        lora.weightChanged();
     }
 
     @Override

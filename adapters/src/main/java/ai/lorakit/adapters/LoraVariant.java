@@ -2,7 +2,6 @@ package ai.lorakit.adapters;
 
 import ai.lorakit.gpu.Backend;
 import ai.lorakit.gpu.DType;
-import ai.lorakit.gpu.LoraMargins;
 import ai.lorakit.gpu.Tensor;
 
 import java.util.List;
@@ -12,13 +11,9 @@ import java.util.List;
  * alpha/sqrt(r), rsLoRA). Backward with u = x_d A^T and g = dL/dy: dB = s g^T u, dA = s (g B)^T x_d,
  * dx = g op(W)^T + s dropout_bwd((g B) A). The fifo flag only affects merge (ΔW = transpose(s B A, fifo)).
  *
- * <p>Staged path (bf16 input x, no dropout: the bf16 precision policy's training step): the layer keeps bf16
- * copies of A and s B and the margin weight Wm = W with A and s B in r spare rows/columns ({@link LoraMargins},
- * {@link Backend#loraStage}) in its scratch, refreshed when the optimizer (or a load) has changed A or B
- * ({@link Parameter#version}) or W changed ({@link #weightChanged}). The forward is then one GEMM over in + r on
- * Xm = [x | x A^T] ({@link Backend#loraLinearForwardStaged}), the backward one over out + r on dYm = [dy | s dy B]
- * ({@link Backend#loraLinearBackward}); the CUDA fast tier packs Xm and dYm with its kernels. The price is a bf16
- * copy of W per adapted layer.
+ * <p>Staged path (bf16 input x, no dropout: the bf16 precision policy's training step): {@link MarginStage}, the
+ * K-concat of base GEMM and low-rank update on layer-owned margin buffers, restaged when the optimizer (or a load)
+ * has changed A or B ({@link Parameter#version}) or W changed ({@link #weightChanged}).
  *
  * <p>The static low-rank helpers are reused by DoRA (with g∘k) and AdaLoRA (with A∘E in place of A).
  */
@@ -32,11 +27,8 @@ final class LoraVariant implements Variant {
     private final List<Parameter> params;
     /** False for A, B shared with other layers (LoRA-drop): their owner closes them, not this variant. */
     private final boolean owns;
-    /** The versions of A and B the bf16 stages hold (-1: not staged yet). */
-    private long stagedA = -1;
-    private long stagedB = -1;
-    /** Wm holds the current W (cleared by {@link #weightChanged}). */
-    private boolean stagedW;
+    /** The staged path's buffers (made at the first bf16 forward). */
+    private MarginStage stage;
 
     private LoraVariant(Parameter a, Parameter b, float s, int r, boolean owns) {
         this.a = a;
@@ -103,27 +95,18 @@ final class LoraVariant implements Variant {
     @Override
     public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
         Tensor u = base.scratch().get("u", x.rows(), r);
-        if (staged(x, xd)) {
-            LoraMargins g = margins(base);
-            Tensor xm = base.scratch().get("lora.Xm", DType.BF16, x.rows(), g.ldx());
-            stage(base, g);
-            base.backend().loraLinearForwardStaged(x, a.value(), base.bias(), g, aStage(base), wm(base, g), u, xm, y);
-            if (cache != null) {
-                cache.stage = xm;
-            }
-        } else {
-            lowRankForward(base, x, xd, a.value(), b.value(), s, u, y);
+        if (MarginStage.applies(x, xd)) {
+            forwardStaged(base, x, base.bias(), u, y, cache);
+            return;
         }
+        lowRankForward(base, x, xd, a.value(), b.value(), s, u, y);
         keep(cache, u);
     }
 
     @Override
     public void backward(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx, Tensor dxd) {
         if (cache.stage != null && dx == dxd) {
-            LoraMargins m = margins(base);
-            Tensor dym = base.scratch().get("lora.dYm", DType.BF16, cache.tokens, m.ldy());
-            base.backend().loraLinearBackward(g, b.value(), s, m, sbStage(base), wm(base, m), cache.u, cache.stage,
-                    dym, dx, Params.gradOrNull(a), Params.gradOrNull(b));
+            backwardStaged(base, g, cache, dx);
             return;
         }
         base.inputGrad(g, dx, 0f);
@@ -131,47 +114,24 @@ final class LoraVariant implements Variant {
                 Params.gradOrNull(b), Params.gradOrNull(a), dxd);
     }
 
-    /** The staged path runs for a bf16 input without dropout (the fast kernels read bf16 activations). */
-    static boolean staged(Tensor x, Tensor xd) {
-        return xd == x && x.dtype() == DType.BF16;
-    }
-
-    private LoraMargins margins(BaseLinear base) {
-        return new LoraMargins(base.in(), base.out(), r, base.fifo());
-    }
-
-    /** bf16 A [r,in] (the layer's, kept in its scratch). */
-    private Tensor aStage(BaseLinear base) {
-        return base.scratch().get("lora.A.bf16", DType.BF16, r, base.in());
-    }
-
-    /** bf16 s B [out,r]. */
-    private Tensor sbStage(BaseLinear base) {
-        return base.scratch().get("lora.sB.bf16", DType.BF16, base.out(), r);
-    }
-
-    /** bf16 Wm: W with A and s B in its margins ({@link LoraMargins}). */
-    private Tensor wm(BaseLinear base, LoraMargins g) {
-        return base.scratch().get("lora.Wm", DType.BF16, g.wmRows(), g.ldw());
-    }
-
-    /**
-     * Refreshes the stages when A or B changed since they were staged (once per optimizer step), and Wm's copy of W
-     * on the first staging and after {@link #weightChanged}.
-     */
-    private void stage(BaseLinear base, LoraMargins g) {
-        if (a.version() != stagedA || b.version() != stagedB || !stagedW) {
-            base.backend().loraStage(a.value(), b.value(), s, g, stagedW ? null : base.w(), aStage(base),
-                    sbStage(base), wm(base, g));
-            stagedA = a.version();
-            stagedB = b.version();
-            stagedW = true;
+    /** The staged forward ({@link MarginStage}): y = x op(W) + bias + s (x A^T) B^T; DoRA passes no bias. */
+    void forwardStaged(BaseLinear base, Tensor x, Tensor bias, Tensor u, Tensor y, ForwardCache cache) {
+        if (stage == null) {
+            stage = new MarginStage(base, r);
         }
+        stage.forward(base, x, a.value(), b.value(), s, bias, u, y, cache, a.version(), b.version());
+    }
+
+    /** The staged backward for an output gradient dy (DoRA: g ∘ k), bf16 [N,out]. */
+    void backwardStaged(BaseLinear base, Tensor dy, ForwardCache cache, Tensor dx) {
+        stage.backward(base, dy, cache, b.value(), s, dx, Params.gradOrNull(a), Params.gradOrNull(b));
     }
 
     @Override
     public void weightChanged() {
-        stagedW = false;
+        if (stage != null) {
+            stage.weightChanged();
+        }
     }
 
     /** ΔW = transpose(s B A, fifo). */

@@ -98,7 +98,7 @@ final class VeraVariant implements Variant {
         int r = shared.r();
         Tensor u = base.scratch().get("u", x.rows(), r);
         base.forward(x, y, true);
-        if (LoraVariant.staged(x, xd)) {
+        if (MarginStage.applies(x, xd)) {
             Tensor vs = base.scratch().get("vera.v.bf16", DType.BF16, x.rows(), r);
             Tensor as = aStage(base);
             Tensor sbs = sbStage(base);

@@ -292,6 +292,7 @@ public final class RankAllocator implements TrainingHook {
             for (Layer l : layers) {
                 Backend be = l.e.value().backend();
                 be.maskWhereAtMost(l.e.value(), l.keep, 0.5f);   // E = 0 where rank_pattern is false (masked_fill)
+                l.e.markChanged();                               // the layer restages A∘E
             }
         }
         lastStep = step;
@@ -383,6 +384,7 @@ public final class RankAllocator implements TrainingHook {
             if (k > 0) {
                 be.write(l.st, s);
                 be.maskWhereAtMost(l.e.value(), l.st, thr);
+                l.e.markChanged();
             }
             be.write(l.keep, keep);
             pattern.put(l.e.name(), kept);

@@ -1,0 +1,89 @@
+package ai.lorakit.adapters;
+
+import ai.lorakit.gpu.Backend;
+import ai.lorakit.gpu.DType;
+import ai.lorakit.gpu.LoraMargins;
+import ai.lorakit.gpu.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * One adapted layer's staged low-rank path (bf16 input, no dropout): the K-concat of {@link LoraMargins}, shared by
+ * LoRA (A, B, s), DoRA (the same, on the LoRA branch) and AdaLoRA (A∘E, B, scaling). It keeps, in the layer's
+ * scratch, bf16 A [r,in], bf16 s B [out,r] and the margin weight Wm (W with A and s B in r spare rows/columns), and
+ * the versions of whatever they were made from: they are restaged when those change (once per optimizer step), and
+ * Wm's copy of W after {@link #weightChanged}.
+ *
+ * <p>Forward: Xm = [x | x A^T], then y = Xm Wm, one GEMM over in + r ({@link Backend#loraLinearForwardStaged}).
+ * Backward: dYm = [dy | s dy B], then dx = dYm Wm, one GEMM over out + r, dB += s dy^T u, dA += (s dy B)^T x
+ * ({@link Backend#loraLinearBackward}). The price is a bf16 copy of W per adapted layer.
+ */
+final class MarginStage {
+    private final LoraMargins g;
+    /** The versions the stages were made from (null: not staged yet). */
+    private long[] staged;
+    /** Wm holds the current W. */
+    private boolean stagedW;
+
+    MarginStage(BaseLinear base, int r) {
+        this.g = new LoraMargins(base.in(), base.out(), r, base.fifo());
+    }
+
+    /** The staged path runs for a bf16 input without dropout (the fast kernels read bf16 activations). */
+    static boolean applies(Tensor x, Tensor xd) {
+        return xd == x && x.dtype() == DType.BF16;
+    }
+
+    /**
+     * y (written) = x op(W) + bias + s (x am^T) bm^T and u = x am^T [N,r] (fp32), restaging first if
+     * {@code versions} (of whatever am and bm are made from) differ from the staged ones. The cache (null in eval
+     * mode) keeps Xm for the backward. am [r,in], bm [out,r] fp32; bias null or [out].
+     */
+    void forward(BaseLinear base, Tensor x, Tensor am, Tensor bm, float s, Tensor bias, Tensor u, Tensor y,
+                 ForwardCache cache, long... versions) {
+        Backend be = base.backend();
+        Tensor wm = wm(base);
+        if (!stagedW || !Arrays.equals(versions, staged)) {
+            be.loraStage(am, bm, s, g, stagedW ? null : base.w(), aStage(base), sbStage(base), wm);
+            staged = versions.clone();
+            stagedW = true;
+        }
+        Tensor xm = base.scratch().get("lora.Xm", DType.BF16, x.rows(), g.ldx());
+        be.loraLinearForwardStaged(x, am, bias, g, aStage(base), wm, u, xm, y);
+        if (cache != null) {
+            cache.stage = xm;
+            cache.u = u;
+        }
+    }
+
+    /**
+     * dx (written) = dy op(W)^T + s (dy bm) am; dB += s dy^T u; dA += s (dy bm)^T x, from the forward's cache.
+     * dy [N,out] bf16; dA, dB null = frozen (skipped).
+     */
+    void backward(BaseLinear base, Tensor dy, ForwardCache cache, Tensor bm, float s, Tensor dx, Tensor dA,
+                  Tensor dB) {
+        Tensor dym = base.scratch().get("lora.dYm", DType.BF16, cache.tokens, g.ldy());
+        base.backend().loraLinearBackward(dy, bm, s, g, sbStage(base), wm(base), cache.u, cache.stage, dym, dx, dA,
+                dB);
+    }
+
+    /** W was changed in place: Wm takes it at the next forward. */
+    void weightChanged() {
+        stagedW = false;
+    }
+
+    /** bf16 A [r,in]. */
+    private Tensor aStage(BaseLinear base) {
+        return base.scratch().get("lora.A.bf16", DType.BF16, g.r(), g.in());
+    }
+
+    /** bf16 s B [out,r]. */
+    private Tensor sbStage(BaseLinear base) {
+        return base.scratch().get("lora.sB.bf16", DType.BF16, g.out(), g.r());
+    }
+
+    /** bf16 Wm [wmRows, ldw]. */
+    private Tensor wm(BaseLinear base) {
+        return base.scratch().get("lora.Wm", DType.BF16, g.wmRows(), g.ldw());
+    }
+}
