@@ -186,6 +186,10 @@ class CopyStridedContractTest {
                         "copyStrided", "src reads elements 0..38", "x", "35 elements");
                 refused(be, d, before, "src offset", () -> be.copyStrided(s, 1, 7, 1, d, 3, 12, 5, 7),
                         "copyStrided", "src reads elements 1..35", "35 elements");
+                refused(be, d, before, "offset past 2^31", () -> be.copyStrided(s, 1L << 33, 7, 1, d, 3, 12, 5, 7),
+                        "copyStrided", "src reads elements 8589934592..8589934626");
+                refused(be, d, before, "offset near 2^63", () -> be.copyStrided(s, 0, 7, 1, d, Long.MAX_VALUE, 12, 5, 7),
+                        "copyStrided", "dst writes elements " + Long.MAX_VALUE + ".." + Long.MAX_VALUE + "+54");
                 refused(be, d, before, "dst past its end", () -> be.copyStrided(s, 0, 7, 1, d, 6, 12, 5, 7),
                         "copyStrided", "dst writes elements 6..60", "xm", "60 elements");
                 refused(be, d, before, "dst ld < cols", () -> be.copyStrided(s, 0, 7, 1, d, 0, 6, 5, 7),
