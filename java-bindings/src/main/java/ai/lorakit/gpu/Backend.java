@@ -56,6 +56,22 @@ public interface Backend extends AutoCloseable {
     /** dst = src, element by element; same numel, any shapes; values rounded to dst's dtype. */
     void copy(Tensor src, Tensor dst);
 
+    /**
+     * A strided 2-D copy with rounding to dst's dtype: for i &lt; rows, j &lt; cols,
+     * <pre>dst[dstOff + i*dstLd + j] = src[srcOff + i*srcRowStride + j*srcColStride]</pre>
+     * (element offsets and strides into the flat tensors). A transpose is srcRowStride = 1, srcColStride = the
+     * source's row length; a pitched pack of x [N,in] into columns [c0, c0+in) of Xm [N,in+r] is
+     * {@code copyStrided(x, 0, in, 1, xm, c0, in + r, N, in)}. Writes nothing else of dst.
+     *
+     * <p>src and dst are F32, BF16 or F16 (any pair). Offsets and strides are &gt;= 0, dstLd &gt;= cols when
+     * rows &gt; 1, and the last element read (written) lies inside src (dst); else {@link ShapeException} naming
+     * the op, the tensor and the range, before anything is written. rows or cols == 0 is a no-op. src and dst
+     * should not share storage unless they are the same elements; where they do, the copy reads src as it was
+     * before the call (a backend stages a copy of src for that call).
+     */
+    void copyStrided(Tensor src, long srcOff, int srcRowStride, int srcColStride,
+                     Tensor dst, long dstOff, int dstLd, int rows, int cols);
+
     /** Every element of t = value (rounded to t's dtype). */
     // TEMP(copyStrided): host loop until the portable op lands
     default void copyStrided(Tensor src, long srcOff, int srcRowStride, int srcColStride,

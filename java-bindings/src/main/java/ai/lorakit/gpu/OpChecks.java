@@ -220,6 +220,44 @@ public final class OpChecks {
         }
     }
 
+    /**
+     * The arguments of {@link Backend#copyStrided}: rows, cols, offsets and strides non-negative, dstLd >= cols
+     * when rows > 1 (dst rows do not overlap), and, unless the copy is empty, the last element read inside src
+     * and the last element written inside dst.
+     */
+    public static void copyStrided(String op, Tensor src, long srcOff, int srcRowStride, int srcColStride,
+                                   Tensor dst, long dstOff, int dstLd, int rows, int cols) {
+        String call = op + "(" + src + " at " + srcOff + " strides " + srcRowStride + "," + srcColStride + " -> "
+                + dst + " at " + dstOff + " ld " + dstLd + ", [" + rows + "," + cols + "])";
+        if (rows < 0 || cols < 0) {
+            throw new ShapeException(call + ": negative size rows=" + rows + " cols=" + cols);
+        }
+        if (srcOff < 0 || dstOff < 0 || srcRowStride < 0 || srcColStride < 0 || dstLd < 0) {
+            throw new ShapeException(call + ": offsets and strides must be >= 0");
+        }
+        if (rows > 1 && dstLd < cols) {
+            throw new ShapeException(call + ": dst leading dimension " + dstLd + " < cols " + cols
+                    + " (dst rows would overlap)");
+        }
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        stridedRange(call, "src", src, srcOff, srcRowStride, srcColStride, rows, cols, "reads");
+        stridedRange(call, "dst", dst, dstOff, dstLd, 1, rows, cols, "writes");
+    }
+
+    /** Elements off + i*rowStride + j*colStride (i < rows, j < cols; both >= 1) all lie inside t. */
+    private static void stridedRange(String call, String which, Tensor t, long off, int rowStride, int colStride,
+                                     int rows, int cols, String verb) {
+        long span = (rows - 1L) * rowStride + (cols - 1L) * colStride;   // < 2^63: no overflow
+        if (off > t.numel() - 1 - span) {
+            long last = off + span;
+            throw new ShapeException(call + ": " + which + " " + verb + " elements " + off + ".."
+                    + (last >= 0 ? Long.toString(last) : off + "+" + span) + " but " + t + " has " + t.numel()
+                    + " elements (0.." + (t.numel() - 1) + ")");
+        }
+    }
+
     /** out is a's transpose: [cols, rows] of a seen as a matrix. */
     public static void transposeShape(String op, Tensor a, Tensor out) {
         int rows = a.rows(), cols = a.cols();

@@ -293,6 +293,30 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void copyStrided(Tensor src, long srcOff, int srcRowStride, int srcColStride,
+                            Tensor dst, long dstOff, int dstLd, int rows, int cols) {
+        String op = "copyStrided";
+        float[] sv = f(op, src), dv = f(op, dst);
+        OpChecks.copyStrided(op, src, srcOff, srcRowStride, srcColStride, dst, dstOff, dstLd, rows, cols);
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        float[] from = sv == dv ? sv.clone() : sv;   // shared storage: read src as it was before the call
+        DType dt = dst.dtype();
+        // every index below is inside its tensor (checked above), so it fits an int
+        CpuParallel.forRange(rows, cols, (r0, r1) -> {
+            for (int i = r0; i < r1; i++) {
+                int s = (int) (srcOff + (long) i * srcRowStride);
+                int d = (int) (dstOff + (long) i * dstLd);
+                for (int j = 0; j < cols; j++, s += srcColStride) {
+                    dv[d + j] = from[s];
+                }
+                round(dt, dv, d, d + cols);
+            }
+        });
+    }
+
+    @Override
     public void fill(Tensor t, float value) {
         CpuStorage s = storage("fill", t);
         if (s.i != null) {

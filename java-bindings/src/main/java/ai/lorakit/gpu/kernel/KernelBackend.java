@@ -424,6 +424,12 @@ public class KernelBackend implements Backend {
     }
 
     @Override
+    public void copyStrided(Tensor src, long srcOff, int srcRowStride, int srcColStride,
+                            Tensor dst, long dstOff, int dstLd, int rows, int cols) {
+        elementwise.copyStrided(src, srcOff, srcRowStride, srcColStride, dst, dstOff, dstLd, rows, cols);
+    }
+
+    @Override
     public void fill(Tensor t, float value) {
         DeviceBuffer b = buffer("fill", t);
         ((Storage) t.handle()).hostInts = null;

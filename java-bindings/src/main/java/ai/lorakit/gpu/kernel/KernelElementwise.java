@@ -6,9 +6,9 @@ import ai.lorakit.gpu.OpChecks;
 import ai.lorakit.gpu.Tensor;
 
 /**
- * Elementwise, broadcast, transpose and dropout ops on the portable kernels elementwise.kc, broadcast.kc,
- * transpose.kc and dropout.kc. Flat ops use grid-stride loops (256 threads, at most 65535 groups); each tensor
- * is passed with its dtype code, so any mix of F32/BF16/F16 works in one launch.
+ * Elementwise, broadcast, transpose, strided copy and dropout ops on the portable kernels elementwise.kc,
+ * broadcast.kc, transpose.kc, copy_strided.kc and dropout.kc. Flat ops use grid-stride loops (256 threads, at
+ * most 65535 groups); each tensor is passed with its dtype code, so any mix of F32/BF16/F16 works in one launch.
  */
 final class KernelElementwise {
     static final int BLOCK = 256;
@@ -136,6 +136,29 @@ final class KernelElementwise {
                         Dim3.of(TRANSPOSE_TILE, TRANSPOSE_TILE), ab, KernelBackend.code(a), ob,
                         KernelBackend.code(out), rows, cols, c0);
             }
+        } finally {
+            if (staged != null) {
+                staged.close();
+            }
+        }
+    }
+
+    /** copy_strided.kc over the rows x cols elements; a src sharing dst's storage is read from a staged copy. */
+    void copyStrided(Tensor src, long srcOff, int srcRowStride, int srcColStride,
+                     Tensor dst, long dstOff, int dstLd, int rows, int cols) {
+        String op = "copyStrided";
+        be.math(op, src);
+        DeviceBuffer db = be.math(op, dst);
+        OpChecks.copyStrided(op, src, srcOff, srcRowStride, srcColStride, dst, dstOff, dstLd, rows, cols);
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        Tensor staged = src.handle() == dst.handle() ? be.stagedCopy(src) : null;
+        try {
+            DeviceBuffer sb = be.buffer(op, staged != null ? staged : src);
+            be.launch("copy_strided_fwd_kernel1", grid((long) rows * cols), Dim3.of(BLOCK), sb,
+                    KernelBackend.code(src), srcOff, srcRowStride, srcColStride, db, KernelBackend.code(dst), dstOff,
+                    dstLd, rows, cols);
         } finally {
             if (staged != null) {
                 staged.close();

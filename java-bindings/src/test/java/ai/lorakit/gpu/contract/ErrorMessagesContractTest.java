@@ -50,6 +50,8 @@ class ErrorMessagesContractTest {
         c.add(new Bad("gemm lda", e -> e.be().gemm(false, false, 2, 3, 3, 1f, e.a(), 0, 2, e.sq(), 0, 3, 0f, e.a(), 0, 3)));
         c.add(new Bad("gemm past end", e -> e.be().gemm(false, false, 2, 3, 3, 1f, e.a(), 1, 3, e.sq(), 0, 3, 0f, e.a(), 0, 3)));
         c.add(new Bad("gemm negative", e -> e.be().gemm(false, false, -2, 3, 3, 1f, e.a(), 0, 3, e.sq(), 0, 3, 0f, e.a(), 0, 3)));
+        c.add(new Bad("copyStrided past end", e -> e.be().copyStrided(e.a(), 0, 3, 1, e.b(), 1, 3, 2, 3)));
+        c.add(new Bad("copyStrided ld", e -> e.be().copyStrided(e.a(), 0, 3, 1, e.a(), 0, 2, 2, 3)));
         c.add(new Bad("rmsNorm gamma", e -> e.be().rmsNormForward(e.a(), e.b(), 1e-5f, e.a(), e.b())));
         c.add(new Bad("rope rank", e -> e.be().ropeForward(e.a(), 1, e.sq(), e.sq(), e.a())));
         c.add(new Bad("swiglu numel", e -> e.be().swigluForward(e.a(), e.b(), e.a())));

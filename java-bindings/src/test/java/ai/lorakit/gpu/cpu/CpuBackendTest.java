@@ -21,8 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * the naive one (and both against a double reference) on shapes that exercise every blocking edge (k > KC,
  * n > NC, partial tiles, the swapped skinny-n path, the multithreaded row/column/batch splits), storage
  * being dropped on close, the thread pool's error propagation, and the ops split across threads (elementwise,
- * broadcasts, transpose, dropout mask, embedding backward; with sumRows beside them) matching plain scalar loops
- * bit for bit.
+ * broadcasts, transpose, strided copy, dropout mask, embedding backward; with sumRows beside them) matching plain
+ * scalar loops bit for bit.
  */
 class CpuBackendTest {
 
@@ -161,6 +161,32 @@ class CpuBackendTest {
             for (int i = 0; i < n; i++) {
                 assertEquals(ai.lorakit.gpu.Dropout.maskValue(99, i, 0.25f), mask[i], 0f, "dropout mask at " + i);
             }
+        }
+    }
+
+    /**
+     * copyStrided split by rows across threads (over {@link CpuParallel#MIN_PARALLEL} elements): a pitched pack into
+     * BF16 and a transpose into a margin give exactly the scalar loops' values, and the margins stay untouched.
+     */
+    @Test
+    void largeCopyStridedSplitsByRows() {
+        int rows = 521, cols = 257, ld = cols + 9, n = rows * cols;
+        assertTrue(n > CpuParallel.MIN_PARALLEL, "large enough to split");
+        float[] a = Ref.random(35, n);
+        float[] pack = Ref.filled(rows * ld, -3f), tr = Ref.filled(cols * (rows + 2), -3f);
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                pack[r * ld + 5 + c] = DType.BF16.round(a[r * cols + c]);
+                tr[c * (rows + 2) + 2 + r] = a[r * cols + c];
+            }
+        }
+        try (Backend be = new CpuBackend(); Tensor at = be.upload(a, rows, cols);
+             Tensor p = be.upload(Ref.filled(rows * ld, -3f), DType.BF16, rows, ld);
+             Tensor t = be.upload(Ref.filled(cols * (rows + 2), -3f), cols, rows + 2)) {
+            be.copyStrided(at, 0, cols, 1, p, 5, ld, rows, cols);
+            assertArrayEquals(pack, be.download(p), 0f, "pack into BF16 [rows, cols+9] at column 5");
+            be.copyStrided(at, 0, 1, cols, t, 2, rows + 2, cols, rows);
+            assertArrayEquals(tr, be.download(t), 0f, "transpose into [cols, rows+2] at column 2");
         }
     }
 
