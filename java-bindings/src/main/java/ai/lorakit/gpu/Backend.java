@@ -73,19 +73,6 @@ public interface Backend extends AutoCloseable {
                      Tensor dst, long dstOff, int dstLd, int rows, int cols);
 
     /** Every element of t = value (rounded to t's dtype). */
-    // TEMP(copyStrided): host loop until the portable op lands
-    default void copyStrided(Tensor src, long srcOff, int srcRowStride, int srcColStride,
-                             Tensor dst, long dstOff, int dstLd, int rows, int cols) {
-        float[] sv = download(src);
-        float[] dv = download(dst);
-        for (int i = 0; i < rows; i++) {
-            for (int j = 0; j < cols; j++) {
-                dv[(int) (dstOff + (long) i * dstLd + j)] = sv[(int) (srcOff + (long) i * srcRowStride + (long) j * srcColStride)];
-            }
-        }
-        write(dst, dv);
-    }
-
     void fill(Tensor t, float value);
 
     /** Called by {@link Tensor#close()} only. */
