@@ -412,6 +412,14 @@ public final class AdaptedLinear implements AutoCloseable {
         own.close();
     }
 
+    /**
+     * Bytes of the layer's work tensors now: its temporaries and, on the staged path, the bf16 stages and margin
+     * buffers (a bf16 copy of W among them, LoraMargins).
+     */
+    public long workBytes() {
+        return base.scratch().bytes();
+    }
+
     /** The layer's work tensors (its variant's bf16 stages among them); for tests in this package. */
     Scratch scratch() {
         return base.scratch();

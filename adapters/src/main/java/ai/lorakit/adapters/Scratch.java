@@ -55,6 +55,15 @@ final class Scratch implements AutoCloseable {
         return t;
     }
 
+    /** Bytes the slots hold now (numel times dtype size). */
+    long bytes() {
+        long n = 0;
+        for (Tensor t : slots.values()) {
+            n += t.numel() * t.dtype().bytes();
+        }
+        return n;
+    }
+
     @Override
     public void close() {
         slots.values().forEach(Tensor::close);

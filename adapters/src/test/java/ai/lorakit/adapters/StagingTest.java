@@ -16,6 +16,7 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Proves that an adapted layer's bf16 stages (what the CUDA fast kernels read instead of the fp32 masters) hold the
@@ -121,6 +122,7 @@ class StagingTest {
             layer.weightChanged();
             forward(be, layer, rnd, n, in, out);
             assertArrayEquals(be.download(w), baseOf(be, wm, g), "told: Wm holds the new W");
+            assertTrue(layer.workBytes() >= 2L * g.wmRows() * g.ldw(), "workBytes counts Wm: " + layer.workBytes());
         }
     }
 

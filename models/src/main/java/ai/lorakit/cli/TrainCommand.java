@@ -561,8 +561,9 @@ final class TrainCommand implements Callable<Integer> {
                     outDir.resolve("metrics.jsonl")));
             printAllReduce(tr, res);
             cli.out.println(String.format(Locale.ROOT, "model tensors (precision %s): parameters and gradients"
-                    + " %.2f MiB, activation buffers %.2f MiB", gm.precision().name(), gm.parameterBytes() / 1048576.0,
-                    gm.activationBytes() / 1048576.0));
+                    + " %.2f MiB, activation buffers %.2f MiB, adapter work buffers %.2f MiB", gm.precision().name(),
+                    gm.parameterBytes() / 1048576.0, gm.activationBytes() / 1048576.0,
+                    gm.adapterWorkBytes() / 1048576.0));
         }
         return 0;
     }

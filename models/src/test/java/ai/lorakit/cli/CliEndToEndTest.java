@@ -150,7 +150,8 @@ class CliEndToEndTest {
         Path run = tmp.resolve("bf16");
         CliRun t = train(run, "--steps", "3", "--precision", "bf16");
         assertEquals(0, t.code(), t.toString());
-        assertTrue(t.out().contains("precision bf16") && t.out().contains("activation buffers"), t.out());
+        assertTrue(t.out().contains("precision bf16") && t.out().contains("activation buffers")
+                && t.out().contains("adapter work buffers"), t.out());
         // eval in bf16 repeats the bf16 validation loss train reported
         List<JsonNode> metrics = MetricsLog.read(run);
         double valAfter = metrics.getLast().get("val_loss").asDouble();

@@ -281,6 +281,18 @@ public final class DecoderModel implements LanguageModel {
         return n;
     }
 
+    /**
+     * Bytes of the adapted layers' work tensors now ({@link AdaptedLinear#workBytes}): temporaries, and on the
+     * staged (bf16) path the stages and margin buffers, which include a bf16 copy of each adapted W.
+     */
+    public long adapterWorkBytes() {
+        long n = 0;
+        for (AdaptedLinear a : adaptedModules()) {
+            n += a.workBytes();
+        }
+        return n;
+    }
+
     private static long bytes(Tensor t) {
         return t.numel() * t.dtype().bytes();
     }
