@@ -12,7 +12,8 @@
  *   fast_atomic_add4: four fp32 atomics, one vector red.global.add.v4.f32 on sm_90.
  *   fast_shrink_tile<NF>: the WMMA tile loop of the shrink-shaped products (LoRA shrink X A^T, VeRA's shrink,
  *   DoRA's W A^T): a block of 256 threads computes a [128 x 16*NF] tile of X[N,K] * A[R,K]^T with bf16 operands
- *   and fp32 accumulation, leaving the tile in shared memory for the caller's epilogue.
+ *   and fp32 accumulation, leaving the tile in shared memory for the caller's epilogue; optionally it also
+ *   copies the X it streams to a second buffer (the K-concat pack of lora_fused.cu).
  */
 #ifndef LORAKIT_FAST_COMMON_CU
 #define LORAKIT_FAST_COMMON_CU
@@ -121,6 +122,9 @@ __device__ __forceinline__ void fast_atomic_add4(float* p, float4 v) {
  *   On return the tile is in smem as fp32, row-major, pitch FAST_SHRINK_CLD floats, and all threads have
  *   passed a barrier. rowSq (may be null): each thread's partial sums of squares of the X elements it staged,
  *   for the rows fast_shrink_sq_row(t, i), i < 4 (DoRA's ||W_o||^2 comes for free from the same pass).
+ *   Xc (may be null; the K-concat pack): Xc[n*ldxc + k] = X[n*ldx + k] for the tile's rows n < N and all k < K,
+ *   stored from the same registers that stage X (no second read). Requirements: ldxc % 8 == 0, Xc 16-byte
+ *   aligned, Xc's first K columns not overlapping X. Pass it from ONE block per row block (the caller's choice).
  */
 #define FAST_SHRINK_BM 128
 #define FAST_SHRINK_BK 64
@@ -144,7 +148,7 @@ template <int NF>
 __device__ __forceinline__ void fast_shrink_tile(const __nv_bfloat16* __restrict__ X, long ldx, int N,
                                                         const __nv_bfloat16* __restrict__ A, long lda, int R,
                                                         int K, int row0, int col0, unsigned char* smem,
-                                                        float* rowSq) {
+                                                        float* rowSq, __nv_bfloat16* Xc, long ldxc) {
     using namespace nvcuda;
     constexpr int BN = 16 * NF;
     __nv_bfloat16* Xs = reinterpret_cast<__nv_bfloat16*>(smem);          /* [128][LD] */
@@ -181,11 +185,15 @@ __device__ __forceinline__ void fast_shrink_tile(const __nv_bfloat16* __restrict
             ar[i] = (jr < BN && j < R && k < K) ? fast_load8(A + (long)j * lda + k) : fast_zero8();
         }
     };
-    auto stage = [&]() {
+    auto stage = [&](int k0) {
+        const int k = k0 + vcol;
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             const int rr = fast_shrink_sq_row(t, i);
             fast_store8(Xs + rr * FAST_SHRINK_LD + vcol, xr[i]);
+            if (Xc != nullptr && row0 + rr < N && k < K) {
+                fast_store8(Xc + (long)(row0 + rr) * ldxc + k, xr[i]);   /* the pack: same vector, no reread */
+            }
             if (rowSq != nullptr) {
                 float f[8];
                 fast_unpack8(xr[i], f);
@@ -206,7 +214,7 @@ __device__ __forceinline__ void fast_shrink_tile(const __nv_bfloat16* __restrict
 
     fetch(0);
     for (int k0 = 0; k0 < K; k0 += FAST_SHRINK_BK) {
-        stage();
+        stage(k0);
         __syncthreads();
         if (k0 + FAST_SHRINK_BK < K) {
             fetch(k0 + FAST_SHRINK_BK);    /* in flight while the tensor cores run */

@@ -102,7 +102,7 @@ static __device__ __forceinline__ void dora_norm(const __nv_bfloat16* W, int ldw
                                                  int out, int in, int r, unsigned char* smem) {
     const int row0 = blockIdx.y * FAST_SHRINK_BM;
     float sq[4];
-    fast_shrink_tile<NF>(W, ldw, out, A, lda, r, in, row0, 0, smem, sq);
+    fast_shrink_tile<NF>(W, ldw, out, A, lda, r, in, row0, 0, smem, sq, nullptr, 0);
     const float* WA = reinterpret_cast<const float*>(smem);   /* [128][CLD]: (W A^T)[row0 + i, j] */
     const int t = threadIdx.x;
     const int q = t & 7;                                      /* this lane's share of the r columns */

@@ -8,16 +8,21 @@
  *       Wm[0:out, 0:in]       = W      (frozen base weight, y = x W^T)
  *       Wm[0:out, in:in+r]    = s*B    (refreshed after every optimizer step: lora_margin_fwd_kernel1)
  *       Wm[out:out+r, 0:in]   = A      (bf16 copy of the fp32 master A, same kernel)
- *   Activation buffer Xm, bf16, [N, in + r], pitch ldx: x in the first in columns; lora_shrink_fwd_kernel2
- *   writes S = x A^T into the r margin columns (and u = S in fp32 for the backward).
+ *   Activation buffer Xm, bf16, [N, ldx] (ldx >= in + r, a multiple of 8): x in the first in columns, S = x A^T
+ *   in the r margin columns (and u = S in fp32 for the backward). The layer's x arrives dense [N, in]; the shrink
+ *   reads every x element anyway, so it also packs x into Xm (the copy costs one write, no extra read).
+ *   Gradient buffer dYm, bf16, [N, ldy] (ldy >= out + r, a multiple of 8): dY in the first out columns, dS in the
+ *   margin; the backward helper packs the dense dY [N, out] the same way.
  *
- *   forward   Y[N,out]  = Xm[:, 0:in+r] * Wm[0:out, 0:in+r]^T        ONE cuBLAS GEMM, K = in + r
+ *   forward   pack, S, u = lora_shrink_fwd_kernel2 (reads x once): Xm[:, 0:in] = x, Xm[:, in:in+r] = bf16(x A^T)
+ *             Y[N,out]  = Xm[:, 0:in+r] * Wm[0:out, 0:in+r]^T        ONE cuBLAS GEMM, K = in + r
  *                       = x W^T + s (x A^T) B^T
- *   backward  dS, dB    = lora_linear_bwd_x_kernel1 (reads dY once): dS = s dY B (fp32 du [N,r] and bf16 into
- *                         dY's margin), dB += s dY^T S
+ *   backward  pack, dS, dB = lora_linear_bwd_x_kernel1 (reads dY once): dYm[:, 0:out] = dY,
+ *                         dS = s dY B (fp32 du [N,r] and bf16 into dYm's margin), dB += s dY^T S
  *             dX[N,in]  = dYm[:, 0:out+r] * Wm[0:out+r, 0:in]           ONE cuBLAS GEMM, K = out + r
  *                       = dY W + dS A
  *             dA       += dS^T x                                         cuBLAS, on a side stream
+ *   The packs are optional (null): a caller whose x or dY already lives in Xm / dYm passes X = Xm, S = Xm + in.
  *
  * Kernels (all extern "C"; the host checks the fast-path requirements and otherwise uses the portable tier):
  *
@@ -27,22 +32,32 @@
  *     Launch: block (256,1,1), grid (min(ceil((out*r + r*in)/256), 65535),1,1).
  *     Twin: none needed (a copy); checked through the forward below.
  *
- *   lora_shrink_fwd_kernel2(X, ldx, A, lda, u, S, lds, N, in, r)
+ *   lora_shrink_fwd_kernel2(X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r)
  *     S = x A^T: X bf16 [N, ldx] (first in columns), A bf16 [r, lda] (first in columns, e.g. Wm + out*ldw),
- *     u fp32 [N,r] written (may be null), S bf16 written at S + n*lds + j (may be null; normally Xm + in, ldx).
- *     Requirements: in % 8 == 0, ldx % 8 == 0, lda % 8 == 0, X and A 16-byte aligned.
+ *     u fp32 [N,r] written (may be null), S bf16 written at S + n*lds + j (may be null; normally Xc + in, ldxc).
+ *     The pack: Xc bf16 [N, ldxc] (may be null): Xc[n*ldxc + k] = X[n*ldx + k] for n < N, k < in, stored by the
+ *     blocks with blockIdx.x == 0 only (one copy whatever r) from the vectors the tile loop loads anyway.
+ *     S may point into Xc (S = Xc + in, lds = ldxc): S fills columns in..in+r-1, the pack columns 0..in-1, so the
+ *     two writes never touch the same bytes and need no ordering. Xc must not overlap X's first in columns.
+ *     Requirements: in % 8 == 0, ldx % 8 == 0, lda % 8 == 0, X and A 16-byte aligned; with Xc: ldxc % 8 == 0,
+ *     Xc 16-byte aligned (16-byte vector stores).
  *     Launch: block (256,1,1), grid (ceil(r/64), ceil(N/128), 1): blockIdx.x = 64-column chunk of r (chunks of the
  *     same rows run back to back and share X through L2), blockIdx.y = 128-row block. WMMA bf16 16x16x16,
  *     fp32 accumulation (common.cu, fast_shrink_tile).
- *     Twin: lora_shrink_fwd_kernel1 (portable/lora_shrink.kc), compared at the bf16 tolerance.
+ *     Twin: lora_shrink_fwd_kernel1 (portable/lora_shrink.kc), compared at the bf16 tolerance; the pack is a copy.
  *
- *   lora_linear_bwd_x_kernel1(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dB, N, r)
- *     Reads dY once for both adapter products:
+ *   lora_linear_bwd_x_kernel1(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dYc, ldyc, dB, N, r)
+ *     Reads dY once for both adapter products and the pack:
  *       du[N,r] = dY sB            (= s dY B; fp32, written; may be null)
- *       dS      = bf16(du)         written at dS + n*ldds + j (may be null; normally dYm + out, ldy)
+ *       dS      = bf16(du)         written at dS + n*ldds + j (may be null; normally dYc + out, ldyc)
+ *       dYc[N, ldyc] = dY          the pack, bf16: dYc[n*ldyc + o] = dY[n*ldy + o] for n < N, o < out (may be
+ *                                  null), stored by the blocks with blockIdx.x == 0 only from the staged dY tiles
  *       dB[out,r] += s dY^T S      (fp32, accumulated with atomics: zero it first for "="; may be null)
  *     dY bf16 [N, ldy] (first out columns), sB bf16 [out, ldb] (= Wm + in, ldw), S bf16 [N, lds] (= Xm + in).
- *     Requirements: out % 8 == 0, r % 8 == 0, ldy, ldb, lds % 8 == 0, dY/sB/S 16-byte aligned, dB 16-byte aligned.
+ *     dS may point into dYc (dS = dYc + out, ldds = ldyc): disjoint columns, as for S and Xc above. dYc must not
+ *     overlap dY's first out columns.
+ *     Requirements: out % 8 == 0, r % 8 == 0, ldy, ldb, lds % 8 == 0, dY/sB/S 16-byte aligned, dB 16-byte aligned;
+ *     with dYc: ldyc % 8 == 0, dYc 16-byte aligned.
  *     Launch: block (256,1,1), grid (ceil(r/64), ceil(N/128), 1). Each block owns 128 rows of dY and one 64-column
  *     chunk of r; it walks out in chunks of 32 columns: dS accumulates in registers (no reduction across blocks),
  *     and each chunk's [32 x r] piece of dY^T S goes to dB with vector atomics (red.global.add.v4.f32 on sm_90):
@@ -89,11 +104,13 @@ extern "C" __global__ void lora_margin_fwd_kernel1(const float* __restrict__ A, 
 template <int NF>
 static __device__ __forceinline__ void lora_fused_shrink(const __nv_bfloat16* X, int ldx,
                                                          const __nv_bfloat16* A, int lda, float* u,
-                                                         __nv_bfloat16* S, int lds, int N, int in, int r,
-                                                         unsigned char* smem) {
+                                                         __nv_bfloat16* S, int lds, __nv_bfloat16* Xc, int ldxc,
+                                                         int N, int in, int r, unsigned char* smem) {
     const int row0 = blockIdx.y * FAST_SHRINK_BM;
     const int col0 = blockIdx.x * 64;
-    fast_shrink_tile<NF>(X, ldx, N, A, lda, r, in, row0, col0, smem, nullptr);
+    /* the pack: only the first column chunk's blocks copy x, so it is written once however many chunks r has */
+    fast_shrink_tile<NF>(X, ldx, N, A, lda, r, in, row0, col0, smem, nullptr, blockIdx.x == 0 ? Xc : nullptr,
+                         ldxc);
     const float* Cs = reinterpret_cast<const float*>(smem);
     const int width = min(16 * NF, r - col0);
     for (int e = threadIdx.x; e < FAST_SHRINK_BM * width; e += blockDim.x) {
@@ -118,13 +135,15 @@ lora_shrink_fwd_kernel2(const __nv_bfloat16* __restrict__ X,   /* [N, ldx], firs
                         const __nv_bfloat16* __restrict__ A,   /* [r, lda], first in columns */
                         int lda,
                         float* __restrict__ u,                 /* [N, r] fp32, or null */
-                        __nv_bfloat16* S,                      /* [N, lds] bf16, or null (may be X + in) */
-                        int lds, int N, int in, int r) {
+                        __nv_bfloat16* S,                      /* [N, lds] bf16, or null (Xc + in or X + in) */
+                        int lds,
+                        __nv_bfloat16* Xc,                     /* [N, ldxc] bf16: x packed, or null */
+                        int ldxc, int N, int in, int r) {
     __shared__ __align__(128) unsigned char smem[FAST_SHRINK_SMEM];
     switch (fast_shrink_nf(r - blockIdx.x * 64)) {
-        case 1: lora_fused_shrink<1>(X, ldx, A, lda, u, S, lds, N, in, r, smem); break;
-        case 2: lora_fused_shrink<2>(X, ldx, A, lda, u, S, lds, N, in, r, smem); break;
-        default: lora_fused_shrink<4>(X, ldx, A, lda, u, S, lds, N, in, r, smem); break;
+        case 1: lora_fused_shrink<1>(X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r, smem); break;
+        case 2: lora_fused_shrink<2>(X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r, smem); break;
+        default: lora_fused_shrink<4>(X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r, smem); break;
     }
 }
 
@@ -134,7 +153,8 @@ template <int NF>
 static __device__ __forceinline__ void lora_fused_bwd(const __nv_bfloat16* __restrict__ dY, int ldy, int out,
                                                       const __nv_bfloat16* __restrict__ sB, int ldb,
                                                       const __nv_bfloat16* __restrict__ S, int lds, float s,
-                                                      float* du, __nv_bfloat16* dS, int ldds, float* dB,
+                                                      float* du, __nv_bfloat16* dS, int ldds,
+                                                      __nv_bfloat16* dYc, int ldyc, float* dB,
                                                       int N, int r, unsigned char* smem) {
     using namespace nvcuda;
     constexpr int BN = 16 * NF;
@@ -151,6 +171,8 @@ static __device__ __forceinline__ void lora_fused_bwd(const __nv_bfloat16* __res
     const int col0 = blockIdx.x * 64;
     const int width = min(BN, r - col0);            /* a multiple of 8 (r % 8 == 0) */
     float* wst = stg + warp * 16 * LORA_FUSED_STLD;
+    /* the pack: only the first column chunk's blocks copy dY, so it is written once however many chunks r has */
+    __nv_bfloat16* const yc = blockIdx.x == 0 ? dYc : nullptr;
 
     /* S rows of this block, once: 128 x BV vectors. */
     for (int e = t; e < FAST_SHRINK_BM * BV; e += LORA_FUSED_THREADS) {
@@ -177,10 +199,16 @@ static __device__ __forceinline__ void lora_fused_bwd(const __nv_bfloat16* __res
         const int o = o0 + oi;
         br = (oi < LORA_FUSED_BO && o < out && v < width) ? fast_load8(sB + (long)o * ldb + col0 + v) : fast_zero8();
     };
-    auto stage = [&]() {
+    auto stage = [&](int o0) {
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
-            fast_store8(dYs + ((t >> 2) + 64 * i) * LORA_FUSED_DYLD + (t & 3) * 8, yr[i]);
+            const int rr = (t >> 2) + 64 * i;
+            fast_store8(dYs + rr * LORA_FUSED_DYLD + (t & 3) * 8, yr[i]);
+            const int n = row0 + rr;
+            const int o = o0 + (t & 3) * 8;
+            if (yc != nullptr && n < N && o < out) {
+                fast_store8(yc + (long)n * ldyc + o, yr[i]);   /* the pack: same vector, no reread */
+            }
         }
         const int oi = t / BV;
         if (oi < LORA_FUSED_BO) {
@@ -199,7 +227,7 @@ static __device__ __forceinline__ void lora_fused_bwd(const __nv_bfloat16* __res
 
     fetch(0);
     for (int o0 = 0; o0 < out; o0 += LORA_FUSED_BO) {
-        stage();
+        stage(o0);
         __syncthreads();
         if (o0 + LORA_FUSED_BO < out) {
             fetch(o0 + LORA_FUSED_BO);
@@ -283,12 +311,14 @@ lora_linear_bwd_x_kernel1(const __nv_bfloat16* __restrict__ dY,  /* [N, ldy], fi
                           float* __restrict__ du,                /* [N, r] fp32 written, or null */
                           __nv_bfloat16* dS,                     /* [N, ldds] bf16 written, or null */
                           int ldds,
+                          __nv_bfloat16* dYc,                    /* [N, ldyc] bf16: dY packed, or null */
+                          int ldyc,
                           float* dB,                             /* [out, r] fp32 accumulated, or null */
                           int N, int r) {
     __shared__ __align__(128) unsigned char smem[LORA_FUSED_BWD_SMEM];
     switch (fast_shrink_nf(r - blockIdx.x * 64)) {
-        case 1: lora_fused_bwd<1>(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dB, N, r, smem); break;
-        case 2: lora_fused_bwd<2>(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dB, N, r, smem); break;
-        default: lora_fused_bwd<4>(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dB, N, r, smem); break;
+        case 1: lora_fused_bwd<1>(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dYc, ldyc, dB, N, r, smem); break;
+        case 2: lora_fused_bwd<2>(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dYc, ldyc, dB, N, r, smem); break;
+        default: lora_fused_bwd<4>(dY, ldy, out, sB, ldb, S, lds, s, du, dS, ldds, dYc, ldyc, dB, N, r, smem); break;
     }
 }

@@ -50,7 +50,7 @@ static __device__ __forceinline__ void vera_shrink(const __nv_bfloat16* X, int l
                                                    int ldv, int N, int in, int r, unsigned char* smem) {
     const int row0 = blockIdx.y * FAST_SHRINK_BM;
     const int col0 = blockIdx.x * 64;
-    fast_shrink_tile<NF>(X, ldx, N, A, lda, r, in, row0, col0, smem, nullptr);
+    fast_shrink_tile<NF>(X, ldx, N, A, lda, r, in, row0, col0, smem, nullptr, nullptr, 0);
     const float* Cs = reinterpret_cast<const float*>(smem);
     const int width = min(16 * NF, r - col0);
     for (int e = threadIdx.x; e < FAST_SHRINK_BM * width; e += blockDim.x) {

@@ -44,13 +44,20 @@ final class FastTierCheck {
 
     List<Case> run() {
         for (int r : new int[] {5, 16, 24, 80}) {
-            guard("lora_shrink_fwd_kernel2", "N=300 in=264 r=" + r, () -> shrink(300, 264, r, false, 11 + r));
+            guard("lora_shrink_fwd_kernel2", "N=300 in=264 r=" + r, () -> shrink(300, 264, r, false, false, 11 + r));
         }
-        guard("lora_shrink_fwd_kernel2", "structured N=130 in=64 r=16", () -> shrink(130, 64, 16, true, 3));
+        guard("lora_shrink_fwd_kernel2", "structured N=130 in=64 r=16", () -> shrink(130, 64, 16, true, false, 3));
+        for (int r : new int[] {5, 16, 80}) {
+            guard("lora_shrink_fwd_kernel2", "pack N=300 in=264 r=" + r,
+                    () -> shrink(300, 264, r, false, true, 61 + r));
+        }
         guard("lora_margin_fwd_kernel1", "out=200 in=264 r=16", () -> margin(200, 264, 16));
         guard("K-concat forward (cuBLAS)", "N=300 in=264 out=200 r=16", () -> kconcat(300, 264, 200, 16));
         for (int r : new int[] {8, 16, 72}) {
-            guard("lora_linear_bwd_x_kernel1", "N=300 out=200 r=" + r, () -> backward(300, 200, r, 21 + r));
+            guard("lora_linear_bwd_x_kernel1", "N=300 out=200 r=" + r, () -> backward(300, 200, r, false, 21 + r));
+        }
+        for (int r : new int[] {8, 72}) {
+            guard("lora_linear_bwd_x_kernel1", "pack N=300 out=200 r=" + r, () -> backward(300, 200, r, true, 71 + r));
         }
         guard("dora_gram_fwd_kernel1", "r=16 in=264", () -> gram(16, 264));
         for (int r : new int[] {8, 16, 64}) {
@@ -196,22 +203,31 @@ final class FastTierCheck {
         }
     }
 
-    /** u = x A^T through lora_shrink_fwd_kernel2 (margin write) vs the host and vs lora_shrink_fwd_kernel1. */
-    private String shrink(int n, int in, int r, boolean structured, long seed) {
-        int ldx = in + Math.max(r, 8);
-        ldx = (ldx + 7) / 8 * 8;
-        float[] xm = structured ? Harness.structured(n * ldx, 0.25f) : Harness.random(seed, n * ldx, 1f);
+    /**
+     * u = x A^T through lora_shrink_fwd_kernel2 vs the host and vs lora_shrink_fwd_kernel1, and S = bf16(u) in the
+     * margin of the activation buffer Xm. pack = false: x already lives in Xm (X = Xm, no Xc). pack = true: x is
+     * dense [n, in] and the kernel packs it into Xm (Xc = Xm, S = Xm + in), which has 8 padding columns and one
+     * row past n: those, and x itself, must stay untouched.
+     */
+    private String shrink(int n, int in, int r, boolean structured, boolean pack, long seed) {
+        int ldm = (in + Math.max(r, 8) + 7) / 8 * 8 + (pack ? 8 : 0);   // Xm's row pitch
+        int rowsM = pack ? n + 1 : n;
+        int ldx = pack ? in : ldm;
+        float[] x = structured ? Harness.structured(n * ldx, 0.25f) : Harness.random(seed, n * ldx, 1f);
         float[] a = structured ? Harness.structured(r * in, 0.125f) : Harness.random(seed + 1, r * in, 0.1f);
-        float[] xb = Harness.bf16(xm);
+        float[] xb = Harness.bf16(x);
         float[] ab = Harness.bf16(a);
-        Tensor X = h.upload(xm, DType.BF16, n, ldx);
+        float[] xm0 = pack ? Harness.bf16(Harness.random(seed + 2, rowsM * ldm, 1f)) : xb;   // Xm before the launch
+        Tensor X = h.upload(x, DType.BF16, n, ldx);
+        Tensor Xm = pack ? h.upload(xm0, DType.BF16, rowsM, ldm) : X;
         Tensor A = h.upload(a, DType.BF16, r, in);
         Tensor u = h.zeros(DType.F32, n, r);
         h.poison(u);
         h.launch("lora_shrink_fwd_kernel2", Dim3.of(Harness.ceilDiv(r, 64), Harness.ceilDiv(n, 128)), Dim3.of(256),
-                h.addr(X), ldx, h.addr(A), in, h.addr(u), h.addr(X, 0, in, ldx), ldx, n, in, r);
+                h.addr(X), ldx, h.addr(A), in, h.addr(u), h.addr(Xm, 0, in, ldm), ldm, pack ? h.addr(Xm) : 0L,
+                pack ? ldm : 0, n, in, r);
         float[] got = h.download(u);
-        float[] xAfter = h.download(X);
+        float[] xmAfter = h.download(Xm);
         double[] ref = new double[n * r];
         for (int i = 0; i < n; i++) {
             for (int j = 0; j < r; j++) {
@@ -230,16 +246,33 @@ final class FastTierCheck {
         h.launch("lora_shrink_fwd_kernel1", Dim3.of(Harness.ceilDiv(n, 16), Harness.ceilDiv(r, 16)), Dim3.of(16, 16),
                 h.addr(xf), h.addr(af), h.addr(ut), n, in, r);
         float[] twin = h.download(ut);
-        float[] margin = Harness.cols(xAfter, n, ldx, in, r);
+        float[] margin = Harness.cols(xmAfter, n, ldm, in, r);
         float[] marginRef = new float[n * r];
         for (int i = 0; i < marginRef.length; i++) {
             marginRef[i] = Harness.bf16((float) ref[i]);
         }
         return first(check(Tolerance.BF16, "u vs host", got, ref),
                 check(Tolerance.BF16, "u vs lora_shrink_fwd_kernel1", got, twin),
-                check(Tolerance.BF16, "S in X's margin", margin, marginRef),
-                check(Tolerance.F32, "x columns untouched", Harness.cols(xAfter, n, ldx, 0, in),
-                        Harness.cols(xb, n, ldx, 0, in)));
+                check(Tolerance.BF16, "S in Xm's margin", margin, marginRef),
+                check(Tolerance.F32, pack ? "x packed into Xm" : "x columns untouched",
+                        Harness.cols(xmAfter, n, ldm, 0, in), Harness.cols(xb, n, ldx, 0, in)),
+                pack ? check(Tolerance.F32, "dense x untouched", h.download(X), xb) : null,
+                pack ? check(Tolerance.F32, "Xm outside [0:n, 0:in+r] untouched",
+                        outside(xmAfter, rowsM, ldm, n, in + r), outside(xm0, rowsM, ldm, n, in + r)) : null);
+    }
+
+    /** The elements of a row-major [rows, ld] matrix outside its top-left [n, w] block, in order. */
+    private static float[] outside(float[] m, int rows, int ld, int n, int w) {
+        float[] o = new float[rows * ld - n * w];
+        int e = 0;
+        for (int i = 0; i < rows; i++) {
+            for (int c = 0; c < ld; c++) {
+                if (i >= n || c >= w) {
+                    o[e++] = m[i * ld + c];
+                }
+            }
+        }
+        return o;
     }
 
     /** Wm's margins: bf16(s B) right of W, bf16(A) below it; W itself untouched. */
@@ -287,7 +320,7 @@ final class FastTierCheck {
         h.launch("lora_margin_fwd_kernel1", Harness.grid1d((long) out * r + (long) r * in, 256), Dim3.of(256),
                 h.addr(A), h.addr(B), s, h.addr(W), ldw, out, in, r);
         h.launch("lora_shrink_fwd_kernel2", Dim3.of(Harness.ceilDiv(r, 64), Harness.ceilDiv(n, 128)), Dim3.of(256),
-                h.addr(X), ldx, h.addr(W, out, 0, ldw), ldw, 0L, h.addr(X, 0, in, ldx), ldx, n, in, r);
+                h.addr(X), ldx, h.addr(W, out, 0, ldw), ldw, 0L, h.addr(X, 0, in, ldx), ldx, 0L, 0, n, in, r);
         h.gemm(false, true, n, out, in + r, 1f, h.addr(X), DType.BF16, ldx, h.addr(W), DType.BF16, ldw,
                 0f, h.addr(Y), DType.F32, out);
         float[] got = h.download(Y);
@@ -315,9 +348,16 @@ final class FastTierCheck {
         return check(Tolerance.BF16, "Y = [x|S][W|sB]^T", got, ref);
     }
 
-    /** du = dY sB, dS = bf16(du) into dY's margin, dB += s dY^T S, against the host on the same bf16 inputs. */
-    private String backward(int n, int out, int r, long seed) {
-        int ldy = out + r;
+    /**
+     * du = dY sB, dS = bf16(du) into the margin of the gradient buffer dYm, dB += s dY^T S, against the host on the
+     * same bf16 inputs. pack = false: dY already lives in dYm (dY = dYm, no dYc). pack = true: dY is dense [n, out]
+     * and the kernel packs it into dYm (dYc = dYm, dS = dYm + out), which has 8 padding columns and one row past n:
+     * those, and dY itself, must stay untouched.
+     */
+    private String backward(int n, int out, int r, boolean pack, long seed) {
+        int ldm = pack ? (out + r + 7) / 8 * 8 + 8 : out + r;   // dYm's row pitch
+        int rowsM = pack ? n + 1 : n;
+        int ldy = pack ? out : ldm;
         int ldb = 16 + r;       // sB lives at column 16 of a [out, 16 + r] buffer (as in Wm, at column in)
         int lds = 8 + r;        // S at column 8 of [n, 8 + r]
         float s = 0.75f;
@@ -325,7 +365,10 @@ final class FastTierCheck {
         float[] sbm = Harness.random(seed + 1, out * ldb, 0.1f);
         float[] sm = Harness.random(seed + 2, n * lds, 1f);
         float[] db0 = Harness.random(seed + 3, out * r, 1f);
+        float[] dyb = Harness.bf16(dy);
+        float[] dym0 = pack ? Harness.bf16(Harness.random(seed + 4, rowsM * ldm, 1f)) : dyb;   // dYm before
         Tensor dY = h.upload(dy, DType.BF16, n, ldy);
+        Tensor dYm = pack ? h.upload(dym0, DType.BF16, rowsM, ldm) : dY;
         Tensor SB = h.upload(sbm, DType.BF16, out, ldb);
         Tensor S = h.upload(sm, DType.BF16, n, lds);
         Tensor du = h.zeros(DType.F32, n, r);
@@ -333,11 +376,10 @@ final class FastTierCheck {
         h.poison(du);
         h.launch("lora_linear_bwd_x_kernel1", Dim3.of(Harness.ceilDiv(r, 64), Harness.ceilDiv(n, 128)), Dim3.of(256),
                 h.addr(dY), ldy, out, h.addr(SB, 0, 16, ldb), ldb, h.addr(S, 0, 8, lds), lds, s,
-                h.addr(du), h.addr(dY, 0, out, ldy), ldy, h.addr(dB), n, r);
+                h.addr(du), h.addr(dYm, 0, out, ldm), ldm, pack ? h.addr(dYm) : 0L, pack ? ldm : 0, h.addr(dB), n, r);
         float[] gotDu = h.download(du);
         float[] gotDb = h.download(dB);
-        float[] dyAfter = h.download(dY);
-        float[] dyb = Harness.bf16(dy);
+        float[] dymAfter = h.download(dYm);
         float[] sbb = Harness.bf16(sbm);
         float[] sb = Harness.bf16(sm);
         double[] refDu = new double[n * r];
@@ -360,15 +402,19 @@ final class FastTierCheck {
                 refDb[o * r + j] = db0[o * r + j] + s * acc;
             }
         }
-        float[] margin = Harness.cols(dyAfter, n, ldy, out, r);
+        float[] margin = Harness.cols(dymAfter, n, ldm, out, r);
         float[] marginRef = new float[n * r];
         for (int i = 0; i < marginRef.length; i++) {
             marginRef[i] = Harness.bf16((float) refDu[i]);
         }
         return first(check(Tolerance.BF16, "du = dY sB", gotDu, refDu),
                 check(Tolerance.BF16, "dB += s dY^T S", gotDb, refDb),
-                check(Tolerance.BF16, "dS in dY's margin", margin, marginRef),
-                check(Tolerance.F32, "dY untouched", Harness.cols(dyAfter, n, ldy, 0, out), Harness.cols(dyb, n, ldy, 0, out)));
+                check(Tolerance.BF16, "dS in dYm's margin", margin, marginRef),
+                check(Tolerance.F32, pack ? "dY packed into dYm" : "dY untouched",
+                        Harness.cols(dymAfter, n, ldm, 0, out), Harness.cols(dyb, n, ldy, 0, out)),
+                pack ? check(Tolerance.F32, "dense dY untouched", h.download(dY), dyb) : null,
+                pack ? check(Tolerance.F32, "dYm outside [0:n, 0:out+r] untouched",
+                        outside(dymAfter, rowsM, ldm, n, out + r), outside(dym0, rowsM, ldm, n, out + r)) : null);
     }
 
     // ---------------------------------------------------------------- DoRA

@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
  * The GPU microbenchmarks of PERFORMANCE.md ("Targets", GPU table): every LoRA-family op of the fast tier against
@@ -18,9 +19,10 @@ import java.util.Map;
  *
  * <p>The LoRA layer is the spare-margin K-concat design (lora_fused.cu): forward = lora_shrink_fwd_kernel2 + one
  * GEMM with K = d + r; backward = lora_linear_bwd_x_kernel1 (dY read once) + one dX GEMM with K = d + r + the dA
- * GEMM. Ratios are against the frozen layer's GEMMs (forward: x W^T; backward: dY W). Delta-LoRA's update is
- * reported as achieved bandwidth against a measured device-to-device copy. A row that fails is recorded with its
- * error and the rest continue.
+ * GEMM. The "packed" rows time the same layer on dense x and dY, which the two kernels copy into the margin buffers
+ * as they read them (one extra write of each, no extra read). Ratios are against the frozen layer's GEMMs
+ * (forward: x W^T; backward: dY W). Delta-LoRA's update is reported as achieved bandwidth against a measured
+ * device-to-device copy. A row that fails is recorded with its error and the rest continue.
  */
 final class LoraMicrobench {
 
@@ -79,34 +81,58 @@ final class LoraMicrobench {
         Runnable margins = () -> h.launch("lora_margin_fwd_kernel1", Harness.grid1d((long) d * r + (long) r * d, 256),
                 Dim3.of(256), h.addr(A), h.addr(B), s, wa, ld, d, d, r);
         Runnable shrink = () -> h.launch("lora_shrink_fwd_kernel2", Dim3.of(Harness.ceilDiv(r, 64), Harness.ceilDiv(n, 128)),
-                Dim3.of(256), xa, ld, h.addr(W, d, 0, ld), ld, h.addr(u), h.addr(X, 0, d, ld), ld, n, d, r);
-        Runnable loraFwd = () -> {
-            shrink.run();
-            h.gemm(false, true, n, d, d + r, 1f, xa, DType.BF16, ld, wa, DType.BF16, ld, 0f, h.addr(Y), DType.BF16, d);
-        };
+                Dim3.of(256), xa, ld, h.addr(W, d, 0, ld), ld, h.addr(u), h.addr(X, 0, d, ld), ld, 0L, 0, n, d, r);
         Runnable baseBwd = () -> h.gemm(false, false, n, d, d, 1f, ya, DType.BF16, ld, wa, DType.BF16, ld,
                 0f, h.addr(dX), DType.BF16, d);
         Runnable helper = () -> h.launch("lora_linear_bwd_x_kernel1", Dim3.of(Harness.ceilDiv(r, 64), Harness.ceilDiv(n, 128)),
                 Dim3.of(256), ya, ld, d, h.addr(W, 0, d, ld), ld, h.addr(X, 0, d, ld), ld, s, h.addr(du),
-                h.addr(dY, 0, d, ld), ld, h.addr(dB), n, r);
-        Runnable loraBwd = () -> {
-            helper.run();
+                h.addr(dY, 0, d, ld), ld, 0L, 0, h.addr(dB), n, r);
+        // The layer's x and dY arrive dense [n, d]; the packed kernels copy them into X / dY (Xm, dYm) as they read
+        // them. The dense inputs here are views of the OTHER buffer's first n*d elements (random bf16, read only):
+        // the packed shrink reads dY's memory and writes X, the packed helper reads X's memory and writes dY.
+        Tensor xDense = h.be.wrap(ya, DType.BF16, n, d);
+        Tensor dyDense = h.be.wrap(xa, DType.BF16, n, d);
+        Runnable shrinkPacked = () -> h.launch("lora_shrink_fwd_kernel2",
+                Dim3.of(Harness.ceilDiv(r, 64), Harness.ceilDiv(n, 128)), Dim3.of(256), h.addr(xDense), d,
+                h.addr(W, d, 0, ld), ld, h.addr(u), h.addr(X, 0, d, ld), ld, xa, ld, n, d, r);
+        Runnable helperPacked = () -> h.launch("lora_linear_bwd_x_kernel1",
+                Dim3.of(Harness.ceilDiv(r, 64), Harness.ceilDiv(n, 128)), Dim3.of(256), h.addr(dyDense), d, d,
+                h.addr(W, 0, d, ld), ld, h.addr(X, 0, d, ld), ld, s, h.addr(du), h.addr(dY, 0, d, ld), ld, ya, ld,
+                h.addr(dB), n, r);
+        Function<Runnable, Runnable> fwdWith = sh -> () -> {
+            sh.run();
+            h.gemm(false, true, n, d, d + r, 1f, xa, DType.BF16, ld, wa, DType.BF16, ld, 0f, h.addr(Y), DType.BF16, d);
+        };
+        Function<Runnable, Runnable> bwdWith = hp -> () -> {
+            hp.run();
             h.gemm(false, false, n, d, d + r, 1f, ya, DType.BF16, ld, wa, DType.BF16, ld, 0f, h.addr(dX), DType.BF16, d);
             h.gemm(true, false, r, d, n, 1f, h.addr(dY, 0, d, ld), DType.BF16, ld, xa, DType.BF16, ld,
                     1f, h.addr(dA), DType.F32, d);
         };
+        Runnable loraFwd = fwdWith.apply(shrink);
+        Runnable loraBwd = bwdWith.apply(helper);
         margins.run();
         time("gemm_frozen_fwd", baseFwd, null, 0, "x W^T, cuBLAS bf16 (the baseline)");
         time("lora_shrink_fwd_kernel2", shrink, "gemm_frozen_fwd", 0, "S = x A^T into X's margin (one pass over X)");
         time("lora_fwd", loraFwd, "gemm_frozen_fwd", 1.08, "shrink + [x|S][W|sB]^T (K = d + r)");
+        time("lora_shrink_fwd_kernel2 + pack", shrinkPacked, "gemm_frozen_fwd", 0,
+                "dense x read once: packed into Xm, S = x A^T into its margin");
+        time("lora_fwd_packed", fwdWith.apply(shrinkPacked), "gemm_frozen_fwd", 1.08,
+                "packing shrink + [x|S][W|sB]^T (K = d + r): the layer on a dense x");
         time("lora_margin_fwd_kernel1", margins, "gemm_frozen_fwd", 0, "per optimizer step: sB and A into Wm");
         time("gemm_frozen_bwd_dx", baseBwd, null, 0, "dY W, cuBLAS bf16 (the baseline)");
         time("lora_linear_bwd_x_kernel1", helper, "gemm_frozen_bwd_dx", 0, "dS = s dY B and dB += s dY^T S, dY read once");
         time("lora_bwd", loraBwd, "gemm_frozen_bwd_dx", 1.15, "helper + [dY|dS][W;A] (K = d + r) + dA = dS^T x");
+        time("lora_linear_bwd_x_kernel1 + pack", helperPacked, "gemm_frozen_bwd_dx", 0,
+                "dense dY read once: packed into dYm, dS into its margin, dB += s dY^T S");
+        time("lora_bwd_packed", bwdWith.apply(helperPacked), "gemm_frozen_bwd_dx", 1.15,
+                "packing helper + [dY|dS][W;A] (K = d + r) + dA = dS^T x: the layer on a dense dY");
         time("lora_layer_fwd_bwd", () -> {
             loraFwd.run();
             loraBwd.run();
         }, null, 0, "LoRA r=" + r + " forward + backward");
+        xDense.close();
+        dyDense.close();
 
         // ------------------------------------------------------------ DoRA (same r)
         Runnable doraNorm = () -> {
@@ -144,7 +170,7 @@ final class LoraMicrobench {
         Runnable veraBwd = () -> {
             h.launch("lora_linear_bwd_x_kernel1", Dim3.of(Harness.ceilDiv(rv, 64), Harness.ceilDiv(n, 128)), Dim3.of(256),
                     ya, ld, d, h.addr(W, 0, d, ld), ld, h.addr(X, 0, d, ld), ld, 1f, h.addr(du), h.addr(dY, 0, d, ld), ld,
-                    h.addr(dB), n, rv);
+                    0L, 0, h.addr(dB), n, rv);
             h.gemm(false, false, n, d, d + rv, 1f, ya, DType.BF16, ld, wa, DType.BF16, ld, 0f, h.addr(dX), DType.BF16, d);
             h.launch("vera_lambda_bwd_x_kernel1", Dim3.of(Harness.ceilDiv(rv, 32), 32), Dim3.of(256), h.addr(du), h.addr(u),
                     h.addr(dLamD), n, rv);
