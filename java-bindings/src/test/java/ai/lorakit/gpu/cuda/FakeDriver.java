@@ -11,8 +11,9 @@ import java.util.TreeMap;
 /**
  * An in-memory {@link CudaDriver} for testing {@link CudaDevice}'s shared logic on a machine without a GPU: device
  * memory is host byte arrays at fake addresses, copies and memsets really move bytes, kernels do not run but every
- * launch is recorded with the parameter values read back from its {@link ParamBlock}, and every call is logged by
- * name so tests can check which driver calls a device operation makes (and in which order).
+ * launch is recorded with the parameter values read back from its {@link ParamBlock} (and refused when their number
+ * is not the kernel source's, {@link KernelSignatures}), and every call is logged by name so tests can check which
+ * driver calls a device operation makes (and in which order).
  */
 final class FakeDriver implements CudaDriver {
     static final long CONTEXT = 0xC0FFEEL;
@@ -349,6 +350,7 @@ final class FakeDriver implements CudaDriver {
         launchersCreated++;
         return (gx, gy, gz, bx, by, bz, smem, stream) -> {
             int n = params.count();
+            KernelSignatures.checkArity(name, n);
             long[] slots = new long[n];
             for (int i = 0; i < n; i++) {
                 // what the driver would read: slot i through kernelParams[i]

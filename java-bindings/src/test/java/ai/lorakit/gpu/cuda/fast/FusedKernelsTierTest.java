@@ -325,15 +325,16 @@ class FusedKernelsTierTest {
         FakeCuda.Launch l = only(from, "lora_shrink_fwd_kernel2");
         assertArrayEquals(new int[] {2, 3, 1}, l.grid());                    // (ceil(72/64), ceil(300/128), 1)
         assertArrayEquals(BLOCK, l.block());
-        // (X, ldx, A, lda, u, S, lds, N, in, r)
-        assertEquals(10, l.slots().length);
+        // (X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r): no pack on the unstaged op
+        assertEquals(12, l.slots().length);
         assertEquals(addr(x), l.slots()[0]);
         assertEquals(in, l.slotInt(1));
         assertNotEquals(addr(a), l.slots()[2], "a bf16 copy of A");
         assertEquals(in, l.slotInt(3));
         assertEquals(addr(u), l.slots()[4]);
         assertEquals(0L, l.slots()[5]);
-        assertEquals(List.of(nRows, in, r), List.of(l.slotInt(7), l.slotInt(8), l.slotInt(9)));
+        assertEquals(0L, l.slots()[7]);
+        assertEquals(List.of(nRows, in, r), List.of(l.slotInt(9), l.slotInt(10), l.slotInt(11)));
     }
 
     @Test
