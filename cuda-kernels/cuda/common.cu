@@ -37,12 +37,19 @@ struct __align__(16) fast_bf16x8 {
     __nv_bfloat162 h[4];
 };
 
+/* Through uint4, so that nvcc emits ONE 16-byte access (ld.global.v4 / st.global.v4): copying the struct itself
+ * compiles to four 4-byte accesses. */
 __device__ __forceinline__ fast_bf16x8 fast_load8(const __nv_bfloat16* p) {
-    return *reinterpret_cast<const fast_bf16x8*>(p);
+    const uint4 raw = *reinterpret_cast<const uint4*>(p);
+    fast_bf16x8 v;
+    memcpy(&v, &raw, sizeof(v));
+    return v;
 }
 
 __device__ __forceinline__ void fast_store8(__nv_bfloat16* p, fast_bf16x8 v) {
-    *reinterpret_cast<fast_bf16x8*>(p) = v;
+    uint4 raw;
+    memcpy(&raw, &v, sizeof(raw));
+    *reinterpret_cast<uint4*>(p) = raw;
 }
 
 __device__ __forceinline__ fast_bf16x8 fast_zero8() {
