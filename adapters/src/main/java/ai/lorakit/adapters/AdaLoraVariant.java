@@ -114,10 +114,9 @@ final class AdaLoraVariant implements Variant {
         Tensor u = base.scratch().get("u", x.rows(), r);
         if (MarginStage.applies(x, xd)) {
             if (stage == null) {
-                stage = new MarginStage(base, r);
+                stage = new MarginStage(base, r, true);
             }
-            stage.forward(base, x, ae, b.value(), scaling, base.bias(), u, y, cache, a.version(), e.version(),
-                    b.version());
+            stage.forward(base, x, ae, b.value(), scaling, u, y, cache, a.version(), e.version(), b.version());
         } else {
             LoraVariant.lowRankForward(base, x, xd, ae, b.value(), scaling, u, y);
         }
@@ -166,6 +165,16 @@ final class AdaLoraVariant implements Variant {
             be.mulColVector(a.value(), ev, ae);
             return LoraVariant.lowRankDelta(base, ae, b.value(), scaling);
         }
+    }
+
+    @Override
+    public boolean forwardRoundsOnce(Tensor x, Tensor xd) {
+        return MarginStage.applies(x, xd);
+    }
+
+    @Override
+    public boolean backwardRoundsOnce(ForwardCache cache) {
+        return cache.stage != null && !cache.dropout;
     }
 
     @Override

@@ -111,7 +111,7 @@ final class DoraVariant implements Variant {
         Tensor comb = sc.get("dora.comb", tokens, out);
         if (MarginStage.applies(x, xd)) {
             // the staged LoRA branch (one GEMM over in + r): comb = x op(W) + s (x A^T) B^T; y = k ∘ comb + b
-            lora.forwardStaged(base, x, null, u, comb, cache);
+            lora.forwardStaged(base, x, false, u, comb, cache);
             be.mulRowVector(comb, kT, y);
             if (base.bias() != null) {
                 be.addRowVector(y, base.bias(), y);
@@ -234,6 +234,12 @@ final class DoraVariant implements Variant {
         } else {
             base.backend().mulColVector(t, f, t);
         }
+    }
+
+    /** The staged backward is LoRA's one GEMM (the forward's rescale by k rounds separately). */
+    @Override
+    public boolean backwardRoundsOnce(ForwardCache cache) {
+        return lora.backwardRoundsOnce(cache);
     }
 
     @Override

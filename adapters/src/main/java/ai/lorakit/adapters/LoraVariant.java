@@ -96,7 +96,7 @@ final class LoraVariant implements Variant {
     public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
         Tensor u = base.scratch().get("u", x.rows(), r);
         if (MarginStage.applies(x, xd)) {
-            forwardStaged(base, x, base.bias(), u, y, cache);
+            forwardStaged(base, x, true, u, y, cache);
             return;
         }
         lowRankForward(base, x, xd, a.value(), b.value(), s, u, y);
@@ -114,12 +114,25 @@ final class LoraVariant implements Variant {
                 Params.gradOrNull(b), Params.gradOrNull(a), dxd);
     }
 
-    /** The staged forward ({@link MarginStage}): y = x op(W) + bias + s (x A^T) B^T; DoRA passes no bias. */
-    void forwardStaged(BaseLinear base, Tensor x, Tensor bias, Tensor u, Tensor y, ForwardCache cache) {
+    /**
+     * The staged forward ({@link MarginStage}): y = x op(W) (+ bias when withBias) + s (x A^T) B^T. DoRA passes
+     * false (it adds the bias after its rescale); one variant always passes the same.
+     */
+    void forwardStaged(BaseLinear base, Tensor x, boolean withBias, Tensor u, Tensor y, ForwardCache cache) {
         if (stage == null) {
-            stage = new MarginStage(base, r);
+            stage = new MarginStage(base, r, withBias);
         }
-        stage.forward(base, x, a.value(), b.value(), s, bias, u, y, cache, a.version(), b.version());
+        stage.forward(base, x, a.value(), b.value(), s, u, y, cache, a.version(), b.version());
+    }
+
+    @Override
+    public boolean forwardRoundsOnce(Tensor x, Tensor xd) {
+        return MarginStage.applies(x, xd);
+    }
+
+    @Override
+    public boolean backwardRoundsOnce(ForwardCache cache) {
+        return cache.stage != null && !cache.dropout;
     }
 
     /** The staged backward for an output gradient dy (DoRA: g ∘ k), bf16 [N,out]. */

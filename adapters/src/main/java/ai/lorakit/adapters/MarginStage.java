@@ -14,9 +14,10 @@ import java.util.Arrays;
  * the versions of whatever they were made from: they are restaged when those change (once per optimizer step), and
  * Wm's copy of W after {@link #weightChanged}.
  *
- * <p>Forward: Xm = [x | x A^T], then y = Xm Wm, one GEMM over in + r ({@link Backend#loraLinearForwardStaged}).
- * Backward: dYm = [dy | s dy B], then dx = dYm Wm, one GEMM over out + r, dB += s dy^T u, dA += (s dy B)^T x
- * ({@link Backend#loraLinearBackward}). The price is a bf16 copy of W per adapted layer.
+ * <p>Forward: Xm = [x | x A^T | 1], then y = Xm Wm, one GEMM over in + r (+ 1 for the bias), rounded once
+ * ({@link Backend#loraLinearForwardStaged}). Backward: dYm = [dy | s dy B], then dx = dYm Wm, one GEMM over out + r,
+ * rounded once, dB += s dy^T u, dA += (s dy B)^T x ({@link Backend#loraLinearBackward}). So the layer writes a bf16
+ * y and dx directly ({@link Variant#forwardRoundsOnce}, {@link Variant#backwardRoundsOnce}). The price is a bf16 copy of W per adapted layer.
  */
 final class MarginStage {
     private final LoraMargins g;
@@ -24,9 +25,12 @@ final class MarginStage {
     private long[] staged;
     /** Wm holds the current W. */
     private boolean stagedW;
+    /** The Xm whose ones column is written (a new Xm, for a new N, needs it again). */
+    private Tensor onesIn;
 
-    MarginStage(BaseLinear base, int r) {
-        this.g = new LoraMargins(base.in(), base.out(), r, base.fifo());
+    /** withBias: the forward adds the layer's bias inside the GEMM (LoRA, AdaLoRA); DoRA adds it after its rescale. */
+    MarginStage(BaseLinear base, int r, boolean withBias) {
+        this.g = new LoraMargins(base.in(), base.out(), r, base.fifo(), withBias && base.bias() != null);
     }
 
     /** The staged path runs for a bf16 input without dropout (the fast kernels read bf16 activations). */
@@ -35,21 +39,28 @@ final class MarginStage {
     }
 
     /**
-     * y (written) = x op(W) + bias + s (x am^T) bm^T and u = x am^T [N,r] (fp32), restaging first if
-     * {@code versions} (of whatever am and bm are made from) differ from the staged ones. The cache (null in eval
-     * mode) keeps Xm for the backward. am [r,in], bm [out,r] fp32; bias null or [out].
+     * y (written, rounded once) = x op(W) (+ bias) + s (x am^T) bm^T and u = x am^T [N,r] (fp32), restaging first
+     * if {@code versions} (of whatever am and bm are made from) differ from the staged ones. The cache (null in
+     * eval mode) keeps Xm for the backward. am [r,in], bm [out,r] fp32.
      */
-    void forward(BaseLinear base, Tensor x, Tensor am, Tensor bm, float s, Tensor bias, Tensor u, Tensor y,
-                 ForwardCache cache, long... versions) {
+    void forward(BaseLinear base, Tensor x, Tensor am, Tensor bm, float s, Tensor u, Tensor y, ForwardCache cache,
+                 long... versions) {
         Backend be = base.backend();
         Tensor wm = wm(base);
         if (!stagedW || !Arrays.equals(versions, staged)) {
-            be.loraStage(am, bm, s, g, stagedW ? null : base.w(), aStage(base), sbStage(base), wm);
+            be.loraStage(am, bm, s, g, stagedW ? null : base.w(), g.bias() ? base.bias() : null, aStage(base),
+                    sbStage(base), wm);
             staged = versions.clone();
             stagedW = true;
         }
         Tensor xm = base.scratch().get("lora.Xm", DType.BF16, x.rows(), g.ldx());
-        be.loraLinearForwardStaged(x, am, bias, g, aStage(base), wm, u, xm, y);
+        if (g.bias() && xm != onesIn) {
+            Tensor one = base.scratch().get("lora.one", 1);
+            be.fill(one, 1f);
+            g.onesColumn(be, one, xm, x.rows());
+            onesIn = xm;
+        }
+        be.loraLinearForwardStaged(x, am, g, aStage(base), wm, u, xm, y);
         if (cache != null) {
             cache.stage = xm;
             cache.u = u;

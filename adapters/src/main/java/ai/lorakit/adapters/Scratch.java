@@ -55,6 +55,11 @@ final class Scratch implements AutoCloseable {
         return t;
     }
 
+    /** Whether the key has a tensor now. */
+    boolean has(String key) {
+        return slots.containsKey(key);
+    }
+
     /** Bytes the slots hold now (numel times dtype size). */
     long bytes() {
         long n = 0;

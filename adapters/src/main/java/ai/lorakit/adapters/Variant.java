@@ -68,6 +68,19 @@ sealed interface Variant extends AutoCloseable permits LoraVariant, DoraVariant,
         }
     }
 
+    /**
+     * Whether {@link #forward} on this input writes y with one rounding (the staged K-concat, {@link MarginStage}),
+     * so that the layer may hand it a bf16 y directly instead of an fp32 temporary it rounds afterwards.
+     */
+    default boolean forwardRoundsOnce(Tensor x, Tensor xd) {
+        return false;
+    }
+
+    /** Whether {@link #backward} from this cache writes dx with one rounding (the staged K-concat). */
+    default boolean backwardRoundsOnce(ForwardCache cache) {
+        return false;
+    }
+
     /** W was changed in place (merge, unmerge, Delta-LoRA): drop any copy of W staged from it. */
     default void weightChanged() {
     }

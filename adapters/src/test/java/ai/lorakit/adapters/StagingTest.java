@@ -15,6 +15,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -93,7 +94,7 @@ class StagingTest {
                 forward(be, layer, rnd, n, in, out);
                 assertStage(be, "A stage after a step fifo=" + fifo, aStage, be.download(a));
                 assertStage(be, "s B stage after a step fifo=" + fifo, sbStage, scaled(be.download(b), s));
-                LoraMargins g = new LoraMargins(in, out, r, fifo);
+                LoraMargins g = new LoraMargins(in, out, r, fifo, false);
                 Tensor wm = layer.scratch().get("lora.Wm", DType.BF16, g.wmRows(), g.ldw());
                 assertEquals(DType.BF16.round(scaled(be.download(b), s)[0]), sbOf(be, wm, g, 0, 0), 0f,
                         "Wm's s B margin after a step fifo=" + fifo);
@@ -113,7 +114,7 @@ class StagingTest {
              AdaptedLinear layer = AdaptedLinear.create("p", w, null, false, cfg, null, 5L)) {
             layer.setTraining(true);
             forward(be, layer, rnd, n, in, out);
-            LoraMargins g = new LoraMargins(in, out, r, false);
+            LoraMargins g = new LoraMargins(in, out, r, false, false);
             Tensor wm = layer.scratch().get("lora.Wm", DType.BF16, g.wmRows(), g.ldw());
             float[] first = be.download(w);
             be.write(w, rand(rnd, in * out));               // W changed in place, as Delta-LoRA's update does
@@ -124,6 +125,47 @@ class StagingTest {
             assertArrayEquals(be.download(w), baseOf(be, wm, g), "told: Wm holds the new W");
             assertTrue(layer.workBytes() >= 2L * g.wmRows() * g.ldw(), "workBytes counts Wm: " + layer.workBytes());
         }
+    }
+
+    /**
+     * The staged layer writes its bf16 y and dx straight from its one GEMM, rounded once: the same values as the
+     * fp32 outputs rounded to bf16, bit for bit, and no fp32 temporaries (y32, dx32) in its scratch. With a bias,
+     * which rides in the GEMM (Xm's ones column), for both layouts.
+     */
+    @Test
+    void stagedLayerRoundsOnceWithoutFp32Temporaries() {
+        int n = 6, in = 16, out = 24, r = 8;
+        Random rnd = new Random(34);
+        LoraConfig cfg = new LoraConfig(r, 16f, 0f, false, LoraConfig.Init.NONE, false, List.of("p"), Map.of(),
+                Map.of());
+        for (boolean fifo : new boolean[] {false, true}) {
+            try (CpuBackend be = new CpuBackend(false);
+                 Tensor w = be.upload(rand(rnd, in * out), DType.BF16, fifo ? in : out, fifo ? out : in);
+                 Tensor bias = be.upload(rand(rnd, out), DType.BF16, out);
+                 Tensor x = be.upload(rand(rnd, n * in), DType.BF16, n, in);
+                 Tensor dy = be.upload(rand(rnd, n * out), DType.BF16, n, out);
+                 Tensor y16 = be.zeros(DType.BF16, n, out); Tensor y32 = be.zeros(DType.F32, n, out);
+                 Tensor dx16 = be.zeros(DType.BF16, n, in); Tensor dx32 = be.zeros(DType.F32, n, in);
+                 AdaptedLinear layer = AdaptedLinear.create("p", w, bias, fifo, cfg, null, 5L)) {
+                layer.setTraining(true);
+                layer.forward(x, y16);
+                layer.backward(dy, dx16);
+                layer.forward(x, y32);
+                layer.backward(dy, dx32);
+                String tag = " fifo=" + fifo;
+                assertArrayEquals(rounded(be.download(y32)), be.download(y16), "y rounded once" + tag);
+                assertArrayEquals(rounded(be.download(dx32)), be.download(dx16), "dx rounded once" + tag);
+                assertFalse(layer.scratch().has("y32") || layer.scratch().has("dx32"), "no fp32 temporaries" + tag);
+            }
+        }
+    }
+
+    private static float[] rounded(float[] v) {
+        float[] o = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            o[i] = DType.BF16.round(v[i]);
+        }
+        return o;
     }
 
     /** Wm's block holding W, in W's layout (LoraMargins). */

@@ -462,12 +462,12 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Stages a LoRA adapter: aStage [r,in] = A and sbStage [out,r] = s B rounded to the stages' dtype, then Wm's
-     * margins from them ({@link LoraMargins#stage}), and Wm's base block from W when {@code w} is not null (W is
-     * frozen: the layer passes it on the first staging and after W changed, e.g. Delta-LoRA). A [r,in], B [out,r]
-     * fp32, Wm [g.wmRows(), g.ldw()].
+     * margins from them ({@link LoraMargins#stage}), and Wm's base block from W and the bias when {@code w} is not
+     * null (W and the bias are frozen: the layer passes W on the first staging and after W changed, e.g.
+     * Delta-LoRA). A [r,in], B [out,r] fp32, bias [out] (null unless g.bias()), Wm [g.wmRows(), g.ldw()].
      */
-    default void loraStage(Tensor a, Tensor b, float s, LoraMargins g, Tensor w, Tensor aStage, Tensor sbStage,
-                           Tensor wm) {
+    default void loraStage(Tensor a, Tensor b, float s, LoraMargins g, Tensor w, Tensor bias, Tensor aStage,
+                           Tensor sbStage, Tensor wm) {
         copy(a, aStage);
         Tensor sb = borrowWork(DType.F32, b.shape());
         try {
@@ -476,25 +476,22 @@ public interface Backend extends AutoCloseable {
         } finally {
             returnWork(sb);
         }
-        g.stage(this, w, aStage, sbStage, wm);
+        g.stage(this, w, bias, aStage, sbStage, wm);
     }
 
     /**
      * The staged LoRA forward, {@link #loraLinearForward} in the margin layout of {@link LoraMargins} with Wm staged
-     * by {@link #loraStage} since A, B and W last changed: Xm = [x | S] with u = x A^T [N,r] (fp32, written) and
-     * S = u rounded to Xm's dtype, then y = Xm Wm + bias, ONE GEMM over in + r. x [N,in], Xm [N, g.ldx()],
-     * y [N,out].
+     * by {@link #loraStage} since A, B and W last changed (and, with a bias, Xm's ones column written): Xm = [x | S]
+     * with u = x A^T [N,r] (fp32, written) and S = u rounded to Xm's dtype, then y = Xm Wm (+ the bias), ONE GEMM
+     * accumulated in fp32 and rounded once into y. x [N,in], Xm [N, g.ldx()], y [N,out].
      */
-    default void loraLinearForwardStaged(Tensor x, Tensor a, Tensor bias, LoraMargins g, Tensor aStage, Tensor wm,
-                                         Tensor u, Tensor xm, Tensor y) {
+    default void loraLinearForwardStaged(Tensor x, Tensor a, LoraMargins g, Tensor aStage, Tensor wm, Tensor u,
+                                         Tensor xm, Tensor y) {
         int n = x.rows();
         copyStrided(x, 0, g.in(), 1, xm, 0, g.ldx(), n, g.in());       // Xm[:, 0:in] = x
         matmul(x, false, a, true, u, 1f, 0f);                            // u = x A^T: [N,r]
         copyStrided(u, 0, g.r(), 1, xm, g.in(), g.ldx(), n, g.r());      // Xm[:, in:in+r] = S
         g.forwardGemm(this, n, xm, wm, y);
-        if (bias != null) {
-            addRowVector(y, bias, y);
-        }
     }
 
     /**

@@ -293,21 +293,21 @@ public class CudaBackend extends KernelBackend {
     }
 
     @Override
-    public void loraStage(Tensor a, Tensor b, float s, LoraMargins g, Tensor w, Tensor aStage, Tensor sbStage,
-                          Tensor wm) {
-        if (fast != null && fast.loraStage(a, b, s, g, w, aStage, sbStage, wm)) {
+    public void loraStage(Tensor a, Tensor b, float s, LoraMargins g, Tensor w, Tensor bias, Tensor aStage,
+                          Tensor sbStage, Tensor wm) {
+        if (fast != null && fast.loraStage(a, b, s, g, w, bias, aStage, sbStage, wm)) {
             return;
         }
-        super.loraStage(a, b, s, g, w, aStage, sbStage, wm);
+        super.loraStage(a, b, s, g, w, bias, aStage, sbStage, wm);
     }
 
     @Override
-    public void loraLinearForwardStaged(Tensor x, Tensor a, Tensor bias, LoraMargins g, Tensor aStage, Tensor wm,
-                                        Tensor u, Tensor xm, Tensor y) {
-        if (fast != null && fast.loraLinearForwardStaged(x, a, bias, g, aStage, wm, u, xm, y)) {
+    public void loraLinearForwardStaged(Tensor x, Tensor a, LoraMargins g, Tensor aStage, Tensor wm, Tensor u,
+                                        Tensor xm, Tensor y) {
+        if (fast != null && fast.loraLinearForwardStaged(x, a, g, aStage, wm, u, xm, y)) {
             return;
         }
-        super.loraLinearForwardStaged(x, a, bias, g, aStage, wm, u, xm, y);
+        super.loraLinearForwardStaged(x, a, g, aStage, wm, u, xm, y);
     }
 
     @Override

@@ -40,12 +40,12 @@ class StagedLoraContractTest {
     }
 
     /**
-     * Wm holds W, bf16(s B) and bf16(A) where LoraMargins says (its class comment, restated here from the maths):
-     * [out,in] W: W | s B beside it, A below; [in,out] W: W | A^T beside it, (s B)^T below. The unused corner and
-     * the pitch padding are not read by any GEMM and not checked.
+     * Wm holds W, bf16(s B), bf16(A) and the bias where LoraMargins says (its class comment, restated here from the
+     * maths): [out,in] W: W | s B | b beside it, A below; [in,out] W: W | A^T beside it, (s B)^T and b below. The
+     * unused corners and the pitch padding are not read by any GEMM and not checked.
      */
     private static void assertMargins(Backend be, String what, Tensor wm, LoraMargins g, float[] w, float[] a,
-                                      float[] sb) {
+                                      float[] sb, float[] bias) {
         float[] got = be.download(wm);
         int in = g.in(), out = g.out(), r = g.r(), ld = g.ldw();
         for (int o = 0; o < out; o++) {
@@ -56,6 +56,10 @@ class StagedLoraContractTest {
             for (int j = 0; j < r; j++) {
                 int at = g.fanInFanOut() ? (in + j) * ld + o : o * ld + in + j;
                 assertEquals(BF.round(sb[o * r + j]), got[at], 0f, what + " sB[" + o + "," + j + "]");
+            }
+            if (g.bias()) {
+                int at = g.fanInFanOut() ? (in + r) * ld + o : o * ld + in + r;
+                assertEquals(bias[o], got[at], 0f, what + " b[" + o + "]");
             }
         }
         for (int j = 0; j < r; j++) {
@@ -73,38 +77,46 @@ class StagedLoraContractTest {
         float s = 2f;
         Random r = new Random(2100);
         try (be; Pair p = new Pair(be)) {
-            for (boolean fifo : new boolean[] {false, true}) {
-                String tag = fifo ? " (fan_in_fan_out)" : "";
+            for (int layout = 0; layout < 4; layout++) {
+                boolean fifo = layout % 2 == 1;
+                boolean withBias = layout < 2;
+                String tag = (fifo ? " (fan_in_fan_out)" : "") + (withBias ? "" : " (no bias)");
                 int[] ws = fifo ? new int[] {in, out} : new int[] {out, in};
                 Tensor[] x = p.in(rand(r, n * in, 1), BF, 2, n / 2, in);
                 Tensor[] w = p.in(rand(r, in * out, 0.2), BF, ws);
-                Tensor[] bias = p.in(rand(r, out, 1), BF, out);
+                float[] biasV = rand(r, out, 1);
+                Tensor[] bias = p.in(biasV, BF, out);
                 float[] av = rand(r, rank * in, 0.3);
                 float[] bv = rand(r, out * rank, 0.3);
                 Tensor[] a = p.in(av, F, rank, in);
                 Tensor[] b = p.in(bv, F, out, rank);
                 Tensor[] aS = p.out(BF, rank, in);
                 Tensor[] sbS = p.out(BF, out, rank);
-                LoraMargins m = new LoraMargins(in, out, rank, fifo);
+                LoraMargins m = new LoraMargins(in, out, rank, fifo, withBias);
                 Tensor[] wm = p.out(BF, m.wmRows(), m.ldw());
-                be.loraStage(a[0], b[0], s, m, w[0], aS[0], sbS[0], wm[0]);
+                be.loraStage(a[0], b[0], s, m, w[0], withBias ? bias[0] : null, aS[0], sbS[0], wm[0]);
                 float[] sb = bv.clone();
                 for (int i = 0; i < sb.length; i++) {
                     sb[i] *= s;
                 }
                 assertStage(be, "staged A" + tag, aS[0], av);
                 assertStage(be, "staged s B" + tag, sbS[0], sb);
-                assertMargins(be, "Wm" + tag, wm[0], m, be.download(w[0]), av, sb);
+                assertMargins(be, "Wm" + tag, wm[0], m, be.download(w[0]), av, sb, be.download(bias[0]));
 
                 Tensor[] u = p.out(F, n, rank);
                 Tensor[] xm = p.out(BF, n, m.ldx());
                 Tensor[] y = p.out(F, 2, n / 2, out);
-                be.loraLinearForwardStaged(x[0], a[0], bias[0], m, aS[0], wm[0], u[0], xm[0], y[0]);
+                try (Tensor one = be.upload(new float[] {1f}, F, 1)) {
+                    m.onesColumn(be, one, xm[0], n);                // the layer's part: once per Xm
+                }
+                be.loraLinearForwardStaged(x[0], a[0], m, aS[0], wm[0], u[0], xm[0], y[0]);
                 // reference from primitives on the rounded stages the op reads: y = x op(W) + b + bf16(x A^T) bf16(s B)^T
                 try (Tensor aR = p.ref.upload(av, BF, rank, in); Tensor sbR = p.ref.upload(sb, BF, out, rank);
                      Tensor sR = p.ref.zeros(BF, n, rank)) {
                     p.ref.matmul(x[1], false, w[1], !fifo, y[1], 1f, 0f);
-                    p.ref.addRowVector(y[1], bias[1], y[1]);
+                    if (withBias) {
+                        p.ref.addRowVector(y[1], bias[1], y[1]);
+                    }
                     p.ref.matmul(x[1], false, a[1], true, u[1], 1f, 0f);
                     p.ref.copy(u[1], sR);
                     p.ref.matmul(sR, false, sbR, true, y[1], 1f, 1f);
@@ -122,6 +134,9 @@ class StagedLoraContractTest {
                     for (int j = 0; j < rank; j++) {
                         assertEquals(BF.round(uv[i * rank + j]), xmv[i * m.ldx() + in + j], 0f,
                                 "Xm S" + tag + "[" + i + "," + j + "]");
+                    }
+                    if (withBias) {
+                        assertEquals(1f, xmv[i * m.ldx() + in + rank], 0f, "Xm's ones column" + tag + "[" + i + "]");
                     }
                 }
 

@@ -111,7 +111,7 @@ class FastTierLayerTest {
             assertEquals(List.of(IN, 0, IN, 8), List.of((int) m1[4], (int) m1[5], (int) m1[6], (int) m1[7]));
             assertEquals(2, fwd.get(0).grid()[0], "ceil(48*8/256)");
             assertEquals(1, fwd.get(1).grid()[0], "ceil(8*32/256)");
-            LoraMargins g = new LoraMargins(IN, OUT, 8, false);
+            LoraMargins g = new LoraMargins(IN, OUT, 8, false, true);
             FakeDriver.Launch shrink = fwd.get(2);          // (X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r)
             long xm = shrink.slots()[7];                    // Xc: the layer's Xm
             assertEquals(be.address("test", x), shrink.slots()[0]);
@@ -119,12 +119,12 @@ class FastTierLayerTest {
             assertTrue(xm != 0 && xm != be.address("test", x), "the shrink packs x into the layer's Xm");
             assertEquals(xm + 2L * IN, shrink.slots()[5], "and S into Xm's margin");
             assertEquals(List.of(g.ldx(), g.ldx()), List.of((int) shrink.slots()[6], (int) shrink.slots()[8]));
-            // the forward's one GEMM: y = Xm Wm^T over K = in + r
+            // the forward's one GEMM: y = Xm Wm^T over K = in + r + 1 (the bias rides in the ones column)
             List<long[]> fwdGemms = gemmsSince(fwdFrom);
             assertEquals(1, fwdGemms.size(), "one GEMM in the forward");
             long wm = fwdGemms.getFirst()[2];
             assertTrue(wm != be.address("test", w), "the GEMM reads Wm, not the dense W");
-            assertGemm(fwdGemms.getFirst(), xm, wm, false, true, N, OUT, IN + 8, g.ldx(), g.ldw());
+            assertGemm(fwdGemms.getFirst(), xm, wm, false, true, N, OUT, IN + 8 + 1, g.ldx(), g.ldw());
             from = driver.launches.size();
             layer.backward(dy, dx);
             List<FakeDriver.Launch> bwd = fastSince(from);

@@ -425,8 +425,8 @@ public final class FusedKernelsTier implements AutoCloseable {
      * Wm's margins (and base block) as the default does ({@link LoraMargins#stage}, portable copies: once per
      * optimizer step). A fp32 [r,in], B fp32 [out,r], stages and Wm bf16.
      */
-    public boolean loraStage(Tensor a, Tensor b, float s, LoraMargins g, Tensor w, Tensor aStage, Tensor sbStage,
-                             Tensor wm) {
+    public boolean loraStage(Tensor a, Tensor b, float s, LoraMargins g, Tensor w, Tensor bias, Tensor aStage,
+                             Tensor sbStage, Tensor wm) {
         if (!rank2(a) || !rank2(b)) {
             return false;
         }
@@ -435,7 +435,8 @@ public final class FusedKernelsTier implements AutoCloseable {
         int out = b.rows();
         if (!is(a, DType.F32, r, in) || !is(b, DType.F32, out, r) || !is(aStage, DType.BF16, r, in)
                 || !is(sbStage, DType.BF16, out, r) || !margins(g, in, out, r) || !is(wm, DType.BF16, g.wmRows(), g.ldw())
-                || (w != null && !baseWeight(w, g.fanInFanOut(), in, out)) || !Float.isFinite(s)) {
+                || (w != null && (!baseWeight(w, g.fanInFanOut(), in, out) || (g.bias() && (bias == null || !biasOk(bias, out)))))
+                || !Float.isFinite(s)) {
             return false;
         }
         String op = "loraStage";
@@ -445,18 +446,18 @@ public final class FusedKernelsTier implements AutoCloseable {
                 out, 0, r);
         be.launchKernel(LORA_MARGIN, FastGeometry.margin((long) r * in), block(), pa, pb, s, addr(op, aStage), in,
                 0, in, r);
-        g.stage(be, w, aStage, sbStage, wm);
+        g.stage(be, w, bias, aStage, sbStage, wm);
         return true;
     }
 
     /**
      * The K-concat forward: lora_shrink_fwd_kernel2(X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r) reads x once and
      * writes Xm = [x | S] (Xc = Xm, S = Xm + in, both at pitch ldx) and u fp32, then y = Xm Wm by ONE cuBLAS GEMM
-     * over in + r ({@link LoraMargins#forwardGemm}), then the bias. x bf16 [N,in] with in % 8 == 0, aStage bf16
+     * over in + r (+ 1: the bias, {@link LoraMargins#forwardGemm}). x bf16 [N,in] with in % 8 == 0, aStage bf16
      * [r,in], Wm and Xm bf16 pitched ({@link LoraMargins}), u fp32 [N,r], y [N,out] bf16 or fp32.
      */
-    public boolean loraLinearForwardStaged(Tensor x, Tensor a, Tensor bias, LoraMargins g, Tensor aStage, Tensor wm,
-                                           Tensor u, Tensor xm, Tensor y) {
+    public boolean loraLinearForwardStaged(Tensor x, Tensor a, LoraMargins g, Tensor aStage, Tensor wm, Tensor u,
+                                           Tensor xm, Tensor y) {
         if (!matrix(x) || !rank2(aStage)) {
             return false;
         }
@@ -467,8 +468,7 @@ public final class FusedKernelsTier implements AutoCloseable {
         if (in % 8 != 0 || !shrinkFits(nRows) || !mat(x, DType.BF16, nRows, in) || !margins(g, in, out, r)
                 || !is(a, DType.F32, r, in) || !is(aStage, DType.BF16, r, in)
                 || !is(wm, DType.BF16, g.wmRows(), g.ldw()) || !is(u, DType.F32, nRows, r)
-                || !mat(xm, DType.BF16, nRows, g.ldx()) || !activation(y, nRows, out) || !biasOk(bias, out)
-                || !distinct(x, y, u, xm)) {
+                || !mat(xm, DType.BF16, nRows, g.ldx()) || !activation(y, nRows, out) || !distinct(x, y, u, xm)) {
             return false;
         }
         String op = "loraLinearForwardStaged";
@@ -482,10 +482,7 @@ public final class FusedKernelsTier implements AutoCloseable {
         int ldx = g.ldx();
         be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pas, in, addr(op, u),
                 pxm + 2L * in, ldx, pxm, ldx, nRows, in, r);
-        g.forwardGemm(be, nRows, xm, wm, y);                                      // [x | S] Wm: [N,out]
-        if (bias != null) {
-            be.addRowVector(y, bias, y);
-        }
+        g.forwardGemm(be, nRows, xm, wm, y);                                      // [x | S | 1] Wm: [N,out]
         return true;
     }
 

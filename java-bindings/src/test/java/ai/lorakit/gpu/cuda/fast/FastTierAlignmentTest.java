@@ -70,7 +70,7 @@ class FastTierAlignmentTest {
     @Test
     void stagedLoraBackwardNeedsAnAlignedDy() {
         // dY [24,16] bf16, in = 32, r = 8: out and r multiples of 8; only dY's offset varies
-        LoraMargins g = new LoraMargins(32, 16, 8, false);
+        LoraMargins g = new LoraMargins(32, 16, 8, false, false);
         for (long off : new long[] {2, 8, 16}) {
             int from = fake.launches().size();
             be.loraLinearBackward(wrapped(off, 24, 16), be.zeros(DType.F32, 16, 8), 2f, g,
