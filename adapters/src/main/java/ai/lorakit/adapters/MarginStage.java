@@ -73,9 +73,13 @@ final class MarginStage {
      */
     void backward(BaseLinear base, Tensor dy, ForwardCache cache, Tensor bm, float s, Tensor dx, Tensor dA,
                   Tensor dB) {
-        Tensor dym = base.scratch().get("lora.dYm", DType.BF16, cache.tokens, g.ldy());
-        base.backend().loraLinearBackward(dy, bm, s, g, sbStage(base), wm(base), cache.u, cache.stage, dym, dx, dA,
-                dB);
+        Backend be = base.backend();
+        Tensor dym = be.borrowWork(DType.BF16, cache.tokens, g.ldy());   // transient: one pool for all layers
+        try {
+            be.loraLinearBackward(dy, bm, s, g, sbStage(base), wm(base), cache.u, cache.stage, dym, dx, dA, dB);
+        } finally {
+            be.returnWork(dym);
+        }
     }
 
     /** W was changed in place: Wm takes it at the next forward. */
