@@ -15,10 +15,10 @@ import java.util.List;
  * dλd = Σ_tokens ((λb ∘ g) B_l) ∘ u, dx = g op(W)^T + dropout_bwd((((λb ∘ g) B_l) ∘ λd) A_l). A_l and B_l get
  * no gradient, and the backward never needs x (only u and v are kept).
  *
- * <p>The slices are never copied: A_l is A read with row pitch in_max, B_l is the first out rows of B. The staged
- * path (bf16 input, no dropout; see {@link LoraVariant}) keeps bf16 copies in the layer's scratch: A_l [r,in]
- * (frozen: staged once) and λb ∘ B_l [out,r] (refreshed when λb changed), and runs {@link
- * Backend#veraForwardStaged} and {@link Backend#veraBackward}.
+ * <p>The unstaged path never copies the slices: A_l is A read with row pitch in_max, B_l is the first out rows of B.
+ * The staged path (bf16 input, no dropout) is LoRA's K-concat ({@link MarginStage}) with A = A_l (copied once into
+ * the layer's scratch), B' = λb ∘ B_l ∘ λd^T (refolded when λb or λd changed) and s = 1; the λ gradients follow
+ * exactly from B''s (see backwardStaged).
  */
 final class VeraVariant implements Variant {
     /** The model's shared A [r,in_max], B [out_max,r] (not owned). */
@@ -28,9 +28,12 @@ final class VeraVariant implements Variant {
     /** λd [r]. */
     final Parameter lambdaD;
     private final List<Parameter> params;
-    /** Whether A_l is staged, and the version of λb that λb ∘ B_l was staged from (-1: not yet). */
-    private boolean aStaged;
-    private long stagedLambdaB = -1;
+    /** The staged path's buffers (made at the first bf16 forward): LoRA's, on A_l and λb ∘ B_l ∘ λd^T. */
+    private MarginStage stage;
+    /** A_l is in the scratch; the versions of λb, λd that the folded factor holds (-1: not yet). */
+    private boolean aCopied;
+    private long foldedB = -1;
+    private long foldedD = -1;
 
     private VeraVariant(VeraProjections shared, Parameter lambdaB, Parameter lambdaD) {
         this.shared = shared;
@@ -97,23 +100,15 @@ final class VeraVariant implements Variant {
         Backend be = base.backend();
         int r = shared.r();
         Tensor u = base.scratch().get("u", x.rows(), r);
-        base.forward(x, y, true);
         if (MarginStage.applies(x, xd)) {
-            Tensor vs = base.scratch().get("vera.v.bf16", DType.BF16, x.rows(), r);
-            Tensor as = aStage(base);
-            Tensor sbs = sbStage(base);
-            if (!aStaged || lambdaB.version() != stagedLambdaB) {
-                be.veraStage(shared.a(), shared.b(), lambdaB.value(), aStaged ? null : as, sbs);
-                aStaged = true;
-                stagedLambdaB = lambdaB.version();
+            if (stage == null) {
+                stage = new MarginStage(base, r, true);
             }
-            be.veraForwardStaged(x, shared.a(), shared.b(), lambdaD.value(), lambdaB.value(), as, sbs, u, vs, y);
-            if (cache != null) {
-                cache.u = u;
-                cache.stage = vs;
-            }
+            stage.forward(base, x, aSlice(base), folded(base), 1f, u, y, cache, lambdaB.version(),
+                    lambdaD.version());
             return;
         }
+        base.forward(x, y, true);
         Tensor v = base.scratch().get("vera.v", x.rows(), r);
         be.veraForward(xd, shared.a(), shared.b(), lambdaD.value(), lambdaB.value(), u, v, y);
         if (cache != null) {
@@ -122,22 +117,55 @@ final class VeraVariant implements Variant {
         }
     }
 
-    /** bf16 A_l [r,in] (the layer's, kept in its scratch). */
-    private Tensor aStage(BaseLinear base) {
-        return base.scratch().get("vera.A.bf16", DType.BF16, shared.r(), base.in());
+    /** A_l = A[:, :in] [r,in] fp32, copied once into the layer's scratch (A is frozen): what the stage reads. */
+    private Tensor aSlice(BaseLinear base) {
+        if (!aCopied) {
+            Tensor al = base.scratch().get("vera.A_l", shared.r(), base.in());
+            base.backend().copyStrided(shared.a(), 0, shared.inMax(), 1, al, 0, base.in(), shared.r(), base.in());
+            aCopied = true;
+        }
+        return base.scratch().get("vera.A_l", shared.r(), base.in());
     }
 
-    /** bf16 λb ∘ B_l [out,r]. */
-    private Tensor sbStage(BaseLinear base) {
-        return base.scratch().get("vera.sB.bf16", DType.BF16, base.out(), shared.r());
+    /**
+     * λb ∘ B_l ∘ λd^T [out,r] fp32 (B_l = the first out rows of the shared B): the low-rank factor with both
+     * scalings folded in, so that VeRA is LoRA with A = A_l, B = this, s = 1. Recomputed when λb or λd changed.
+     */
+    private Tensor folded(BaseLinear base) {
+        Tensor f = base.scratch().get("vera.bFolded", base.out(), shared.r());
+        if (lambdaB.version() != foldedB || lambdaD.version() != foldedD) {
+            Backend be = base.backend();
+            be.copyStrided(shared.b(), 0, shared.r(), 1, f, 0, shared.r(), base.out(), shared.r());   // B_l
+            be.mulColVector(f, lambdaB.value(), f);                                                     // λb ∘ rows
+            be.mulRowVector(f, lambdaD.value(), f);                                                     // ∘ λd cols
+            foldedB = lambdaB.version();
+            foldedD = lambdaD.version();
+        }
+        return f;
+    }
+
+    @Override
+    public boolean forwardRoundsOnce(Tensor x, Tensor xd) {
+        return MarginStage.applies(x, xd);
+    }
+
+    @Override
+    public boolean backwardRoundsOnce(ForwardCache cache) {
+        return cache.stage != null && !cache.dropout;
+    }
+
+    @Override
+    public void weightChanged() {
+        if (stage != null) {
+            stage.weightChanged();
+        }
     }
 
     @Override
     public void backward(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx, Tensor dxd) {
         Backend be = base.backend();
         if (cache.stage != null && dx == dxd) {
-            be.veraBackward(g, base.w(), base.fifo(), shared.a(), shared.b(), lambdaD.value(), lambdaB.value(),
-                    sbStage(base), cache.u, cache.stage, dx, Params.gradOrNull(lambdaD), Params.gradOrNull(lambdaB));
+            backwardStaged(base, g, cache, dx);
             return;
         }
         int n = g.rows();
@@ -166,6 +194,33 @@ final class VeraVariant implements Variant {
         }
         be.mulRowVector(w, lambdaD.value(), w);                                               // w ∘ λd
         be.gemm(false, false, n, in, r, 1f, w, 0, r, sa, 0, sa.cols(), 1f, dxd, 0, in);     // += (w∘λd) A_l
+    }
+
+    /**
+     * The staged backward: LoRA's with B' = λb ∘ B_l ∘ λd^T (dx = g op(W)^T + (g B') A_l, one GEMM), whose B'
+     * gradient dB' = g^T u [out,r] gives both scalings' exactly (B' is elementwise in them): with T = dB' ∘ B_l,
+     * dλb += T λd and dλd += T^T λb.
+     */
+    private void backwardStaged(BaseLinear base, Tensor g, ForwardCache cache, Tensor dx) {
+        Backend be = base.backend();
+        int r = shared.r();
+        int out = base.out();
+        Tensor dLb = Params.gradOrNull(lambdaB);
+        Tensor dLd = Params.gradOrNull(lambdaD);
+        Tensor dFolded = dLb == null && dLd == null ? null : base.scratch().zeroed("vera.dbFolded", out, r);
+        stage.backward(base, g, cache, folded(base), 1f, dx, null, dFolded);
+        if (dFolded == null) {
+            return;
+        }
+        Tensor t = base.scratch().get("vera.t", out, r);
+        be.copyStrided(shared.b(), 0, r, 1, t, 0, r, out, r);                                 // B_l
+        be.mul(dFolded, t, t);                                                                 // T = dB' ∘ B_l
+        if (dLb != null) {
+            be.gemm(false, false, out, 1, r, 1f, t, 0, r, lambdaD.value(), 0, 1, 1f, dLb, 0, 1);   // += T λd
+        }
+        if (dLd != null) {
+            be.gemm(true, false, r, 1, out, 1f, t, 0, r, lambdaB.value(), 0, 1, 1f, dLd, 0, 1);    // += T^T λb
+        }
     }
 
     /** ΔW = transpose((λb ∘ B_l) (λd ∘ A_l), fifo). */
