@@ -3,6 +3,7 @@ package ai.lorakit.bench.gpu;
 import ai.lorakit.gpu.AdamW;
 import ai.lorakit.gpu.DType;
 import ai.lorakit.gpu.Dim3;
+import ai.lorakit.gpu.LoraMargins;
 import ai.lorakit.gpu.Tensor;
 import ai.lorakit.gpu.Tolerance;
 
@@ -89,7 +90,7 @@ final class FastTierCheck {
         guard("fast ops: no allocation in the steady state", "lora, vera, dora, adamw, delta-lora x 10",
                 this::steadyState);
         // last: were the alignment check missing, the misaligned vector load would leave the context unusable
-        guard("loraLinearForward at an odd offset", "x wrapped at +2 bytes, N=300 in=264 out=200 r=16",
+        guard("loraLinearForwardStaged at an odd offset", "x wrapped at +2 bytes, N=300 in=264 out=200 r=16",
                 () -> oddOffset(300, 264, 200, 16));
         return cases;
     }
@@ -154,12 +155,18 @@ final class FastTierCheck {
         Tensor vv = h.zeros(DType.F32, 4096);
         Tensor a2 = h.upload(Harness.random(59, r * in, 0.1f), DType.F32, r, in);
         Tensor b2 = h.upload(Harness.random(60, out * r, 0.1f), DType.F32, out, r);
+        LoraMargins lm = new LoraMargins(in, out, r, false, false);
+        Tensor aStage = h.zeros(DType.BF16, r, in);
+        Tensor sbStage = h.zeros(DType.BF16, out, r);
+        Tensor wm = h.zeros(DType.BF16, lm.wmRows(), lm.ldw());
+        Tensor xm = h.zeros(DType.BF16, n, lm.ldx());
         Runnable step = new Runnable() {
             int t;
 
             @Override
             public void run() {
-                h.be.loraLinearForward(x, w, false, null, a, b, 0.5f, u, y);
+                h.be.loraStage(a, b, 0.5f, lm, w, null, aStage, sbStage, wm);   // A, s B and W: deltaLoraUpdate changes W
+                h.be.loraLinearForwardStaged(x, a, lm, aStage, wm, u, xm, y);
                 h.be.veraForward(x, a, b, ld, lb, u, v, y);
                 h.be.doraWeightNorm(w, false, a, b, 2f, nrm);
                 h.be.doraWeightNorm(wT, true, a, b, 2f, nrm);
@@ -179,9 +186,9 @@ final class FastTierCheck {
     }
 
     /**
-     * The Backend op on x wrapped one bf16 element past an aligned address (a user's pointer into a bigger buffer):
-     * the fast tier must decline its vector kernel (the portable kernels run), with the same y and u as for an
-     * aligned copy of x, which takes lora_shrink_fwd_kernel2.
+     * The staged LoRA forward on x wrapped one bf16 element past an aligned address (a user's pointer into a bigger
+     * buffer): the fast tier must decline its vector kernel (the default composition of portable kernels runs), with
+     * the same y and u as for an aligned copy of x, which takes lora_shrink_fwd_kernel2.
      */
     private String oddOffset(int n, int in, int out, int r) {
         Tensor x = h.upload(Harness.random(41, n * in, 1f), DType.BF16, n, in);
@@ -195,8 +202,15 @@ final class FastTierCheck {
             Tensor y = h.zeros(DType.F32, n, out);
             Tensor uOdd = h.zeros(DType.F32, n, r);
             Tensor yOdd = h.zeros(DType.F32, n, out);
-            h.be.loraLinearForward(x, w, false, null, a, b, 0.5f, u, y);
-            h.be.loraLinearForward(xOdd, w, false, null, a, b, 0.5f, uOdd, yOdd);
+            LoraMargins g = new LoraMargins(in, out, r, false, false);
+            Tensor aStage = h.zeros(DType.BF16, r, in);
+            Tensor sbStage = h.zeros(DType.BF16, out, r);
+            Tensor wm = h.zeros(DType.BF16, g.wmRows(), g.ldw());
+            Tensor xm = h.zeros(DType.BF16, n, g.ldx());
+            Tensor xmOdd = h.zeros(DType.BF16, n, g.ldx());
+            h.be.loraStage(a, b, 0.5f, g, w, null, aStage, sbStage, wm);
+            h.be.loraLinearForwardStaged(x, a, g, aStage, wm, u, xm, y);
+            h.be.loraLinearForwardStaged(xOdd, a, g, aStage, wm, uOdd, xmOdd, yOdd);
             h.sync();
             return first(check(Tolerance.BF16, "u at an odd offset vs aligned", h.download(uOdd), h.download(u)),
                     check(Tolerance.BF16, "y at an odd offset vs aligned", h.download(yOdd), h.download(y)));

@@ -284,15 +284,6 @@ public class CudaBackend extends KernelBackend {
     }
 
     @Override
-    public void loraLinearForward(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias,
-                                  Tensor a, Tensor b, float s, Tensor u, Tensor y) {
-        if (fast != null && fast.loraLinearForward(x, w, fanInFanOut, bias, a, b, s, u, y)) {
-            return;
-        }
-        super.loraLinearForward(x, w, fanInFanOut, bias, a, b, s, u, y);
-    }
-
-    @Override
     public void loraStage(Tensor a, Tensor b, float s, LoraMargins g, Tensor w, Tensor bias, Tensor aStage,
                           Tensor sbStage, Tensor wm) {
         if (fast != null && fast.loraStage(a, b, s, g, w, bias, aStage, sbStage, wm)) {

@@ -14,11 +14,15 @@ import jcuda.driver.CUstream;
  *
  * <pre>{@code
  * CUstream stream = ...;                    // the pipeline's stream (primary context)
- * CUdeviceptr x = ...;                      // [N, in] floats produced by the pipeline
+ * CUdeviceptr x = ...;                      // [N, in] bf16 activations produced by the pipeline
  * try (CudaBackend be = JCudaInterop.backend(0, stream)) {
- *     Tensor xt = JCudaInterop.wrap(be, x, DType.F32, n, in);     // no copy
- *     Tensor y = be.zeros(DType.F32, n, out);
- *     be.loraLinearForward(xt, w, false, null, a, b, scaling, u, y);
+ *     Tensor xt = JCudaInterop.wrap(be, x, DType.BF16, n, in);    // no copy
+ *     LoraMargins g = new LoraMargins(in, out, r, false, false);  // W bf16 [out,in]; A [r,in], B [out,r] fp32
+ *     Tensor aStage = be.zeros(DType.BF16, r, in), sbStage = be.zeros(DType.BF16, out, r);
+ *     Tensor wm = be.zeros(DType.BF16, g.wmRows(), g.ldw()), xm = be.zeros(DType.BF16, n, g.ldx());
+ *     Tensor u = be.zeros(DType.F32, n, r), y = be.zeros(DType.BF16, n, out);
+ *     be.loraStage(a, b, scaling, g, w, null, aStage, sbStage, wm);   // again whenever A, B or W change
+ *     be.loraLinearForwardStaged(xt, a, g, aStage, wm, u, xm, y);   // fast-tier shrink + one cuBLAS GEMM
  *     CUdeviceptr yPtr = JCudaInterop.pointer(be, y);             // hand back to the pipeline, same stream
  * }
  * }</pre>

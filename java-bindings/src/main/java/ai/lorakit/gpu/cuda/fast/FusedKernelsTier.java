@@ -38,8 +38,9 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  * optimizer step, clipped and guarded by the device-side gradient norm), {@code deltaLoraUpdate} (delta_lora_update_fwd_kernel1, no master nor
  * compensation buffer: W = bf16(W + cΔ) as the portable op does), {@code doraWeightNorm} (dora_gram_fwd_kernel1 +
  * dora_norm_fwd_kernel2 on a bf16 copy of A for W [out,in]; dora_norm_fifo_fwd_kernel1 on the fp32 A for W [in,out]),
- * {@code loraLinearForward} (u = x A^T by lora_shrink_fwd_kernel2; the
- * base GEMM and the expand go through the backend, i.e. cuBLAS), {@code veraForward} (u by vera_shrink_fwd_kernel1).
+ * {@code veraForward} (u by vera_shrink_fwd_kernel1; VeRA with dropout reaches it). The unstaged {@code
+ * loraLinearForward} is not accelerated: the adapters reach it only with activations that are not bf16 (a bf16
+ * input without dropout always takes the staged op below), so the backend's default runs it.
  * Activations may be [B,T,C] (seen as [N,C] matrices); frozen biases fp32 or bf16.
  *
  * <p>The staged ops (the training path of the bf16 policy: the adapted layer owns bf16 stages of its adapter,
@@ -319,50 +320,6 @@ public final class FusedKernelsTier implements AutoCloseable {
         String op = "doraWeightNorm";
         be.launchKernel(DORA_NORM_FIFO, FastGeometry.doraNormFifo(out), block(), addr(op, w), out, addr(op, a), in,
                 addr(op, b), s, addr(op, n), out, in, r);
-        return true;
-    }
-
-    // ------------------------------------------------------------------------------------------ LoRA
-
-    /**
-     * y = x op(W) + bias (the backend's GEMM: cuBLAS), u = x A^T by lora_shrink_fwd_kernel2(X, ldx, A, lda, u, S, lds,
-     * N, in, r) on a bf16 copy of A (S = null), then y += s u B^T (the backend's loraExpand). x bf16 [N,in] with
-     * in % 8 == 0, W bf16, A fp32 [r,in], B fp32 [out,r], u fp32 [N,r], y [N,out] bf16 or fp32, bias [out] fp32 or bf16 (or null).
-     */
-    public boolean loraLinearForward(Tensor x, Tensor w, boolean fanInFanOut, Tensor bias, Tensor a, Tensor b,
-                                     float s, Tensor u, Tensor y) {
-        if (!matrix(x) || !rank2(a) || !rank2(b)) {
-            return false;
-        }
-        int nRows = x.rows();
-        int in = x.cols();
-        int r = a.rows();
-        int out = b.rows();
-        if (in % 8 != 0 || !shrinkFits(nRows) || !mat(x, DType.BF16, nRows, in)
-                || !is(w, DType.BF16, fanInFanOut ? in : out, fanInFanOut ? out : in) || !is(a, DType.F32, r, in)
-                || !is(b, DType.F32, out, r) || !is(u, DType.F32, nRows, r) || !activation(y, nRows, out)
-                || !biasOk(bias, out) || !distinct(x, y, u)) {
-            return false;
-        }
-        String op = "loraLinearForward";
-        long px = addr(op, x);
-        if (!VectorAlignment.aligned(px) || !VectorAlignment.pitch(in, DType.BF16)) {
-            return false;
-        }
-        try (Tensor abf = scratch.tensor("a_bf16", DType.BF16, r, in)) {
-            long pabf = addr(op, abf);
-            if (!VectorAlignment.aligned(pabf)) {
-                return false;
-            }
-            be.matmul(x, false, w, !fanInFanOut, y, 1f, 0f);
-            if (bias != null) {
-                be.addRowVector(y, bias, y);
-            }
-            be.copy(a, abf);
-            be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pabf, in,
-                    addr(op, u), 0L, 0, 0L, 0, nRows, in, r);
-        }
-        be.loraExpand(u, b, s, y);
         return true;
     }
 

@@ -19,8 +19,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Proves on the in-memory CUDA driver that the fast tier chooses a 16-byte-vector kernel only for aligned operands:
- * tensors wrapped at an element offset that is not a multiple of 16 bytes (x for the LoRA and VeRA shrinks, W for the
- * DoRA norm, dY for the staged LoRA backward's lora_linear_bwd_x_kernel1) run the portable kernels instead, the same
+ * tensors wrapped at an element offset that is not a multiple of 16 bytes (x for the staged LoRA forward's and VeRA's
+ * shrinks, W for the DoRA norm, dY for the staged LoRA backward's lora_linear_bwd_x_kernel1) run the portable kernels instead, the same
  * calls at a 16-byte offset run the fast kernels (so the check is what decides), and an address that is not even
  * element-aligned is refused by wrap with a message.
  */
@@ -49,10 +49,11 @@ class FastTierAlignmentTest {
         return be.wrap(be.address("test", arena) + byteOffset, DType.BF16, shape);
     }
 
+    /** The kernels of the staged LoRA forward on x [24,32] (out 16, r 4), the layer staged beforehand. */
     private List<String> lora(Tensor x) {
+        StagedLora l = StagedLora.of(be, 24, 32, 16, 4, 1f);
         int from = fake.launches().size();
-        be.loraLinearForward(x, be.zeros(DType.BF16, 16, 32), false, null, be.zeros(DType.F32, 4, 32),
-                be.zeros(DType.F32, 16, 4), 1f, be.zeros(DType.F32, 24, 4), be.zeros(DType.BF16, 24, 16));
+        l.forward(x);
         return fake.kernelsSince(from);
     }
 

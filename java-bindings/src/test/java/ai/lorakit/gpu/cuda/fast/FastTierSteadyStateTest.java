@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Proves on the in-memory CUDA driver that the fast tier allocates nothing in the steady state: every wired fast op
- * (adamw, deltaLoraUpdate, doraWeightNorm, loraLinearForward, veraForward), called as one training step calls it, makes
+ * (adamw, deltaLoraUpdate, doraWeightNorm, loraLinearForwardStaged, veraForward), called as one training step calls it, makes
  * cuMemAlloc / cuMemFree calls on its first call only (its scratch: bf16 copies of A, the Gram matrix, VeRA's
  * product) and none over the next 50 calls; a larger shape grows the scratch once; closing the backend frees it all.
  * (Done at the op level, each op launched through the tier, which the kernel names prove; models'
@@ -97,15 +97,10 @@ class FastTierSteadyStateTest {
     }
 
     @Test
-    void loraLinearForward() {
+    void loraLinearForwardStaged() {
+        StagedLora l = StagedLora.of(be, 24, 32, 16, 4, 0.5f);
         Tensor x = be.zeros(DType.BF16, 24, 32);
-        Tensor w = be.zeros(DType.BF16, 16, 32);
-        Tensor a = be.zeros(DType.F32, 4, 32);
-        Tensor b = be.zeros(DType.F32, 16, 4);
-        Tensor u = be.zeros(DType.F32, 24, 4);
-        Tensor y = be.zeros(DType.BF16, 24, 16);
-        steadyState("loraLinearForward", FusedKernelsTier.LORA_SHRINK,
-                () -> be.loraLinearForward(x, w, false, null, a, b, 0.5f, u, y));
+        steadyState("loraLinearForwardStaged", FusedKernelsTier.LORA_SHRINK, () -> l.forward(x));
     }
 
     @Test
@@ -121,37 +116,38 @@ class FastTierSteadyStateTest {
         steadyState("veraForward", FusedKernelsTier.VERA_SHRINK, () -> be.veraForward(x, sa, sb, ld, lb, u, v, y));
     }
 
+    /** The DoRA norm's bf16 copy of A (slot "a_bf16") grows with in; the Gram matrix [r,r] keeps its slot. */
     @Test
     void aLargerShapeGrowsTheScratchOnceAndCloseFreesEverything() {
         Tensor a = be.zeros(DType.F32, 4, 32);
+        Tensor a2 = be.zeros(DType.F32, 4, 128);   // in 128: the bf16 copy of A needs 4 x the bytes
         Tensor b = be.zeros(DType.F32, 16, 4);
         Tensor w = be.zeros(DType.BF16, 16, 32);
-        Tensor small = be.zeros(DType.BF16, 8, 32);
-        Tensor big = be.zeros(DType.BF16, 8, 32);
-        Tensor a2 = be.zeros(DType.F32, 16, 32);   // r 16: the bf16 copy of A needs 4 x the bytes
-        Tensor b2 = be.zeros(DType.F32, 16, 16);
-        Tensor u = be.zeros(DType.F32, 8, 4);
-        Tensor u2 = be.zeros(DType.F32, 8, 16);
-        Tensor y = be.zeros(DType.BF16, 8, 16);
-        be.loraLinearForward(small, w, false, null, a, b, 1f, u, y);
+        Tensor w2 = be.zeros(DType.BF16, 16, 128);
+        Tensor n = be.zeros(DType.F32, 16);
+        Runnable small = () -> be.doraWeightNorm(w, false, a, b, 1f, n);
+        Runnable big = () -> be.doraWeightNorm(w2, false, a2, b, 1f, n);
+        int from = fake.launches().size();
+        small.run();
         long c0 = fake.allocsAndFrees();
         long n0 = be.cudaDevice().allocations();
-        be.loraLinearForward(big, w, false, null, a2, b2, 1f, u2, y);
+        big.run();
         long c1 = fake.allocsAndFrees();
+        assertEquals(2, fake.kernelsSince(from).stream().filter(FusedKernelsTier.DORA_NORM::equals).count(),
+                "both shapes went through the fast tier: " + fake.kernelsSince(from));
         assertEquals(n0 + 1, be.cudaDevice().allocations(), "the device counts the one allocation of the growth");
         assertEquals(2, c1 - c0, "one cuMemFree of the small slot and one cuMemAlloc of the grown one: "
                 + fake.calls().stream().filter(c -> c.startsWith("cuMem")).toList());
-        be.loraLinearForward(small, w, false, null, a, b, 1f, u, y);
-        be.loraLinearForward(big, w, false, null, a2, b2, 1f, u2, y);
+        small.run();
+        big.run();
         assertEquals(c1, fake.allocsAndFrees(), "the grown slot serves both shapes");
         long held = be.cudaDevice().allocatedBytes();
         assertTrue(be.cudaDevice().peakAllocatedBytes() >= held, "peak >= current");
-        for (Tensor t : new Tensor[] {a, b, w, small, big, a2, b2, u, u2, y}) {
+        for (Tensor t : new Tensor[] {a, a2, b, w, w2, n}) {
             t.close();
         }
-        assertEquals(held - (4 * 32 + 16 * 4 + 16 * 32 + 16 * 16 + 8 * 4 + 8 * 16) * 4L
-                - (16 * 32 + 8 * 32 + 8 * 32 + 8 * 16) * 2L, be.cudaDevice().allocatedBytes(),
-                "closing the tensors gives their bytes back; the scratch stays");
+        assertEquals(held - (4 * 32 + 4 * 128 + 16 * 4 + 16) * 4L - (16 * 32 + 16 * 128) * 2L,
+                be.cudaDevice().allocatedBytes(), "closing the tensors gives their bytes back; the scratch stays");
         be.close();
         be = null;
         assertEquals(0, fake.liveAllocations(), "device memory left after close");

@@ -22,7 +22,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * Proves, on the in-memory CUDA driver (no GPU), that each wired Backend op of {@link FusedKernelsTier} launches its
  * cuda-kernels/cuda kernel by extern "C" name with the grid, block and argument list its .cu header documents
  * (expected values written here from those headers), and declines to the portable kernels when a requirement fails
- * (dtype, multiple of 8, DoRA r <= 64, the layout of W for the norm).
+ * (dtype, multiple of 8, DoRA r <= 64, the layout of W for the norm). For LoRA that op is the staged forward (the
+ * training path; the unstaged loraLinearForward is not accelerated).
  */
 class FusedKernelsTierTest {
     private static final int[] BLOCK = {256, 1, 1};
@@ -308,47 +309,53 @@ class FusedKernelsTierTest {
 
     // ---------------------------------------------------------------------------------------------- LoRA
 
+    /** The staged K-concat forward: the shrink reads x once and packs Xm = [x | S] (no staging per call). */
     @Test
-    void loraForwardUsesTheWmmaShrink() {
+    void stagedLoraForwardUsesThePackingShrink() {
         int nRows = 300;
         int in = 16;
         int out = 24;
         int r = 72;
+        int ldx = 96;                                           // Xm's pitch: in + r + 1 (the bias) rounded up to 8
+        StagedLora l = StagedLora.of(be, nRows, in, out, r, 0.5f);
+        assertEquals(ldx, l.xm().cols());
         Tensor x = be.zeros(DType.BF16, nRows, in);
-        Tensor w = be.zeros(DType.BF16, out, in);
-        Tensor a = be.zeros(DType.F32, r, in);
-        Tensor b = be.zeros(DType.F32, out, r);
-        Tensor u = be.zeros(DType.F32, nRows, r);
-        Tensor y = be.zeros(DType.BF16, nRows, out);
         int from = fake.launches().size();
-        be.loraLinearForward(x, w, false, be.zeros(DType.F32, out), a, b, 0.5f, u, y);
-        FakeCuda.Launch l = only(from, "lora_shrink_fwd_kernel2");
-        assertArrayEquals(new int[] {2, 3, 1}, l.grid());                    // (ceil(72/64), ceil(300/128), 1)
-        assertArrayEquals(BLOCK, l.block());
-        // (X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r): no pack on the unstaged op
-        assertEquals(12, l.slots().length);
-        assertEquals(addr(x), l.slots()[0]);
-        assertEquals(in, l.slotInt(1));
-        assertNotEquals(addr(a), l.slots()[2], "a bf16 copy of A");
-        assertEquals(in, l.slotInt(3));
-        assertEquals(addr(u), l.slots()[4]);
-        assertEquals(0L, l.slots()[5]);
-        assertEquals(0L, l.slots()[7]);
-        assertEquals(List.of(nRows, in, r), List.of(l.slotInt(9), l.slotInt(10), l.slotInt(11)));
+        l.forward(x);
+        List<String> launched = fake.kernelsSince(from);
+        assertNone(launched, FusedKernelsTier.LORA_MARGIN);                  // staged after an optimizer step only
+        assertTrue(launched.indexOf(FusedKernelsTier.LORA_SHRINK) < launched.indexOf("gemm_fwd_kernel1"),
+                "the shrink, then the one GEMM over in + r (portable here: no cuBLAS): " + launched);
+        FakeCuda.Launch s = only(from, FusedKernelsTier.LORA_SHRINK);
+        assertArrayEquals(new int[] {2, 3, 1}, s.grid());                    // (ceil(72/64), ceil(300/128), 1)
+        assertArrayEquals(BLOCK, s.block());
+        // (X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r): x dense, A the bf16 stage, S and the pack in Xm
+        assertEquals(12, s.slots().length);
+        assertEquals(addr(x), s.slots()[0]);
+        assertEquals(in, s.slotInt(1));
+        assertEquals(addr(l.aStage()), s.slots()[2], "the staged bf16 A, no per-call copy");
+        assertEquals(in, s.slotInt(3));
+        assertEquals(addr(l.u()), s.slots()[4]);
+        assertEquals(addr(l.xm()) + 2L * in, s.slots()[5], "S = Xm's columns in..in+r-1");
+        assertEquals(ldx, s.slotInt(6));
+        assertEquals(addr(l.xm()), s.slots()[7], "x packed into Xm's first in columns");
+        assertEquals(ldx, s.slotInt(8));
+        assertEquals(List.of(nRows, in, r), List.of(s.slotInt(9), s.slotInt(10), s.slotInt(11)));
     }
 
     @Test
-    void loraForwardDeclinesUnalignedInAndFp32Activations() {
+    void stagedLoraForwardDeclinesUnalignedInAndFp32Activations() {
+        StagedLora in12 = StagedLora.of(be, 4, 12, 8, 2, 1f);
+        StagedLora in16 = StagedLora.of(be, 4, 16, 8, 2, 1f);
         int from = fake.launches().size();
-        be.loraLinearForward(be.zeros(DType.BF16, 4, 12), be.zeros(DType.BF16, 8, 12), false, null,
-                be.zeros(DType.F32, 2, 12), be.zeros(DType.F32, 8, 2), 1f, be.zeros(DType.F32, 4, 2),
-                be.zeros(DType.BF16, 4, 8));                                              // in = 12
-        be.loraLinearForward(be.zeros(DType.F32, 4, 16), be.zeros(DType.F32, 8, 16), false, null,
-                be.zeros(DType.F32, 2, 16), be.zeros(DType.F32, 8, 2), 1f, be.zeros(DType.F32, 4, 2),
-                be.zeros(DType.F32, 4, 8));                                               // fp32 x
+        in12.forward(be.zeros(DType.BF16, 4, 12));                    // in = 12
+        in16.forward(be.zeros(DType.F32, 4, 16));                     // fp32 x
         List<String> launched = fake.kernelsSince(from);
-        assertNone(launched, "lora_shrink_fwd_kernel2");
+        assertNone(launched, FusedKernelsTier.LORA_SHRINK);
         assertTrue(launched.contains("gemm_fwd_kernel1"), "the portable composition ran: " + launched);
+        from = fake.launches().size();
+        in16.forward(be.zeros(DType.BF16, 4, 16));                    // the same layer with bf16 x: the kernel
+        assertTrue(fake.kernelsSince(from).contains(FusedKernelsTier.LORA_SHRINK), fake.kernelsSince(from).toString());
     }
 
     // ---------------------------------------------------------------------------------------------- VeRA
