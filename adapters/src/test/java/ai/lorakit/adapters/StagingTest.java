@@ -21,7 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Proves that an adapted layer's bf16 stages (what the CUDA fast kernels read instead of the fp32 masters) hold the
- * current adapter: after the first bf16 forward they equal bf16(A) and bf16(s B) (VeRA: bf16(A_l) and bf16(λb ∘ B_l)),
+ * current adapter: after the first bf16 forward they equal bf16(A) and bf16(s B) (VeRA: bf16(A_l) and
+ * bf16(λb ∘ B_l ∘ λd)),
  * and after an optimizer step (which changes the masters) the next forward restages them, for both weight layouts;
  * LoRA's margin weight Wm holds W and the current s B, and takes a changed W only when told (weightChanged).
  * A stale dense stage would go unnoticed by the portable defaults, which read the masters, hence this direct check.
@@ -168,6 +169,58 @@ class StagingTest {
         return o;
     }
 
+    /**
+     * VeRA's staged path (LoRA's K-concat on A_l and B' = λb ∘ B_l ∘ λd, its λ gradients derived from dB') gives
+     * the unstaged path's y, dx, dλb and dλd: the same layer fed a bf16 x (staged) and the same x as fp32 (the
+     * unstaged reference ops), both layouts, a layer smaller than the shared projections, random λs, with a bias.
+     */
+    @Test
+    void veraStagedPathMatchesTheUnstagedOne() {
+        int n = 10, in = 16, out = 24, inMax = 40, outMax = 32, r = 8;
+        Random rnd = new Random(35);
+        VeraConfig cfg = new VeraConfig(r, 0L, true, 0.1f, 0f, List.of("p"));
+        for (boolean fifo : new boolean[] {false, true}) {
+            try (CpuBackend be = new CpuBackend(false);
+                 VeraProjections shared = VeraProjections.create(be, cfg, inMax, outMax);
+                 Tensor w = be.upload(scaled(rand(rnd, in * out), 0.2f), DType.BF16, fifo ? in : out,
+                         fifo ? out : in);
+                 Tensor bias = be.upload(rand(rnd, out), DType.BF16, out);
+                 AdaptedLinear layer = AdaptedLinear.create("p", w, bias, fifo, cfg, shared, 5L)) {
+                layer.setTraining(true);
+                Parameter lb = layer.parameter(Parameter.Role.VERA_LAMBDA_B);
+                Parameter ld = layer.parameter(Parameter.Role.VERA_LAMBDA_D);
+                be.write(lb.value(), rand(rnd, out));
+                be.write(ld.value(), rand(rnd, r));
+                lb.markChanged();
+                ld.markChanged();
+                float[] xv = rounded(rand(rnd, n * in));              // both passes read the same (bf16) values
+                float[] dyv = rounded(rand(rnd, n * out));
+                float[][] staged = veraPass(be, layer, xv, dyv, DType.BF16, n, in, out);
+                float[][] plain = veraPass(be, layer, xv, dyv, DType.F32, n, in, out);
+                String[] what = {"y", "dx", "dλb", "dλd"};
+                for (int i = 0; i < what.length; i++) {
+                    var res = ai.lorakit.gpu.Tolerance.BF16.compare(what[i] + " fifo=" + fifo, staged[i], plain[i]);
+                    assertTrue(res.ok(), res.toString());
+                }
+            }
+        }
+    }
+
+    /** One forward and backward of x (as dtype) and dy: {y, dx, dλb, dλd}, gradients zeroed first. */
+    private static float[][] veraPass(CpuBackend be, AdaptedLinear layer, float[] xv, float[] dyv, DType dtype, int n,
+                                      int in, int out) {
+        Parameter lb = layer.parameter(Parameter.Role.VERA_LAMBDA_B);
+        Parameter ld = layer.parameter(Parameter.Role.VERA_LAMBDA_D);
+        be.fill(lb.gradForAccumulation(), 0f);
+        be.fill(ld.gradForAccumulation(), 0f);
+        try (Tensor x = be.upload(xv, dtype, n, in); Tensor dy = be.upload(dyv, dtype, n, out);
+             Tensor y = be.zeros(dtype, n, out); Tensor dx = be.zeros(dtype, n, in)) {
+            layer.forward(x, y);
+            layer.backward(dy, dx);
+            return new float[][] {be.download(y), be.download(dx), be.download(lb.grad()), be.download(ld.grad())};
+        }
+    }
+
     /** Wm's block holding W, in W's layout (LoraMargins). */
     private static float[] baseOf(CpuBackend be, Tensor wm, LoraMargins g) {
         float[] v = be.download(wm);
@@ -205,18 +258,21 @@ class StagingTest {
             for (int j = 0; j < r; j++) {
                 System.arraycopy(sa, j * inMax, al, j * in, in);
             }
-            Tensor aStage = layer.scratch().get("vera.A.bf16", DType.BF16, r, in);
-            Tensor sbStage = layer.scratch().get("vera.sB.bf16", DType.BF16, out, r);
+            // VeRA stages as LoRA with A = A_l and B' = λb ∘ B_l ∘ λd^T, s = 1 (MarginStage)
+            Tensor aStage = layer.scratch().get("lora.A.bf16", DType.BF16, r, in);
+            Tensor sbStage = layer.scratch().get("lora.sB.bf16", DType.BF16, out, r);
+            Tensor ld = layer.parameter(Parameter.Role.VERA_LAMBDA_D).value();
             assertStage(be, "A_l stage", aStage, al);
             for (int step = 0; step < 2; step++) {
                 float[] lbv = be.download(lb);
+                float[] ldv = be.download(ld);
                 float[] want = new float[out * r];
                 for (int o = 0; o < out; o++) {
                     for (int j = 0; j < r; j++) {
-                        want[o * r + j] = lbv[o] * sb[o * r + j];
+                        want[o * r + j] = lbv[o] * sb[o * r + j] * ldv[j];
                     }
                 }
-                assertStage(be, "λb ∘ B_l stage after " + step + " steps", sbStage, want);
+                assertStage(be, "λb ∘ B_l ∘ λd stage after " + step + " steps", sbStage, want);
                 trainStep(be, layer, rnd, n, in, out);
                 forward(be, layer, rnd, n, in, out);
             }

@@ -455,10 +455,9 @@ public interface Backend extends AutoCloseable {
     //
     // A training step reads the adapter many times between two optimizer steps, so an adapted layer keeps bf16
     // copies of what the kernels read ("stages", refreshed once after each optimizer step) and passes them with the
-    // fp32 masters. LoRA's stages are the margin buffers of LoraMargins (the base GEMM and the low-rank update as
-    // one GEMM); VeRA's are dense copies, and its defaults compute from the masters as the unstaged ops do. An
-    // accelerated backend replaces the steps around the GEMMs with fused kernels; the two agree to the bf16
-    // tolerance.
+    // fp32 masters: the margin buffers of LoraMargins (the base GEMM, the low-rank update and the bias as one GEMM),
+    // for LoRA, DoRA's LoRA branch, AdaLoRA (A∘E) and VeRA (A_l, λb ∘ B_l ∘ λd). An accelerated backend replaces the
+    // steps around the GEMMs with fused kernels; the two agree to the bf16 tolerance.
 
     /**
      * Stages a LoRA adapter: aStage [r,in] = A and sbStage [out,r] = s B rounded to the stages' dtype, then Wm's
@@ -516,96 +515,6 @@ public interface Backend extends AutoCloseable {
         g.inputGradGemm(this, n, dym, wm, dx);
         if (dA != null) {
             g.adapterAGradGemm(this, n, dym, xm, dA);
-        }
-    }
-
-    /**
-     * Stages a VeRA layer: sbStage [out,r] = λb ∘ B_l (B_l = the first out rows of the shared B [out_max,r]) and,
-     * when aStage is not null, aStage [r,in] = A_l (the first in columns of the shared A [r,in_max]; frozen, so
-     * staged once), rounded to the stages' dtype.
-     */
-    default void veraStage(Tensor sharedA, Tensor sharedB, Tensor lambdaB, Tensor aStage, Tensor sbStage) {
-        int out = sbStage.rows();
-        int r = sbStage.cols();
-        Tensor t = borrowWork(DType.F32, out, r);
-        try {
-            // one 1x1 by 1xr product per row o: t[o,:] = λb[o] B[o,:]
-            gemmBatched(out, false, false, 1, r, 1, 1f, lambdaB, 0, 1, 1, sharedB, 0, r, r, 0f, t, 0, r, r);
-            copy(t, sbStage);
-        } finally {
-            returnWork(t);
-        }
-        if (aStage != null) {
-            int in = aStage.cols();
-            Tensor one = borrowWork(DType.F32, 1);
-            Tensor al = borrowWork(DType.F32, r, in);
-            try {
-                fill(one, 1f);
-                // one 1x1 by 1xin product per row j: al[j,:] = A[j, 0:in]
-                gemmBatched(r, false, false, 1, in, 1, 1f, one, 0, 1, 0, sharedA, 0, sharedA.cols(), sharedA.cols(),
-                        0f, al, 0, in, in);
-                copy(al, aStage);
-            } finally {
-                returnWork(one);
-                returnWork(al);
-            }
-        }
-    }
-
-    /**
-     * {@link #veraForward} with the layer staged by {@link #veraStage}: y [N,out] += λb ∘ ((λd ∘ (x A_l^T)) B_l^T),
-     * u = x A_l^T [N,r] (fp32) and vStage [N,r] = λd ∘ u rounded to its dtype, both written.
-     */
-    default void veraForwardStaged(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
-                                   Tensor aStage, Tensor sbStage, Tensor u, Tensor vStage, Tensor y) {
-        Tensor v = borrowWork(DType.F32, u.shape());
-        try {
-            veraForward(x, sharedA, sharedB, lambdaD, lambdaB, u, v, y);
-            copy(v, vStage);
-        } finally {
-            returnWork(v);
-        }
-    }
-
-    /**
-     * The VeRA layer's backward without dropout, from the forward's u and vStage: with v = λd ∘ u and
-     * w = (λb ∘ dy) B_l [N,r],
-     * <pre>dx = dy op(W)^T + (w ∘ λd) A_l (written);  dλb += Σ_n dy ∘ (v B_l^T);  dλd += Σ_n w ∘ u</pre>
-     * dλd [r] or dλb [out] null = frozen (skipped).
-     */
-    default void veraBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor sharedA, Tensor sharedB,
-                              Tensor lambdaD, Tensor lambdaB, Tensor sbStage, Tensor u, Tensor vStage, Tensor dx,
-                              Tensor dLambdaD, Tensor dLambdaB) {
-        int n = dy.rows();
-        int out = dy.cols();
-        int in = dx.cols();
-        int r = u.cols();
-        matmul(dy, false, w, fanInFanOut, dx, 1f, 0f);                                     // dy op(W)^T
-        Tensor z = borrowWork(DType.F32, n, out);
-        Tensor wv = borrowWork(DType.F32, n, r);
-        try {
-            if (dLambdaB != null) {
-                mulRowVector(u, lambdaD, wv);                                              // v = λd ∘ u
-                gemm(false, true, n, out, r, 1f, wv, 0, r, sharedB, 0, r, 0f, z, 0, out);  // v B_l^T
-                mul(dy, z, z);
-                sumRows(z, 1f, dLambdaB);                                                  // += Σ dy ∘ (v B_l^T)
-            }
-            mulRowVector(dy, lambdaB, z);                                                  // λb ∘ dy
-            gemm(false, false, n, r, out, 1f, z, 0, out, sharedB, 0, r, 0f, wv, 0, r);     // w = (λb∘dy) B_l
-            if (dLambdaD != null) {
-                Tensor t = borrowWork(DType.F32, n, r);
-                try {
-                    mul(wv, u, t);
-                    sumRows(t, 1f, dLambdaD);                                              // += Σ w ∘ u
-                } finally {
-                    returnWork(t);
-                }
-            }
-            mulRowVector(wv, lambdaD, wv);                                                 // w ∘ λd
-            gemm(false, false, n, in, r, 1f, wv, 0, r, sharedA, 0, sharedA.cols(), 1f, dx, 0, in); // += (w∘λd) A_l
-        } finally {
-            returnWork(z);
-            returnWork(wv);
         }
     }
 

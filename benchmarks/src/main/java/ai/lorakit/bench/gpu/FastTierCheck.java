@@ -74,9 +74,6 @@ final class FastTierCheck {
         for (int r : new int[] {80, 256}) {
             guard("vera_shrink_fwd_kernel1", "N=200 in=264 r=" + r, () -> veraShrink(200, 264, r));
         }
-        guard("vera_margin_fwd_kernel1", "out=200 in=264 r=24", () -> veraMargin(200, 264, 24, 300));
-        guard("vera_lambda_bwd_x_kernel1", "N=300 r=80", () -> veraLambdaD(300, 80));
-        guard("vera_lambda_b_bwd_x_kernel1", "out=200 r=80", () -> veraLambdaB(200, 80));
         for (String mode : new String[] {"master", "comp", "plain"}) {
             for (boolean fan : new boolean[] {false, true}) {
                 guard("delta_lora_update_fwd_kernel1", mode + (fan ? " fanInFanOut" : "") + " out=200 in=264 r=8",
@@ -606,72 +603,6 @@ final class FastTierCheck {
         float[] xAfter = h.download(X);
         return first(check(Tolerance.BF16, "u = x A^T", h.download(u), ref),
                 check(Tolerance.BF16, "V = λd∘u in X's margin", Harness.cols(xAfter, n, ldx, in, r), refV));
-    }
-
-    private String veraMargin(int out, int in, int r, int inMax) {
-        int ldw = in + r;
-        float[] w = Harness.random(91, (out + r) * ldw, 1f);
-        float[] a = Harness.random(92, r * inMax, 1f);
-        float[] b = Harness.random(93, (out + 5) * r, 1f);
-        float[] ld = Harness.random(94, r, 1f);
-        float[] lb = Harness.random(95, out, 1f);
-        Tensor W = h.upload(w, DType.BF16, out + r, ldw);
-        Tensor A = h.upload(a, DType.F32, r, inMax);
-        Tensor B = h.upload(b, DType.F32, out + 5, r);
-        Tensor Ld = h.upload(ld, DType.F32, r);
-        Tensor Lb = h.upload(lb, DType.F32, out);
-        h.launch("vera_margin_fwd_kernel1", Harness.grid1d((long) out * r + (long) r * in, 256), Dim3.of(256),
-                h.addr(A), inMax, h.addr(B), h.addr(Ld), h.addr(Lb), h.addr(W), ldw, out, in, r);
-        float[] want = Harness.bf16(w);
-        for (int o = 0; o < out; o++) {
-            for (int j = 0; j < r; j++) {
-                want[o * ldw + in + j] = Harness.bf16(lb[o] * b[o * r + j]);
-            }
-        }
-        for (int j = 0; j < r; j++) {
-            for (int k = 0; k < in; k++) {
-                want[(out + j) * ldw + k] = Harness.bf16(ld[j] * a[j * inMax + k]);
-            }
-        }
-        return check(Tolerance.F32, "Wm after vera_margin_fwd_kernel1", h.download(W), want);
-    }
-
-    private String veraLambdaD(int n, int r) {
-        float[] dv = Harness.random(101, n * r, 1f);
-        float[] u = Harness.random(102, n * r, 1f);
-        float[] d0 = Harness.random(103, r, 1f);
-        Tensor dV = h.upload(dv, DType.F32, n, r);
-        Tensor U = h.upload(u, DType.F32, n, r);
-        Tensor dLd = h.upload(d0, DType.F32, r);
-        h.launch("vera_lambda_bwd_x_kernel1", Dim3.of(Harness.ceilDiv(r, 32), 4), Dim3.of(256),
-                h.addr(dV), h.addr(U), h.addr(dLd), n, r);
-        double[] ref = new double[r];
-        for (int j = 0; j < r; j++) {
-            ref[j] = d0[j];
-            for (int i = 0; i < n; i++) {
-                ref[j] += (double) dv[i * r + j] * u[i * r + j];
-            }
-        }
-        return check(Tolerance.F32, "dλd += sum dV∘u", h.download(dLd), ref);
-    }
-
-    private String veraLambdaB(int out, int r) {
-        float[] m = Harness.random(111, out * r, 1f);
-        float[] b = Harness.random(112, (out + 3) * r, 1f);
-        float[] d0 = Harness.random(113, out, 1f);
-        Tensor M = h.upload(m, DType.F32, out, r);
-        Tensor B = h.upload(b, DType.F32, out + 3, r);
-        Tensor dLb = h.upload(d0, DType.F32, out);
-        h.launch("vera_lambda_b_bwd_x_kernel1", Dim3.of(Harness.ceilDiv(out, 8)), Dim3.of(256),
-                h.addr(M), h.addr(B), h.addr(dLb), out, r);
-        double[] ref = new double[out];
-        for (int o = 0; o < out; o++) {
-            ref[o] = d0[o];
-            for (int j = 0; j < r; j++) {
-                ref[o] += (double) m[o * r + j] * b[o * r + j];
-            }
-        }
-        return check(Tolerance.F32, "dλb += rowsum(M∘B)", h.download(dLb), ref);
     }
 
     // ---------------------------------------------------------------- Delta-LoRA

@@ -160,28 +160,32 @@ final class LoraMicrobench {
         }, "lora_layer_fwd_bwd", 1.05, "LoRA layer + rescale forward/backward (norm cached)");
 
         // ------------------------------------------------------------ VeRA rv
-        Runnable veraMargins = () -> h.launch("vera_margin_fwd_kernel1", Harness.grid1d((long) d * rv + (long) rv * d, 256),
-                Dim3.of(256), h.addr(A), d, h.addr(B), h.addr(lamD), h.addr(lamB), wa, ld, d, d, rv);
+        // The training path: LoRA's K-concat at rank rv with A = A_l and B' = λb ∘ B_l ∘ λd folded (once per step,
+        // O(d rv), as the margins), s = 1; x and dY arrive dense and are packed; the λ gradients come from
+        // dB' = dY^T u by two [d, rv] products (dλb += (dB' ∘ B_l) λd, dλd += (dB' ∘ B_l)^T λb; the ∘ B_l is
+        // elementwise on [d, rv] and left out here).
+        Runnable veraMargins = () -> h.launch("lora_margin_fwd_kernel1", Harness.grid1d((long) d * rv + (long) rv * d, 256),
+                Dim3.of(256), h.addr(A), h.addr(B), 1f, wa, ld, d, d, rv);
         Runnable veraFwd = () -> {
-            h.launch("vera_shrink_fwd_kernel1", Dim3.of(Harness.ceilDiv(rv, 64), Harness.ceilDiv(n, 128)), Dim3.of(256),
-                    xa, ld, h.addr(W, d, 0, ld), ld, h.addr(lamD), h.addr(u), h.addr(X, 0, d, ld), ld, n, d, rv);
+            h.launch("lora_shrink_fwd_kernel2", Dim3.of(Harness.ceilDiv(rv, 64), Harness.ceilDiv(n, 128)), Dim3.of(256),
+                    h.addr(xDense), d, h.addr(W, d, 0, ld), ld, h.addr(u), h.addr(X, 0, d, ld), ld, xa, ld, n, d, rv);
             h.gemm(false, true, n, d, d + rv, 1f, xa, DType.BF16, ld, wa, DType.BF16, ld, 0f, h.addr(Y), DType.BF16, d);
         };
         Runnable veraBwd = () -> {
             h.launch("lora_linear_bwd_x_kernel1", Dim3.of(Harness.ceilDiv(rv, 64), Harness.ceilDiv(n, 128)), Dim3.of(256),
-                    ya, ld, d, h.addr(W, 0, d, ld), ld, h.addr(X, 0, d, ld), ld, 1f, h.addr(du), h.addr(dY, 0, d, ld), ld,
-                    0L, 0, h.addr(dB), n, rv);
+                    h.addr(dyDense), d, d, h.addr(W, 0, d, ld), ld, h.addr(X, 0, d, ld), ld, 1f, 0L,
+                    h.addr(dY, 0, d, ld), ld, ya, ld, h.addr(dB), n, rv);
             h.gemm(false, false, n, d, d + rv, 1f, ya, DType.BF16, ld, wa, DType.BF16, ld, 0f, h.addr(dX), DType.BF16, d);
-            h.launch("vera_lambda_bwd_x_kernel1", Dim3.of(Harness.ceilDiv(rv, 32), 32), Dim3.of(256), h.addr(du), h.addr(u),
-                    h.addr(dLamD), n, rv);
-            h.launch("vera_lambda_b_bwd_x_kernel1", Dim3.of(Harness.ceilDiv(d, 8)), Dim3.of(256), h.addr(dB), h.addr(B),
-                    h.addr(dLamB), d, rv);
+            h.gemm(false, false, d, 1, rv, 1f, h.addr(dB), DType.F32, rv, h.addr(lamD), DType.F32, 1,
+                    1f, h.addr(dLamB), DType.F32, 1);
+            h.gemm(true, false, rv, 1, d, 1f, h.addr(dB), DType.F32, rv, h.addr(lamB), DType.F32, 1,
+                    1f, h.addr(dLamD), DType.F32, 1);
         };
         veraMargins.run();
         time("vera_layer_fwd_bwd", () -> {
             veraFwd.run();
             veraBwd.run();
-        }, "lora_layer_fwd_bwd", 1.10, "VeRA r=" + rv + " (margins λb∘B, λd∘A refreshed per step)");
+        }, "lora_layer_fwd_bwd", 1.10, "VeRA r=" + rv + " as LoRA's packed K-concat + the λ products");
         margins.run();   // back to the LoRA margins
 
         // ------------------------------------------------------------ Delta-LoRA

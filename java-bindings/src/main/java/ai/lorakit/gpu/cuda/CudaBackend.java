@@ -311,36 +311,6 @@ public class CudaBackend extends KernelBackend {
     }
 
     @Override
-    public void veraStage(Tensor sharedA, Tensor sharedB, Tensor lambdaB, Tensor aStage, Tensor sbStage) {
-        if (fast != null && fast.veraStage(sharedA, sharedB, lambdaB, aStage, sbStage)) {
-            return;
-        }
-        super.veraStage(sharedA, sharedB, lambdaB, aStage, sbStage);
-    }
-
-    @Override
-    public void veraForwardStaged(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
-                                  Tensor aStage, Tensor sbStage, Tensor u, Tensor vStage, Tensor y) {
-        if (fast != null && fast.veraForwardStaged(x, sharedA, sharedB, lambdaD, lambdaB, aStage, sbStage, u, vStage,
-                y)) {
-            return;
-        }
-        super.veraForwardStaged(x, sharedA, sharedB, lambdaD, lambdaB, aStage, sbStage, u, vStage, y);
-    }
-
-    @Override
-    public void veraBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor sharedA, Tensor sharedB,
-                             Tensor lambdaD, Tensor lambdaB, Tensor sbStage, Tensor u, Tensor vStage, Tensor dx,
-                             Tensor dLambdaD, Tensor dLambdaB) {
-        if (fast != null && fast.veraBackward(dy, w, fanInFanOut, sharedA, sharedB, lambdaD, lambdaB, sbStage, u,
-                vStage, dx, dLambdaD, dLambdaB)) {
-            return;
-        }
-        super.veraBackward(dy, w, fanInFanOut, sharedA, sharedB, lambdaD, lambdaB, sbStage, u, vStage, dx,
-                dLambdaD, dLambdaB);
-    }
-
-    @Override
     public void deltaLoraUpdateMaster(Tensor w, Tensor master, boolean fanInFanOut, float c, Tensor bNew,
                                       Tensor aNew, Tensor bOld, Tensor aOld) {
         if (fast != null && fast.deltaLoraUpdateMaster(w, master, fanInFanOut, c, bNew, aNew, bOld, aOld)) {

@@ -15,13 +15,13 @@ import static ai.lorakit.gpu.cpu.CpuTransformerOpsTest.rand;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * The staged LoRA-family ops (Backend#loraStage, loraLinearForwardStaged, loraLinearBackward, veraStage,
- * veraForwardStaged, veraBackward, deltaLoraUpdateMaster) with the bf16 policy's dtypes, in both weight layouts, on
+ * The staged LoRA-family ops (Backend#loraStage, loraLinearForwardStaged, loraLinearBackward, deltaLoraUpdateMaster;
+ * VeRA, DoRA and AdaLoRA stage through the same ops) with the bf16 policy's dtypes, in both weight layouts, on
  * every backend: the stages hold the bf16-rounded adapter and LoRA's margin buffers Wm and Xm hold W, A, s B, x and
  * S where LoraMargins puts them (checked against values computed here on the host), and the outputs match the F32
- * CpuBackend reference computed with primitive GEMMs (LoRA: from the bf16-rounded A, s B, S and dS that the K-concat
- * GEMMs read; VeRA: from the fp32 masters with the unstaged ops), to the bf16 tolerance. On the GPU check this compares the CUDA fast tier
- * (lora_margin/shrink/linear_bwd_x, vera_margin/shrink/lambda, delta_lora_update with a master) with its twins.
+ * CpuBackend reference computed with primitive GEMMs from the bf16-rounded A, s B, S and dS that the K-concat GEMMs
+ * read, to the bf16 tolerance. On the GPU check this compares the CUDA fast tier
+ * (lora_margin/shrink/linear_bwd_x, delta_lora_update with a master) with its twins.
  */
 class StagedLoraContractTest {
     private static final DType BF = DType.BF16;
@@ -167,72 +167,6 @@ class StagedLoraContractTest {
                         p.check("staged dA (+=)" + t2, dA, Tolerance.BF16);
                     }
                 }
-            }
-        }
-    }
-
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
-    void veraStagedForwardAndBackward(Backend be) {
-        int n = 40, in = 24, out = 32, inMax = 40, outMax = 48, rank = 16;
-        Random r = new Random(2101);
-        try (be; Pair p = new Pair(be)) {
-            for (boolean fifo : new boolean[] {false, true}) {
-                String tag = fifo ? " (fan_in_fan_out)" : "";
-                int[] ws = fifo ? new int[] {in, out} : new int[] {out, in};
-                Tensor[] x = p.in(rand(r, n * in, 1), BF, n, in);
-                Tensor[] w = p.in(rand(r, in * out, 0.2), BF, ws);
-                float[] sav = rand(r, rank * inMax, 0.3);
-                float[] sbv = rand(r, outMax * rank, 0.3);
-                float[] lbv = rand(r, out, 1);
-                Tensor[] sa = p.in(sav, F, rank, inMax);
-                Tensor[] sb = p.in(sbv, F, outMax, rank);
-                Tensor[] ld = p.in(rand(r, rank, 1), F, rank);
-                Tensor[] lb = p.in(lbv, F, out);
-                Tensor[] aS = p.out(BF, rank, in);
-                Tensor[] sbS = p.out(BF, out, rank);
-                be.veraStage(sa[0], sb[0], lb[0], aS[0], sbS[0]);
-                float[] al = new float[rank * in];
-                for (int j = 0; j < rank; j++) {
-                    System.arraycopy(sav, j * inMax, al, j * in, in);
-                }
-                assertStage(be, "staged A_l" + tag, aS[0], al);
-                // a new λb: the per-step refresh (A_l not restaged)
-                for (int o = 0; o < out; o++) {
-                    lbv[o] = (float) r.nextGaussian();
-                }
-                be.write(lb[0], lbv);
-                p.ref.write(lb[1], lbv);
-                be.veraStage(sa[0], sb[0], lb[0], null, sbS[0]);
-                float[] lbB = new float[out * rank];
-                for (int o = 0; o < out; o++) {
-                    for (int j = 0; j < rank; j++) {
-                        lbB[o * rank + j] = lbv[o] * sbv[o * rank + j];
-                    }
-                }
-                assertStage(be, "staged λb ∘ B_l" + tag, sbS[0], lbB);
-                assertStage(be, "A_l kept" + tag, aS[0], al);
-
-                Tensor[] u = p.out(F, n, rank);
-                Tensor[] vS = p.out(BF, n, rank);
-                Tensor[] y = p.in(rand(r, n * out, 1), F, n, out);
-                be.veraForwardStaged(x[0], sa[0], sb[0], ld[0], lb[0], aS[0], sbS[0], u[0], vS[0], y[0]);
-                p.ref.veraForward(x[1], sa[1], sb[1], ld[1], lb[1], u[1], vS[1], y[1]);
-                p.check("staged u" + tag, u, Tolerance.BF16);
-                p.check("staged V" + tag, vS);
-                p.check("staged y (+=)" + tag, y, Tolerance.BF16);
-
-                Tensor[] dy = p.in(rand(r, n * out, 1), BF, n, out);
-                Tensor[] dx = p.out(F, n, in);
-                Tensor[] dld = p.in(rand(r, rank, 1), F, rank);
-                Tensor[] dlb = p.in(rand(r, out, 1), F, out);
-                be.veraBackward(dy[0], w[0], fifo, sa[0], sb[0], ld[0], lb[0], sbS[0], u[0], vS[0], dx[0], dld[0],
-                        dlb[0]);
-                p.ref.veraBackward(dy[1], w[1], fifo, sa[1], sb[1], ld[1], lb[1], sbS[1], u[1], vS[1], dx[1],
-                        dld[1], dlb[1]);
-                p.check("staged dx" + tag, dx, Tolerance.BF16);
-                p.check("staged dλd (+=)" + tag, dld, Tolerance.BF16);
-                p.check("staged dλb (+=)" + tag, dlb, Tolerance.BF16);
             }
         }
     }

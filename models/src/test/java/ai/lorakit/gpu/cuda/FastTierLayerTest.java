@@ -27,8 +27,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * (lora_margin_fwd_kernel1 twice) and again only after a parameter changed; its forward is the K-concat of
  * LoraMargins: the shrink reads the staged A and packs x and S into Xm, then ONE GEMM over in + r reads Xm and Wm;
  * its backward's lora_linear_bwd_x_kernel1 reads that S with the staged s B and packs dy and dS into dYm, then ONE
- * GEMM over out + r gives dx and one more dA (pointers, pitches and sizes compared); VeRA stages
- * λb ∘ B_l per change and runs its shrink, the shared backward kernel and both λ kernels; an r that is not a multiple
+ * GEMM over out + r gives dx and one more dA (pointers, pitches and sizes compared); VeRA runs the same kernels on
+ * A_l and the folded λb ∘ B_l ∘ λd (s = 1), restaged when a λ changed; an r that is not a multiple
  * of 8 declines the backward kernel (portable path); fp32 activations stay off the staged path; Delta-LoRA's
  * master update is one launch with the master's address, in both layouts.
  */
@@ -187,7 +187,7 @@ class FastTierLayerTest {
     }
 
     @Test
-    void veraLinearLayoutRunsItsKernels() {
+    void veraRunsLorasKernelsOnTheFoldedFactor() {
         VeraConfig cfg = new VeraConfig(16, 0L, true, 0.1f, 0f, List.of("proj"));
         try (VeraProjections shared = VeraProjections.create(be, cfg, IN, OUT);
              Tensor w = be.zeros(DType.BF16, OUT, IN); Tensor x = be.zeros(DType.BF16, N, IN);
@@ -198,26 +198,24 @@ class FastTierLayerTest {
             int from = driver.launches.size();
             layer.forward(x, y);
             List<FakeDriver.Launch> fwd = fastSince(from);
-            // the first forward stages A_l once through the default (it is frozen), so only the shrink is fast
-            assertEquals(List.of("vera_shrink_fwd_kernel1"), names(fwd));
+            // staged as LoRA with A = A_l, B' = λb ∘ B_l ∘ λd and s = 1: (A, B, s, Wm, ldw, out, in, r)
+            assertEquals(List.of("lora_margin_fwd_kernel1", "lora_margin_fwd_kernel1", "lora_shrink_fwd_kernel2"),
+                    names(fwd));
+            assertEquals(1f, Float.intBitsToFloat((int) fwd.get(0).slots()[2]), "s = 1: the scalings are in B'");
+            assertEquals(16, (int) fwd.get(0).slots()[7], "r");
             from = driver.launches.size();
             layer.backward(dy, dx);
             List<FakeDriver.Launch> bwd = fastSince(from);
-            assertEquals(List.of("lora_linear_bwd_x_kernel1", "vera_lambda_bwd_x_kernel1",
-                    "vera_lambda_b_bwd_x_kernel1"), names(bwd));
-            assertEquals(fwd.get(0).slots()[6], bwd.get(0).slots()[5], "the backward reads the V the forward wrote");
-            assertEquals(be.address("test", layer.parameter(Parameter.Role.VERA_LAMBDA_D).grad()),
-                    bwd.get(1).slots()[2], "dλd");
-            assertEquals(be.address("test", layer.parameter(Parameter.Role.VERA_LAMBDA_B).grad()),
-                    bwd.get(2).slots()[2], "dλb");
-            layer.parameter(Parameter.Role.VERA_LAMBDA_B).markChanged();
+            assertEquals(List.of("lora_linear_bwd_x_kernel1"), names(bwd));
+            assertEquals(fwd.get(2).slots()[5], bwd.get(0).slots()[5], "the backward reads the S the forward wrote");
+            long dbFolded = bwd.get(0).slots()[13];
+            assertTrue(dbFolded != 0 && dbFolded != be.address("test", layer.parameter(Parameter.Role.VERA_LAMBDA_B)
+                    .grad()), "dB' goes to a scratch, from which the λ gradients are formed");
+            layer.parameter(Parameter.Role.VERA_LAMBDA_D).markChanged();   // as the optimizer does
             from = driver.launches.size();
             layer.forward(x, y);
-            List<FakeDriver.Launch> again = fastSince(from);
-            assertEquals(List.of("vera_margin_fwd_kernel1", "vera_shrink_fwd_kernel1"), names(again));
-            // (A, lda, B, λd, λb, Wm, ldw, out, in, r): in = 0 stages λb ∘ B_l alone
-            assertEquals(0, (int) again.get(0).slots()[8]);
-            assertEquals(again.get(0).slots()[5], bwd.get(0).slots()[3], "the backward read the staged λb ∘ B_l");
+            assertEquals(List.of("lora_margin_fwd_kernel1", "lora_margin_fwd_kernel1", "lora_shrink_fwd_kernel2"),
+                    names(fastSince(from)), "a new λd refolds B' and restages it");
         }
     }
 

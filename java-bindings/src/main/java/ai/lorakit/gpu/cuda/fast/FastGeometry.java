@@ -69,21 +69,8 @@ public final class FastGeometry {
         return Dim3.of(ceilDiv(cols, 128), ceilDiv(rows, 64), 1);
     }
 
-    /** lora_margin_fwd_kernel1 and vera_margin_fwd_kernel1: grid (min(ceil(total/256), 65535),1,1). */
+    /** lora_margin_fwd_kernel1: grid (min(ceil(total/256), 65535),1,1). */
     public static Dim3 margin(long total) {
         return Dim3.of((int) Math.max(1, Math.min(ceilDiv(total, THREADS), MAX_GRID)));
-    }
-
-    /**
-     * vera.cu vera_lambda_bwd_x_kernel1: grid (ceil(r/32), R, 1) with R = min(ceil(N/64), 1024) row slices (each
-     * block's 8 warps walk about 64 rows, so a slice is a few loads per warp and the atomics stay few).
-     */
-    public static Dim3 veraLambdaD(int n, int r) {
-        return Dim3.of(ceilDiv(r, 32), Math.max(1, Math.min(ceilDiv(n, 64), 1024)), 1);
-    }
-
-    /** vera.cu vera_lambda_b_bwd_x_kernel1: grid (ceil(out/8),1,1), one warp per row. */
-    public static Dim3 veraLambdaB(int out) {
-        return Dim3.of(ceilDiv(out, 8));
     }
 }

@@ -43,13 +43,12 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  * input without dropout always takes the staged op below), so the backend's default runs it.
  * Activations may be [B,T,C] (seen as [N,C] matrices); frozen biases fp32 or bf16.
  *
- * <p>The staged ops (the training path of the bf16 policy: the adapted layer owns bf16 stages of its adapter,
- * refreshed after each optimizer step): {@code loraStage} (lora_margin_fwd_kernel1 twice, on dense stages),
- * {@code loraLinearForwardStaged} (the K-concat of {@link LoraMargins}: lora_shrink_fwd_kernel2 packs Xm = [x | S]
- * in one read of x, then one cuBLAS GEMM over in + r), {@code loraLinearBackward} (lora_linear_bwd_x_kernel1 packs
- * dYm = [dy | dS] and adds dB in one read of dy, then one cuBLAS GEMM over out + r for dx, and dA += dS^T x), {@code veraStage} (vera_margin_fwd_kernel1 for λb ∘ B_l), {@code veraForwardStaged}
- * (vera_shrink_fwd_kernel1 + expand GEMM), {@code veraBackward} (lora_linear_bwd_x_kernel1 with s = 1, then
- * vera_lambda_bwd_x_kernel1 and vera_lambda_b_bwd_x_kernel1), {@code deltaLoraUpdateMaster}
+ * <p>The staged ops (the training path of the bf16 policy for LoRA, DoRA's LoRA branch, AdaLoRA and VeRA: the adapted
+ * layer owns bf16 stages of its adapter, refreshed after each optimizer step): {@code loraStage}
+ * (lora_margin_fwd_kernel1 twice, on dense stages, then Wm's margins), {@code loraLinearForwardStaged} (the K-concat
+ * of {@link LoraMargins}: lora_shrink_fwd_kernel2 packs Xm = [x | S] in one read of x, then one cuBLAS GEMM over
+ * in + r (+ 1 for the bias)), {@code loraLinearBackward} (lora_linear_bwd_x_kernel1 packs dYm = [dy | dS] and adds dB
+ * in one read of dy, then one cuBLAS GEMM over out + r for dx, and dA += dS^T x), {@code deltaLoraUpdateMaster}
  * (delta_lora_update_fwd_kernel1 with the fp32 master).
  */
 public final class FusedKernelsTier implements AutoCloseable {
@@ -68,9 +67,6 @@ public final class FusedKernelsTier implements AutoCloseable {
     static final String VERA_SHRINK = "vera_shrink_fwd_kernel1";
     static final String LORA_MARGIN = "lora_margin_fwd_kernel1";
     static final String LORA_BWD = "lora_linear_bwd_x_kernel1";
-    static final String VERA_MARGIN = "vera_margin_fwd_kernel1";
-    static final String VERA_LAMBDA_D = "vera_lambda_bwd_x_kernel1";
-    static final String VERA_LAMBDA_B = "vera_lambda_b_bwd_x_kernel1";
     /** dora_norm_fwd_kernel2's limit on r (larger r writes NaN). */
     static final int DORA_MAX_R = 64;
     /** delta_lora_update_fwd_kernel1's limit on W's rows (grid.y = ceil(rows/64) <= 65535). */
@@ -374,7 +370,7 @@ public final class FusedKernelsTier implements AutoCloseable {
     }
 
     // ------------------------------------------------------------------------------------------ staged LoRA family
-    // The adapted layer owns the bf16 stages (Backend#loraStage, #veraStage): nothing here copies A per call.
+    // The adapted layer owns the bf16 stages (Backend#loraStage): nothing here copies A per call.
 
     /**
      * lora_fused.cu lora_margin_fwd_kernel1(A, B, s, Wm, ldw, out, in, r) twice, on dense stages: with in = 0 and
@@ -490,118 +486,6 @@ public final class FusedKernelsTier implements AutoCloseable {
     /** The margin layout is the one of these adapter dimensions. */
     private static boolean margins(LoraMargins g, int in, int out, int r) {
         return g != null && g.in() == in && g.out() == out && g.r() == r;
-    }
-
-    /**
-     * vera.cu vera_margin_fwd_kernel1(A, lda, B, λd, λb, Wm, ldw, out, in, r) with in = 0 and ldw = r: sbStage[o,j]
-     * = bf16(λb[o] B[o,j]) straight from the shared B (λd is not read). Only the per-step refresh (aStage null);
-     * the one-time staging of the frozen A_l takes the default.
-     */
-    public boolean veraStage(Tensor sharedA, Tensor sharedB, Tensor lambdaB, Tensor aStage, Tensor sbStage) {
-        if (aStage != null || !rank2(sharedA) || !rank2(sharedB) || !rank2(sbStage)) {
-            return false;
-        }
-        int out = sbStage.rows();
-        int r = sbStage.cols();
-        if (!is(sharedA, DType.F32, r, sharedA.cols()) || !is(sharedB, DType.F32, sharedB.rows(), r)
-                || out > sharedB.rows() || !is(lambdaB, DType.F32, out) || !is(sbStage, DType.BF16, out, r)) {
-            return false;
-        }
-        String op = "veraStage";
-        be.launchKernel(VERA_MARGIN, FastGeometry.margin((long) out * r), block(), addr(op, sharedA), sharedA.cols(),
-                addr(op, sharedB), 0L, addr(op, lambdaB), addr(op, sbStage), r, out, 0, r);
-        return true;
-    }
-
-    /**
-     * u = x A_l^T and vStage = bf16(λd ∘ u) by vera_shrink_fwd_kernel1(X, ldx, A, lda, λd, u, V, ldv, N, in, r) on
-     * the staged A_l, then y += vStage sbStage^T (the backend's GEMM, beta 1). x bf16 [N,in] with in % 8 == 0.
-     */
-    public boolean veraForwardStaged(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
-                                     Tensor aStage, Tensor sbStage, Tensor u, Tensor vStage, Tensor y) {
-        if (!matrix(x) || !rank2(aStage) || !rank2(sbStage) || !rank2(sharedA) || !rank2(sharedB)) {
-            return false;
-        }
-        int nRows = x.rows();
-        int in = x.cols();
-        int r = aStage.rows();
-        int out = sbStage.rows();
-        if (in % 8 != 0 || !shrinkFits(nRows) || !mat(x, DType.BF16, nRows, in)
-                || !is(sharedA, DType.F32, r, sharedA.cols()) || in > sharedA.cols()
-                || !is(sharedB, DType.F32, sharedB.rows(), r) || out > sharedB.rows() || !is(lambdaD, DType.F32, r)
-                || !is(lambdaB, DType.F32, out) || !is(aStage, DType.BF16, r, in) || !is(sbStage, DType.BF16, out, r)
-                || !is(u, DType.F32, nRows, r) || !is(vStage, DType.BF16, nRows, r) || !activation(y, nRows, out)
-                || !distinct(x, y, u, vStage)) {
-            return false;
-        }
-        String op = "veraForwardStaged";
-        long px = addr(op, x);
-        long pas = addr(op, aStage);
-        if (!VectorAlignment.aligned(px) || !VectorAlignment.aligned(pas) || !VectorAlignment.pitch(in, DType.BF16)) {
-            return false;
-        }
-        be.launchKernel(VERA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pas, in, addr(op, lambdaD),
-                addr(op, u), addr(op, vStage), r, nRows, in, r);
-        be.gemm(false, true, nRows, out, r, 1f, vStage, 0, r, sbStage, 0, r, 1f, y, 0, out);   // += V (λb∘B_l)^T
-        return true;
-    }
-
-    /**
-     * dx = dy op(W)^T (cuBLAS); lora_linear_bwd_x_kernel1 with sB := sbStage (λb∘B_l), S := vStage, s = 1 reads dy
-     * once for dV = dy (λb∘B_l) (fp32 scratch) and M = dy^T V (zeroed fp32 scratch); dλd += Σ dV∘u by
-     * vera_lambda_bwd_x_kernel1(dV, u, dλd, N, r), dλb += Σ_j M∘B_l by vera_lambda_b_bwd_x_kernel1(M, B, dλb, out,
-     * r); then dx += (dV∘λd) A_l (the backend's ops). dy bf16 [N,out], out and r multiples of 8.
-     */
-    public boolean veraBackward(Tensor dy, Tensor w, boolean fanInFanOut, Tensor sharedA, Tensor sharedB,
-                                Tensor lambdaD, Tensor lambdaB, Tensor sbStage, Tensor u, Tensor vStage, Tensor dx,
-                                Tensor dLambdaD, Tensor dLambdaB) {
-        if (!matrix(dy) || !matrix(dx) || !rank2(sharedA) || !rank2(sharedB) || !rank2(sbStage)) {
-            return false;
-        }
-        int nRows = dy.rows();
-        int out = dy.cols();
-        int in = dx.cols();
-        int r = sbStage.cols();
-        int inMax = sharedA.cols();
-        if (out % 8 != 0 || r % 8 != 0 || !shrinkFits(nRows) || !mat(dy, DType.BF16, nRows, out)
-                || !baseWeight(w, fanInFanOut, in, out) || !is(sharedA, DType.F32, r, inMax) || in > inMax
-                || !is(sharedB, DType.F32, sharedB.rows(), r) || out > sharedB.rows() || !is(lambdaD, DType.F32, r)
-                || !is(lambdaB, DType.F32, out) || !is(sbStage, DType.BF16, out, r) || !is(u, DType.F32, nRows, r)
-                || !is(vStage, DType.BF16, nRows, r) || !activation(dx, nRows, in)
-                || (dLambdaD != null && !is(dLambdaD, DType.F32, r))
-                || (dLambdaB != null && !is(dLambdaB, DType.F32, out)) || !distinct(dy, dx, dLambdaD, dLambdaB)) {
-            return false;
-        }
-        String op = "veraBackward";
-        long pdy = addr(op, dy);
-        long psb = addr(op, sbStage);
-        long pvs = addr(op, vStage);
-        if (!VectorAlignment.aligned(pdy) || !VectorAlignment.aligned(psb) || !VectorAlignment.aligned(pvs)) {
-            return false;
-        }
-        be.matmul(dy, false, w, fanInFanOut, dx, 1f, 0f);                        // dy op(W)^T: [N,in]
-        try (Tensor dv = scratch.tensor("vera_dv", DType.F32, nRows, r);
-             Tensor m = scratch.tensor("vera_m", DType.F32, out, r)) {
-            long pm = 0L;
-            if (dLambdaB != null) {
-                be.fill(m, 0f);
-                pm = addr(op, m);
-            }
-            long pdv = addr(op, dv);
-            be.launchKernel(LORA_BWD, FastGeometry.shrink(nRows, r), block(), pdy, out, out, psb, r, pvs, r, 1f, pdv,
-                    0L, r, 0L, 0, pm, nRows, r);
-            if (dLambdaD != null) {
-                be.launchKernel(VERA_LAMBDA_D, FastGeometry.veraLambdaD(nRows, r), block(), pdv, addr(op, u),
-                        addr(op, dLambdaD), nRows, r);
-            }
-            if (dLambdaB != null) {
-                be.launchKernel(VERA_LAMBDA_B, FastGeometry.veraLambdaB(out), block(), pm, addr(op, sharedB),
-                        addr(op, dLambdaB), out, r);
-            }
-            be.mulRowVector(dv, lambdaD, dv);                                     // dV ∘ λd
-            be.gemm(false, false, nRows, in, r, 1f, dv, 0, r, sharedA, 0, inMax, 1f, dx, 0, in);   // += (dV∘λd) A_l
-        }
-        return true;
     }
 
     /**
