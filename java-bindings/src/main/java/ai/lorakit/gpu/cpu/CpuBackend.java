@@ -9,6 +9,7 @@ import ai.lorakit.gpu.GpuException;
 import ai.lorakit.gpu.OpChecks;
 import ai.lorakit.gpu.ShapeException;
 import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.WorkPool;
 
 import java.util.Arrays;
 import java.util.List;
@@ -45,6 +46,8 @@ public final class CpuBackend implements Backend {
     private volatile boolean closed;
     /** Storage of every open tensor (weak keys: an unreachable tensor's memory is collected as usual). */
     private final Map<Tensor, CpuStorage> live = new WeakHashMap<>();
+    /** Returned work tensors of the default compositions ({@link #borrowWork}). */
+    private final WorkPool work = new WorkPool();
 
     /** A backend whose GEMM path follows {@code -Dlorakit.cpu.naive} (default: the fast path). */
     public CpuBackend() {
@@ -341,9 +344,23 @@ public final class CpuBackend implements Backend {
     }
 
     /** Marks the backend closed and drops every live tensor's array; later use of any of them throws. */
+    /** A returned work tensor of this dtype and shape, else a new one (kept after {@link #returnWork}). */
+    @Override
+    public Tensor borrowWork(DType dtype, int... shape) {
+        return work.borrow(this, dtype, shape);
+    }
+
+    @Override
+    public void returnWork(Tensor t) {
+        if (!closed) {
+            work.giveBack(t);
+        }
+    }
+
     @Override
     public void close() {
         closed = true;
+        work.clear();
         synchronized (live) {
             for (CpuStorage s : live.values()) {
                 s.f = null;

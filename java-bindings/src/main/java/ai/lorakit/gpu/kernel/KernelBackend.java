@@ -12,14 +12,13 @@ import ai.lorakit.gpu.KernelSources;
 import ai.lorakit.gpu.OpChecks;
 import ai.lorakit.gpu.ShapeException;
 import ai.lorakit.gpu.Tensor;
+import ai.lorakit.gpu.WorkPool;
 
 import java.lang.ref.ReferenceQueue;
 import java.lang.ref.WeakReference;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -53,8 +52,8 @@ public class KernelBackend implements Backend {
     private final Set<Reclaim> reclaims = Collections.newSetFromMap(new IdentityHashMap<>());
     private final ReferenceQueue<Tensor> unreachable = new ReferenceQueue<>();
     private DeviceBuffer scratch;
-    /** Returned work tensors of the default compositions by dtype and shape ({@link #borrowWork}). */
-    private final Map<String, ArrayDeque<Tensor>> work = new HashMap<>();
+    /** Returned work tensors of the default compositions ({@link #borrowWork}). */
+    private final WorkPool work = new WorkPool();
     private boolean closed;
 
     final KernelGemm gemm;
@@ -465,21 +464,14 @@ public class KernelBackend implements Backend {
     /** A returned work tensor of this dtype and shape, else a new one (kept after {@link #returnWork}). */
     @Override
     public Tensor borrowWork(DType dtype, int... shape) {
-        ArrayDeque<Tensor> free = work.get(workKey(dtype, shape));
-        Tensor t = free == null ? null : free.poll();
-        return t != null ? t : zeros(dtype, shape);
+        return work.borrow(this, dtype, shape);
     }
 
     @Override
     public void returnWork(Tensor t) {
-        if (closed || t.isClosed()) {
-            return;
+        if (!closed) {
+            work.giveBack(t);
         }
-        work.computeIfAbsent(workKey(t.dtype(), t.shape()), k -> new ArrayDeque<>()).push(t);
-    }
-
-    private static String workKey(DType dtype, int[] shape) {
-        return dtype + Arrays.toString(shape);
     }
 
     @Override
