@@ -22,10 +22,11 @@ import java.util.List;
  * columns when fifo). f is cached in memory for unmerge (W <- W / f - ΔW), as PEFT does; a merged DoRA layer
  * therefore cannot be unmerged after the process restarts.
  *
- * <p>Staged path (bf16 input, no dropout): comb and the backward's LoRA branch are LoRA's staged ops
- * ({@link MarginStage}) with dy = g ∘ k.
+ * <p>Staged path (bf16 input, no dropout): comb (bf16) and the backward's LoRA branch are LoRA's staged ops
+ * ({@link MarginStage}) with dy = g ∘ k; the rescale and its backward are {@link Backend#doraScale} and
+ * {@link Backend#doraScaleBackward} (one fused kernel each on the CUDA fast tier).
  *
- * <p>n, k and 1/n are [out] vectors formed on the device (Backend.doraWeightNorm, divide, reciprocal), so a forward
+ * <p>n and k are [out] vectors formed on the device (Backend.doraWeightNorm, divide), so a forward
  * and backward move nothing between host and device (a whole step can be captured as a CUDA Graph). Only merge
  * downloads: it keeps f on the host for unmerge.
  */
@@ -36,6 +37,8 @@ final class DoraVariant implements Variant {
     private final List<Parameter> params;
     /** f = m / n applied by the last merge [out]; null when not merged. */
     private float[] mergedF;
+    /** The fp32 copy of a bf16 bias is in the scratch (the bias is frozen). */
+    private boolean biasCopied;
 
     private DoraVariant(LoraVariant lora, Parameter m) {
         this.lora = lora;
@@ -103,26 +106,17 @@ final class DoraVariant implements Variant {
         Tensor n = deviceNorm(base);
         Tensor kT = sc.get("dora.k", out);
         be.divide(m.value(), n, kT);                                      // k = m / n
-        if (cache != null) {
-            cache.invN = sc.get("dora.invN", out);
-            be.reciprocal(n, cache.invN);                                 // 1 / n for dm
-        }
         Tensor u = sc.get("u", tokens, lora.r);
-        Tensor comb = sc.get("dora.comb", tokens, out);
-        if (MarginStage.applies(x, xd)) {
-            // the staged LoRA branch (one GEMM over in + r): comb = x op(W) + s (x A^T) B^T; y = k ∘ comb + b
-            lora.forwardStaged(base, x, false, u, comb, cache);
-            be.mulRowVector(comb, kT, y);
-            if (base.bias() != null) {
-                be.addRowVector(y, base.bias(), y);
-            }
+        boolean staged = MarginStage.applies(x, xd);
+        // comb = x_d op(W) + s (x_d A^T) B^T, the output before the magnitude (bf16 on the staged path)
+        Tensor comb = sc.get("dora.comb", staged ? DType.BF16 : DType.F32, tokens, out);
+        if (staged) {
+            lora.forwardStaged(base, x, false, u, comb, cache);          // one GEMM over in + r
+            be.doraScale(comb, kT, biasF32(base), y);                     // y = k ∘ comb + b, rounded once
         } else if (xd == x) {
             // step 1 "optimized" path: comb = x op(W) + s (x A^T) B^T; y = k ∘ comb + b
             be.loraLinearForward(x, base.w(), base.fifo(), null, lora.a.value(), lora.b.value(), lora.s, u, comb);
-            be.mulRowVector(comb, kT, y);
-            if (base.bias() != null) {
-                be.addRowVector(y, base.bias(), y);
-            }
+            be.doraScale(comb, kT, base.bias(), y);
         } else {
             // y = x op(W) + b - x_d op(W) + k ∘ (x_d op(W) + s (x_d A^T) B^T)
             base.forward(x, y, true);
@@ -139,7 +133,27 @@ final class DoraVariant implements Variant {
             cache.u = u;
             cache.comb = comb;
             cache.k = kT;
+            cache.norm = n;
         }
+    }
+
+    /** The bias as fp32 [out] (a copy made once when W's bias is stored in bf16; the fast rescale reads fp32). */
+    private Tensor biasF32(BaseLinear base) {
+        Tensor b = base.bias();
+        if (b == null || b.dtype() == DType.F32) {
+            return b;
+        }
+        Tensor c = base.scratch().get("dora.bias32", base.out());
+        if (!biasCopied) {
+            base.backend().copy(b, c);
+            biasCopied = true;
+        }
+        return c;
+    }
+
+    @Override
+    public boolean forwardRoundsOnce(Tensor x, Tensor xd) {
+        return MarginStage.applies(x, xd);
     }
 
     @Override
@@ -150,16 +164,8 @@ final class DoraVariant implements Variant {
         Scratch sc = base.scratch();
         boolean staged = cache.stage != null && dx == dxd;
         Tensor gk = sc.get("dora.gk", staged ? DType.BF16 : DType.F32, tokens, out);
-        be.mulRowVector(g, cache.k, gk);                                  // g ∘ k
-        Tensor dm = Params.gradOrNull(m);
-        if (dm != null) {
-            Tensor t = sc.get("dora.nOut", tokens, out);
-            Tensor col = sc.get("dora.col", out);
-            be.mul(g, cache.comb, t);
-            be.sumRows(t, 0f, col);                                       // Σ_tokens g ∘ comb
-            be.mul(col, cache.invN, col);                                 // / n (detached)
-            be.axpby(1f, col, 1f, dm);
-        }
+        // gk = g ∘ k; dm += Σ_tokens g ∘ comb / n (n detached)
+        be.doraScaleBackward(g, cache.comb, cache.k, cache.norm, gk, Params.gradOrNull(m));
         if (staged) {
             lora.backwardStaged(base, gk, cache, dx);                     // LoRA's backward with dy = g ∘ k
             return;

@@ -37,8 +37,8 @@ final class ForwardCache implements AutoCloseable {
     Tensor comb;
     /** DoRA: k = m / n [out]. */
     Tensor k;
-    /** DoRA: 1 / n [out] (n detached, paper section 4.3). */
-    Tensor invN;
+    /** DoRA: n [out] (detached, paper section 4.3). */
+    Tensor norm;
     /** AdaLoRA: A∘E [r,in]. */
     Tensor ae;
     /** AdaLoRA: E as a vector [r]. */
@@ -55,6 +55,6 @@ final class ForwardCache implements AutoCloseable {
     /** Forgets the tensors (the layer's scratch and the caller's x stay open). */
     @Override
     public void close() {
-        xd = u = v = stage = comb = k = invN = ae = e = null;
+        xd = u = v = stage = comb = k = norm = ae = e = null;
     }
 }

@@ -414,6 +414,45 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * DoRA's rescale per output unit: y = k ∘ z + bias, computed in fp32 and rounded once into y. z [N,out] is the
+     * combined output x op(W) + s (x A^T) B^T, k = m / n [out], bias [out] or null; y may be z.
+     */
+    default void doraScale(Tensor z, Tensor k, Tensor bias, Tensor y) {
+        if (bias == null) {
+            mulRowVector(z, k, y);
+            return;
+        }
+        Tensor t = borrowWork(DType.F32, z.shape());
+        try {
+            mulRowVector(z, k, t);
+            addRowVector(t, bias, y);
+        } finally {
+            returnWork(t);
+        }
+    }
+
+    /**
+     * DoRA's rescale backward with the norm detached (paper section 4.3): dz = k ∘ dy (written; may be dy) and, unless
+     * dm is null (a frozen magnitude), dm [out] += Σ_rows dy ∘ z / n. dy, z, dz [N,out]; k, n [out].
+     */
+    default void doraScaleBackward(Tensor dy, Tensor z, Tensor k, Tensor n, Tensor dz, Tensor dm) {
+        if (dm != null) {
+            Tensor t = borrowWork(DType.F32, dy.shape());
+            Tensor col = borrowWork(DType.F32, k.shape());
+            try {
+                mul(dy, z, t);
+                sumRows(t, 0f, col);                                     // Σ_rows dy ∘ z
+                divide(col, n, col);
+                axpby(1f, col, 1f, dm);
+            } finally {
+                returnWork(t);
+                returnWork(col);
+            }
+        }
+        mulRowVector(dy, k, dz);
+    }
+
+    /**
      * VeRA's scaled projections: y[N,out] += λb ∘ ((λd ∘ (x A_l^T)) B_l^T), with A_l = the first {@code in}
      * columns of the shared A [r,in_max] and B_l = the first {@code out} rows of the shared B [out_max,r].
      * u [N,r] receives x A_l^T and v [N,r] receives λd ∘ u, both kept for the backward.

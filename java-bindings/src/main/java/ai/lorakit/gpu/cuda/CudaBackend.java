@@ -328,6 +328,22 @@ public class CudaBackend extends KernelBackend {
     }
 
     @Override
+    public void doraScale(Tensor z, Tensor k, Tensor bias, Tensor y) {
+        if (fast != null && fast.doraScale(z, k, bias, y)) {
+            return;
+        }
+        super.doraScale(z, k, bias, y);
+    }
+
+    @Override
+    public void doraScaleBackward(Tensor dy, Tensor z, Tensor k, Tensor n, Tensor dz, Tensor dm) {
+        if (fast != null && fast.doraScaleBackward(dy, z, k, n, dz, dm)) {
+            return;
+        }
+        super.doraScaleBackward(dy, z, k, n, dz, dm);
+    }
+
+    @Override
     public void veraForward(Tensor x, Tensor sharedA, Tensor sharedB, Tensor lambdaD, Tensor lambdaB,
                             Tensor u, Tensor v, Tensor y) {
         if (fast != null && fast.veraForward(x, sharedA, sharedB, lambdaD, lambdaB, u, v, y)) {

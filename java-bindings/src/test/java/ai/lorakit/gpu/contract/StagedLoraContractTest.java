@@ -15,13 +15,13 @@ import static ai.lorakit.gpu.cpu.CpuTransformerOpsTest.rand;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * The staged LoRA-family ops (Backend#loraStage, loraLinearForwardStaged, loraLinearBackward, deltaLoraUpdateMaster;
- * VeRA, DoRA and AdaLoRA stage through the same ops) with the bf16 policy's dtypes, in both weight layouts, on
+ * The staged LoRA-family ops (Backend#loraStage, loraLinearForwardStaged, loraLinearBackward, doraScale,
+ * doraScaleBackward, deltaLoraUpdateMaster; VeRA, DoRA and AdaLoRA stage through the same ops) with the bf16 policy's dtypes, in both weight layouts, on
  * every backend: the stages hold the bf16-rounded adapter and LoRA's margin buffers Wm and Xm hold W, A, s B, x and
  * S where LoraMargins puts them (checked against values computed here on the host), and the outputs match the F32
  * CpuBackend reference computed with primitive GEMMs from the bf16-rounded A, s B, S and dS that the K-concat GEMMs
  * read, to the bf16 tolerance. On the GPU check this compares the CUDA fast tier
- * (lora_margin/shrink/linear_bwd_x, delta_lora_update with a master) with its twins.
+ * (lora_margin/shrink/linear_bwd_x, dora_scale fwd/bwd, delta_lora_update with a master) with its twins.
  */
 class StagedLoraContractTest {
     private static final DType BF = DType.BF16;
@@ -169,6 +169,70 @@ class StagedLoraContractTest {
                 }
             }
         }
+    }
+
+    /**
+     * DoRA's rescale and its backward (Backend#doraScale, #doraScaleBackward) in the staged path's dtypes (z, y, dy,
+     * dz bf16; k, n, bias, dm fp32), with and without a bias, against values computed here in double: y = k ∘ z + b
+     * rounded once, dz = k ∘ dy rounded, dm += Σ_rows dy ∘ z / n; a null dm (frozen magnitude) leaves only dz.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("backends")
+    void doraScaleForwardAndBackward(Backend be) {
+        int n = 70, out = 40;
+        Random r = new Random(2103);
+        try (be) {
+            float[] zv = bf16(rand(r, n * out, 1));
+            float[] dyv = bf16(rand(r, n * out, 1));
+            float[] kv = rand(r, out, 1);
+            float[] bv = rand(r, out, 1);
+            float[] nv = new float[out];
+            for (int o = 0; o < out; o++) {
+                nv[o] = 0.5f + r.nextFloat();
+            }
+            float[] dm0 = rand(r, out, 1);
+            for (boolean withBias : new boolean[] {true, false}) {
+                try (Tensor z = be.upload(zv, BF, n, out); Tensor dy = be.upload(dyv, BF, n, out);
+                     Tensor k = be.upload(kv, F, out); Tensor bias = be.upload(bv, F, out);
+                     Tensor nt = be.upload(nv, F, out); Tensor dm = be.upload(dm0, F, out);
+                     Tensor y = be.zeros(BF, n, out); Tensor dz = be.zeros(BF, n, out)) {
+                    be.doraScale(z, k, withBias ? bias : null, y);
+                    be.doraScaleBackward(dy, z, k, nt, dz, dm);
+                    float[] wantY = new float[n * out];
+                    float[] wantDz = new float[n * out];
+                    double[] wantDm = new double[out];
+                    for (int o = 0; o < out; o++) {
+                        wantDm[o] = dm0[o];
+                    }
+                    for (int i = 0; i < n * out; i++) {
+                        int o = i % out;
+                        wantY[i] = BF.round((float) ((double) kv[o] * zv[i] + (withBias ? bv[o] : 0)));
+                        wantDz[i] = BF.round((float) ((double) kv[o] * dyv[i]));
+                        wantDm[o] += (double) dyv[i] * zv[i] / nv[o];
+                    }
+                    String tag = withBias ? "" : " (no bias)";
+                    assertClose("y = k z + b" + tag, be.download(y), wantY, Tolerance.BF16);
+                    assertClose("dz = k dy" + tag, be.download(dz), wantDz, Tolerance.BF16);
+                    var res = Tolerance.F32.compare("dm += sum dy z / n" + tag, be.download(dm), wantDm);
+                    org.junit.jupiter.api.Assertions.assertTrue(res.ok(), res.toString());
+                    be.doraScaleBackward(dy, z, k, nt, dz, null);   // frozen magnitude: dz only
+                    assertClose("dz, frozen m" + tag, be.download(dz), wantDz, Tolerance.BF16);
+                }
+            }
+        }
+    }
+
+    private static float[] bf16(float[] v) {
+        float[] o = v.clone();
+        for (int i = 0; i < o.length; i++) {
+            o[i] = BF.round(o[i]);
+        }
+        return o;
+    }
+
+    private static void assertClose(String what, float[] got, float[] want, Tolerance tol) {
+        var res = tol.compare(what, got, want);
+        org.junit.jupiter.api.Assertions.assertTrue(res.ok(), res.toString());
     }
 
     @ParameterizedTest(name = "{0}")

@@ -52,14 +52,15 @@ class FastTierReachabilityTest {
     /**
      * The fast-tier kernels one bf16 step runs, per method. vera, dora and adalora run LoRA's staged K-concat path too
      * (VeRA on A_l and λb ∘ B_l ∘ λd; DoRA's LoRA branch with dy = g ∘ k, plus the column-norm kernel of GPT-2's
-     * [in,out] layout; AdaLoRA on A∘E), but AdaLoRA's default init_r = 12 is not a multiple of 8, so its backward
+     * [in,out] layout and the rescale's two kernels; AdaLoRA on A∘E), but AdaLoRA's default init_r = 12 is not a multiple of 8, so its backward
      * takes the portable composition of the same K-concat; AdaLoRA's sensitivity stays portable.
      */
     static Set<String> expected(Method m) {
         return switch (m) {
             case LORA, LORA_PLUS, LORA_FA, LORA_DROP, VERA -> LORA;
             case DELTA_LORA -> union(LORA, Set.of("delta_lora_update_fwd_kernel1"));
-            case DORA -> union(LORA, Set.of("dora_norm_fifo_fwd_kernel1"));
+            case DORA -> union(LORA, Set.of("dora_norm_fifo_fwd_kernel1", "dora_scale_fwd_kernel1",
+                    "dora_scale_bwd_x_kernel1"));
             case ADALORA -> Set.of("lora_margin_fwd_kernel1", "lora_shrink_fwd_kernel2", "adamw_multi_fwd_kernel2");
             case FULL -> Set.of("adamw_multi_fwd_kernel2");
         };

@@ -56,6 +56,19 @@ public final class FastGeometry {
         return Dim3.of(1, ceilDiv(out, SHRINK_ROWS), 1);
     }
 
+    /** dora.cu dora_scale_fwd_kernel1: grid (min(ceil(N*out/8/256), 65535),1,1), grid-stride over 8-element vectors. */
+    public static Dim3 doraScale(int n, int out) {
+        return Dim3.of((int) Math.max(1, Math.min(ceilDiv(ceilDiv((long) n * out, 8), THREADS), MAX_GRID)));
+    }
+
+    /**
+     * dora.cu dora_scale_bwd_x_kernel1: grid (ceil(out/256), R, 1) with R = min(ceil(N/64), 1024) row slices (a
+     * block's 8 warps walk 8 rows of its slice at a time; one atomic per column per block into dm).
+     */
+    public static Dim3 doraScaleBwd(int n, int out) {
+        return Dim3.of(ceilDiv(out, 256), Math.max(1, Math.min(ceilDiv(n, 64), 1024)), 1);
+    }
+
     /** Output columns per block of dora.cu dora_norm_fifo_fwd_kernel1 (DORA_FIFO_COLS). */
     public static final int DORA_FIFO_COLS = 32;
 

@@ -38,6 +38,8 @@ import static ai.lorakit.gpu.cuda.fast.FastGeometry.block;
  * optimizer step, clipped and guarded by the device-side gradient norm), {@code deltaLoraUpdate} (delta_lora_update_fwd_kernel1, no master nor
  * compensation buffer: W = bf16(W + cΔ) as the portable op does), {@code doraWeightNorm} (dora_gram_fwd_kernel1 +
  * dora_norm_fwd_kernel2 on a bf16 copy of A for W [out,in]; dora_norm_fifo_fwd_kernel1 on the fp32 A for W [in,out]),
+ * {@code doraScale} and {@code doraScaleBackward} (dora_scale_fwd_kernel1, dora_scale_bwd_x_kernel1: DoRA's rescale
+ * and its backward, one pass each),
  * {@code veraForward} (u by vera_shrink_fwd_kernel1; VeRA with dropout reaches it). The unstaged {@code
  * loraLinearForward} is not accelerated: the adapters reach it only with activations that are not bf16 (a bf16
  * input without dropout always takes the staged op below), so the backend's default runs it.
@@ -63,6 +65,8 @@ public final class FusedKernelsTier implements AutoCloseable {
     static final String DORA_GRAM = "dora_gram_fwd_kernel1";
     static final String DORA_NORM = "dora_norm_fwd_kernel2";
     static final String DORA_NORM_FIFO = "dora_norm_fifo_fwd_kernel1";
+    static final String DORA_SCALE = "dora_scale_fwd_kernel1";
+    static final String DORA_SCALE_BWD = "dora_scale_bwd_x_kernel1";
     static final String LORA_SHRINK = "lora_shrink_fwd_kernel2";
     static final String VERA_SHRINK = "vera_shrink_fwd_kernel1";
     static final String LORA_MARGIN = "lora_margin_fwd_kernel1";
@@ -304,6 +308,49 @@ public final class FusedKernelsTier implements AutoCloseable {
             be.launchKernel(DORA_NORM, FastGeometry.doraNorm(out), block(), pw, in, pabf, in,
                     addr(op, b), addr(op, g), s, 0L, addr(op, n), 0L, out, in, r);
         }
+        return true;
+    }
+
+    /**
+     * dora.cu dora_scale_fwd_kernel1(Z, ldz, Y, ldy, g, bias, N, out): y = bf16(k ∘ z + bias) in one pass. z, y bf16
+     * [N,out] (y may be z), k fp32 [out], bias fp32 [out] or null (a bf16 bias declines: the layer keeps an fp32
+     * copy). The kernel takes 16-byte vectors when it can and scalars otherwise.
+     */
+    public boolean doraScale(Tensor z, Tensor k, Tensor bias, Tensor y) {
+        if (!matrix(z) || !matrix(y)) {
+            return false;
+        }
+        int nRows = z.rows();
+        int out = z.cols();
+        if (!mat(z, DType.BF16, nRows, out) || !mat(y, DType.BF16, nRows, out) || !is(k, DType.F32, out)
+                || (bias != null && !is(bias, DType.F32, out)) || !distinct(k, y, bias)) {
+            return false;
+        }
+        String op = "doraScale";
+        be.launchKernel(DORA_SCALE, FastGeometry.doraScale(nRows, out), block(), addr(op, z), out, addr(op, y), out,
+                addr(op, k), bias == null ? 0L : addr(op, bias), nRows, out);
+        return true;
+    }
+
+    /**
+     * dora.cu dora_scale_bwd_x_kernel1(dY, ldy, Z, ldz, g, n, dZ, lddz, dm, N, out): dz = bf16(k ∘ dy) and dm +=
+     * Σ_rows dy ∘ z / n in one read of dy and z. dy, z, dz bf16 [N,out] (dz may be dy), k, n, dm fp32 [out]; a
+     * frozen magnitude (dm null) declines.
+     */
+    public boolean doraScaleBackward(Tensor dy, Tensor z, Tensor k, Tensor n, Tensor dz, Tensor dm) {
+        if (!matrix(dy) || !matrix(z) || !matrix(dz) || dm == null) {
+            return false;
+        }
+        int nRows = dy.rows();
+        int out = dy.cols();
+        if (!mat(dy, DType.BF16, nRows, out) || !mat(z, DType.BF16, nRows, out) || !mat(dz, DType.BF16, nRows, out)
+                || !is(k, DType.F32, out) || !is(n, DType.F32, out) || !is(dm, DType.F32, out)
+                || !distinct(z, dz, dm, k, n)) {
+            return false;
+        }
+        String op = "doraScaleBackward";
+        be.launchKernel(DORA_SCALE_BWD, FastGeometry.doraScaleBwd(nRows, out), block(), addr(op, dy), out,
+                addr(op, z), out, addr(op, k), addr(op, n), addr(op, dz), out, addr(op, dm), nRows, out);
         return true;
     }
 
