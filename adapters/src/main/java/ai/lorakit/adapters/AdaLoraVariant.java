@@ -168,20 +168,13 @@ final class AdaLoraVariant implements Variant {
     }
 
     @Override
-    public boolean forwardRoundsOnce(Tensor x, Tensor xd) {
-        return MarginStage.applies(x, xd);
-    }
-
-    @Override
-    public boolean backwardRoundsOnce(ForwardCache cache) {
-        return cache.stage != null && !cache.dropout;
+    public boolean stagesMargins() {
+        return true;
     }
 
     @Override
     public void weightChanged() {
-        if (stage != null) {
-            stage.weightChanged();
-        }
+        MarginStage.weightChanged(stage);
     }
 
     @Override

@@ -203,8 +203,8 @@ public final class AdaptedLinear implements AutoCloseable {
             }
             // bf16 activations: the base output and the update are summed in fp32, then rounded once into y
             // (ARCHITECTURE.md "Precision"): by the variant's one GEMM, or through an fp32 temporary
-            Tensor y32 = y.dtype() == DType.F32 || variant.forwardRoundsOnce(x, xd) ? y
-                    : base.scratch().get("y32", y.shape());
+            boolean once = variant.stagesMargins() && MarginStage.applies(x, xd);
+            Tensor y32 = y.dtype() == DType.F32 || once ? y : base.scratch().get("y32", y.shape());
             variant.forward(base, x, xd, y32, c);
             if (y32 != y) {
                 be.copy(y32, y);
@@ -245,8 +245,8 @@ public final class AdaptedLinear implements AutoCloseable {
                 return;
             }
             // as in forward: the base and adapter parts of dx are summed in fp32 and rounded once
-            Tensor dx32 = dx.dtype() == DType.F32 || variant.backwardRoundsOnce(c) ? dx
-                    : base.scratch().get("dx32", dx.shape());
+            boolean once = c.stage != null && !c.dropout;                 // the staged backward's one GEMM
+            Tensor dx32 = dx.dtype() == DType.F32 || once ? dx : base.scratch().get("dx32", dx.shape());
             if (!c.dropout) {
                 variant.backward(base, dy, c, dx32, dx32);
             } else {

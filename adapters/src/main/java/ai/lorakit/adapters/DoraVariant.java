@@ -152,8 +152,8 @@ final class DoraVariant implements Variant {
     }
 
     @Override
-    public boolean forwardRoundsOnce(Tensor x, Tensor xd) {
-        return MarginStage.applies(x, xd);
+    public boolean stagesMargins() {
+        return true;
     }
 
     @Override
@@ -240,12 +240,6 @@ final class DoraVariant implements Variant {
         } else {
             base.backend().mulColVector(t, f, t);
         }
-    }
-
-    /** The staged backward is LoRA's one GEMM (the forward's rescale by k rounds separately). */
-    @Override
-    public boolean backwardRoundsOnce(ForwardCache cache) {
-        return lora.backwardRoundsOnce(cache);
     }
 
     @Override

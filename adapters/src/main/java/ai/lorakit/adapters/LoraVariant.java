@@ -126,13 +126,8 @@ final class LoraVariant implements Variant {
     }
 
     @Override
-    public boolean forwardRoundsOnce(Tensor x, Tensor xd) {
-        return MarginStage.applies(x, xd);
-    }
-
-    @Override
-    public boolean backwardRoundsOnce(ForwardCache cache) {
-        return cache.stage != null && !cache.dropout;
+    public boolean stagesMargins() {
+        return true;
     }
 
     /** The staged backward for an output gradient dy (DoRA: g ∘ k), bf16 [N,out]. */
@@ -142,9 +137,7 @@ final class LoraVariant implements Variant {
 
     @Override
     public void weightChanged() {
-        if (stage != null) {
-            stage.weightChanged();
-        }
+        MarginStage.weightChanged(stage);
     }
 
     /** ΔW = transpose(s B A, fifo). */

@@ -17,7 +17,7 @@ import java.util.Arrays;
  * <p>Forward: Xm = [x | x A^T | 1], then y = Xm Wm, one GEMM over in + r (+ 1 for the bias), rounded once
  * ({@link Backend#loraLinearForwardStaged}). Backward: dYm = [dy | s dy B], then dx = dYm Wm, one GEMM over out + r,
  * rounded once, dB += s dy^T u, dA += (s dy B)^T x ({@link Backend#loraLinearBackward}). So the layer writes a bf16
- * y and dx directly ({@link Variant#forwardRoundsOnce}, {@link Variant#backwardRoundsOnce}). The price is a bf16 copy of W per adapted layer.
+ * y and dx directly ({@link Variant#stagesMargins}). The price is a bf16 copy of W per adapted layer.
  */
 final class MarginStage {
     private final LoraMargins g;
@@ -82,9 +82,11 @@ final class MarginStage {
         }
     }
 
-    /** W was changed in place: Wm takes it at the next forward. */
-    void weightChanged() {
-        stagedW = false;
+    /** W was changed in place: Wm takes it at the next forward (a variant whose stage is still null: no-op). */
+    static void weightChanged(MarginStage stage) {
+        if (stage != null) {
+            stage.stagedW = false;
+        }
     }
 
     /** bf16 A [r,in]. */

@@ -69,15 +69,11 @@ sealed interface Variant extends AutoCloseable permits LoraVariant, DoraVariant,
     }
 
     /**
-     * Whether {@link #forward} on this input writes y with one rounding (the staged K-concat, {@link MarginStage}),
-     * so that the layer may hand it a bf16 y directly instead of an fp32 temporary it rounds afterwards.
+     * Whether this variant trains on the staged K-concat ({@link MarginStage}) when the input is bf16 and undropped:
+     * its forward and backward then write y and dx with one rounding, so the layer hands it bf16 outputs directly
+     * instead of fp32 temporaries it rounds afterwards.
      */
-    default boolean forwardRoundsOnce(Tensor x, Tensor xd) {
-        return false;
-    }
-
-    /** Whether {@link #backward} from this cache writes dx with one rounding (the staged K-concat). */
-    default boolean backwardRoundsOnce(ForwardCache cache) {
+    default boolean stagesMargins() {
         return false;
     }
 

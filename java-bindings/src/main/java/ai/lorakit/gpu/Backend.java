@@ -80,16 +80,27 @@ public interface Backend extends AutoCloseable {
 
     /**
      * A work tensor for a default composition below (contents undefined until written), handed back with {@link
-     * #returnWork} when the composition is done. This default allocates and closes; a device backend keeps returned
-     * ones by dtype and shape, so that a composition run every training step allocates nothing after its first call.
+     * #returnWork} when the composition is done: from the backend's {@link #workPool} when it keeps one (so that a
+     * composition run every training step allocates nothing after its first call), else a new tensor.
      */
     default Tensor borrowWork(DType dtype, int... shape) {
-        return zeros(dtype, shape);
+        WorkPool pool = workPool();
+        return pool != null ? pool.borrow(this, dtype, shape) : zeros(dtype, shape);
     }
 
-    /** Gives back a tensor from {@link #borrowWork}; the caller does not use it afterwards. */
+    /** Gives back a tensor from {@link #borrowWork} (kept by the pool, else closed); the caller is done with it. */
     default void returnWork(Tensor t) {
-        t.close();
+        WorkPool pool = workPool();
+        if (pool != null) {
+            pool.giveBack(t);
+        } else {
+            t.close();
+        }
+    }
+
+    /** The pool of returned work tensors, or null (every borrow allocates). */
+    default WorkPool workPool() {
+        return null;
     }
 
     /** Blocks until all queued work is done (no-op on synchronous backends). */

@@ -343,20 +343,12 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    @Override
+    public WorkPool workPool() {
+        return work;
+    }
+
     /** Marks the backend closed and drops every live tensor's array; later use of any of them throws. */
-    /** A returned work tensor of this dtype and shape, else a new one (kept after {@link #returnWork}). */
-    @Override
-    public Tensor borrowWork(DType dtype, int... shape) {
-        return work.borrow(this, dtype, shape);
-    }
-
-    @Override
-    public void returnWork(Tensor t) {
-        if (!closed) {
-            work.giveBack(t);
-        }
-    }
-
     @Override
     public void close() {
         closed = true;

@@ -460,20 +460,12 @@ public class KernelBackend implements Backend {
         device.synchronize();
     }
 
+    @Override
+    public WorkPool workPool() {
+        return work;
+    }
+
     /** Frees every tensor's buffer and the kernels; closes the device if this backend owns it. */
-    /** A returned work tensor of this dtype and shape, else a new one (kept after {@link #returnWork}). */
-    @Override
-    public Tensor borrowWork(DType dtype, int... shape) {
-        return work.borrow(this, dtype, shape);
-    }
-
-    @Override
-    public void returnWork(Tensor t) {
-        if (!closed) {
-            work.giveBack(t);
-        }
-    }
-
     @Override
     public void close() {
         if (closed) {
