@@ -433,10 +433,11 @@ public final class FusedKernelsTier implements AutoCloseable {
         int r = a.rows();
         int in = a.cols();
         int out = b.rows();
+        boolean baseOk = w == null
+                || (baseWeight(w, g.fanInFanOut(), in, out) && (!g.bias() || (bias != null && biasOk(bias, out))));
         if (!is(a, DType.F32, r, in) || !is(b, DType.F32, out, r) || !is(aStage, DType.BF16, r, in)
-                || !is(sbStage, DType.BF16, out, r) || !margins(g, in, out, r) || !is(wm, DType.BF16, g.wmRows(), g.ldw())
-                || (w != null && (!baseWeight(w, g.fanInFanOut(), in, out) || (g.bias() && (bias == null || !biasOk(bias, out)))))
-                || !Float.isFinite(s)) {
+                || !is(sbStage, DType.BF16, out, r) || !margins(g, in, out, r)
+                || !is(wm, DType.BF16, g.wmRows(), g.ldw()) || !baseOk || !Float.isFinite(s)) {
             return false;
         }
         String op = "loraStage";
