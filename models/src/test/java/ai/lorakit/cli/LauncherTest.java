@@ -75,7 +75,7 @@ class LauncherTest {
     }
 
     @Test
-    void heapCapGrowsWithModelBatchAndFullFineTuning() throws IOException, InterruptedException {
+    void heapCapGrowsWithModelBatchFullFineTuningAndBf16() throws IOException, InterruptedException {
         long small = heapMiB("train", "--init", "random", "--n-layer", "2", "--n-embd", "64", "--batch", "1");
         long wide = heapMiB("train", "--init", "random", "--n-layer", "12", "--n-embd", "768", "--batch", "1");
         long batch = heapMiB("train", "--init", "random", "--n-layer", "12", "--n-embd", "768", "--batch", "16");
@@ -93,6 +93,11 @@ class LauncherTest {
         long llamaFull = heapMiB("train", "--method", "full", "--model", res + "default-llama");
         assertEquals(gpt2, llama, "default-llama vs default");
         assertTrue(llamaFull < full, "default-llama full fine-tuning " + llamaFull + " vs 12 x 768 " + full);
+        // --precision bf16 keeps the staged adapters' buffers on the heap too (a bf16 copy of W, the input again with
+        // r + 1 columns, DoRA's pre-rescale output): a DoRA run on the default model OOMed in 352 MiB without them
+        long bf16 = heapMiB("train", "--method", "dora", "--precision", "bf16", "--model", res + "default");
+        long vera = heapMiB("train", "--method", "vera", "--precision", "bf16", "--model", res + "default");
+        assertTrue(bf16 >= gpt2 + 128 && vera > bf16, "bf16 " + bf16 + ", VeRA r 256 " + vera + " vs fp32 " + gpt2);
         Run override = launch(Map.of("LORAKIT_DRY_RUN", "1", "LORAKIT_HEAP", "3g"), "train");
         assertTrue(override.out().contains(" -Xmx3g "), override.out());
         assertFalse(override.out().contains("-Xmx256m"), override.out());
