@@ -111,19 +111,21 @@ final class AdaLoraVariant implements Variant {
         be.copy(e.value(), ev);                          // E [r,1] as a vector [r]
         Tensor ae = base.scratch().get("ada.ae", r, base.in());
         be.mulColVector(a.value(), ev, ae);              // A ∘ E: row k of A times E_k
-        Tensor u = base.scratch().get("u", x.rows(), r);
         if (MarginStage.applies(x, xd)) {
             if (stage == null) {
                 stage = new MarginStage(base, r, true);
             }
-            stage.forward(base, x, ae, b.value(), scaling, u, y, cache, a.version(), e.version(), b.version());
+            stage.forward(base, x, ae, b.value(), scaling, y, cache, a.version(), e.version(), b.version());
         } else {
+            Tensor u = base.scratch().get("u", x.rows(), r);
             LoraVariant.lowRankForward(base, x, xd, ae, b.value(), scaling, u, y);
+            if (cache != null) {
+                cache.u = u;
+            }
         }
         if (cache != null) {
             cache.e = ev;
             cache.ae = ae;
-            cache.u = u;
         }
     }
 

@@ -106,12 +106,12 @@ final class DoraVariant implements Variant {
         Tensor n = deviceNorm(base);
         Tensor kT = sc.get("dora.k", out);
         be.divide(m.value(), n, kT);                                      // k = m / n
-        Tensor u = sc.get("u", tokens, lora.r);
         boolean staged = MarginStage.applies(x, xd);
+        Tensor u = staged ? null : sc.get("u", tokens, lora.r);
         // comb = x_d op(W) + s (x_d A^T) B^T, the output before the magnitude (bf16 on the staged path)
         Tensor comb = sc.get("dora.comb", staged ? DType.BF16 : DType.F32, tokens, out);
         if (staged) {
-            lora.forwardStaged(base, x, false, u, comb, cache);          // one GEMM over in + r
+            lora.forwardStaged(base, x, false, comb, cache);             // one GEMM over in + r
             be.doraScale(comb, kT, biasF32(base), y);                     // y = k ∘ comb + b, rounded once
         } else if (xd == x) {
             // step 1 "optimized" path: comb = x op(W) + s (x A^T) B^T; y = k ∘ comb + b

@@ -94,11 +94,11 @@ final class LoraVariant implements Variant {
 
     @Override
     public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
-        Tensor u = base.scratch().get("u", x.rows(), r);
         if (MarginStage.applies(x, xd)) {
-            forwardStaged(base, x, true, u, y, cache);
+            forwardStaged(base, x, true, y, cache);
             return;
         }
+        Tensor u = base.scratch().get("u", x.rows(), r);
         lowRankForward(base, x, xd, a.value(), b.value(), s, u, y);
         keep(cache, u);
     }
@@ -118,11 +118,11 @@ final class LoraVariant implements Variant {
      * The staged forward ({@link MarginStage}): y = x op(W) (+ bias when withBias) + s (x A^T) B^T. DoRA passes
      * false (it adds the bias after its rescale); one variant always passes the same.
      */
-    void forwardStaged(BaseLinear base, Tensor x, boolean withBias, Tensor u, Tensor y, ForwardCache cache) {
+    void forwardStaged(BaseLinear base, Tensor x, boolean withBias, Tensor y, ForwardCache cache) {
         if (stage == null) {
             stage = new MarginStage(base, r, withBias);
         }
-        stage.forward(base, x, a.value(), b.value(), s, u, y, cache, a.version(), b.version());
+        stage.forward(base, x, a.value(), b.value(), s, y, cache, a.version(), b.version());
     }
 
     @Override

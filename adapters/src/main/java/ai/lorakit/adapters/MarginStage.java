@@ -12,12 +12,13 @@ import java.util.Arrays;
  * LoRA (A, B, s), DoRA (the same, on the LoRA branch) and AdaLoRA (A∘E, B, scaling). It keeps, in the layer's
  * scratch, bf16 A [r,in], bf16 s B [out,r] and the margin weight Wm (W with A and s B in r spare rows/columns), and
  * the versions of whatever they were made from: they are restaged when those change (once per optimizer step), and
- * Wm's copy of W after {@link #weightChanged}.
+ * Wm's copy of W after {@link #weightChanged(MarginStage)}.
  *
  * <p>Forward: Xm = [x | x A^T | 1], then y = Xm Wm, one GEMM over in + r (+ 1 for the bias), rounded once
  * ({@link Backend#loraLinearForwardStaged}). Backward: dYm = [dy | s dy B], then dx = dYm Wm, one GEMM over out + r,
- * rounded once, dB += s dy^T u, dA += (s dy B)^T x ({@link Backend#loraLinearBackward}). So the layer writes a bf16
- * y and dx directly ({@link Variant#stagesMargins}). The price is a bf16 copy of W per adapted layer.
+ * rounded once, dB += s dy^T (x A^T) and dA += (s dy B)^T x, reading x A^T and x from Xm
+ * ({@link Backend#loraLinearBackward}). So the layer writes a bf16 y and dx directly ({@link Variant#stagesMargins}).
+ * The price is a bf16 copy of W per adapted layer.
  */
 final class MarginStage {
     private final LoraMargins g;
@@ -39,11 +40,11 @@ final class MarginStage {
     }
 
     /**
-     * y (written, rounded once) = x op(W) (+ bias) + s (x am^T) bm^T and u = x am^T [N,r] (fp32), restaging first
-     * if {@code versions} (of whatever am and bm are made from) differ from the staged ones. The cache (null in
-     * eval mode) keeps Xm for the backward. am [r,in], bm [out,r] fp32.
+     * y (written, rounded once) = x op(W) (+ bias) + s (x am^T) bm^T, restaging first if {@code versions} (of
+     * whatever am and bm are made from) differ from the staged ones. The cache (null in eval mode) keeps Xm, which
+     * holds x and x am^T, for the backward. am [r,in], bm [out,r] fp32.
      */
-    void forward(BaseLinear base, Tensor x, Tensor am, Tensor bm, float s, Tensor u, Tensor y, ForwardCache cache,
+    void forward(BaseLinear base, Tensor x, Tensor am, Tensor bm, float s, Tensor y, ForwardCache cache,
                  long... versions) {
         Backend be = base.backend();
         Tensor wm = wm(base);
@@ -60,15 +61,14 @@ final class MarginStage {
             g.onesColumn(be, one, xm, x.rows());
             onesIn = xm;
         }
-        be.loraLinearForwardStaged(x, am, g, aStage(base), wm, u, xm, y);
+        be.loraLinearForwardStaged(x, am, g, aStage(base), wm, xm, y);
         if (cache != null) {
             cache.stage = xm;
-            cache.u = u;
         }
     }
 
     /**
-     * dx (written) = dy op(W)^T + s (dy bm) am; dB += s dy^T u; dA += s (dy bm)^T x, from the forward's cache.
+     * dx (written) = dy op(W)^T + s (dy bm) am; dB += s dy^T (x am^T); dA += s (dy bm)^T x, from the forward's Xm.
      * dy [N,out] bf16; dA, dB null = frozen (skipped).
      */
     void backward(BaseLinear base, Tensor dy, ForwardCache cache, Tensor bm, float s, Tensor dx, Tensor dA,
@@ -76,7 +76,7 @@ final class MarginStage {
         Backend be = base.backend();
         Tensor dym = be.borrowWork(DType.BF16, cache.tokens, g.ldy());   // transient: one pool for all layers
         try {
-            be.loraLinearBackward(dy, bm, s, g, sbStage(base), wm(base), cache.u, cache.stage, dym, dx, dA, dB);
+            be.loraLinearBackward(dy, bm, s, g, sbStage(base), wm(base), cache.stage, dym, dx, dA, dB);
         } finally {
             be.returnWork(dym);
         }

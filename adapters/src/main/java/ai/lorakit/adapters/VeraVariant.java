@@ -99,15 +99,14 @@ final class VeraVariant implements Variant {
     public void forward(BaseLinear base, Tensor x, Tensor xd, Tensor y, ForwardCache cache) {
         Backend be = base.backend();
         int r = shared.r();
-        Tensor u = base.scratch().get("u", x.rows(), r);
         if (MarginStage.applies(x, xd)) {
             if (stage == null) {
                 stage = new MarginStage(base, r, true);
             }
-            stage.forward(base, x, aSlice(base), folded(base), 1f, u, y, cache, lambdaB.version(),
-                    lambdaD.version());
+            stage.forward(base, x, aSlice(base), folded(base), 1f, y, cache, lambdaB.version(), lambdaD.version());
             return;
         }
+        Tensor u = base.scratch().get("u", x.rows(), r);
         base.forward(x, y, true);
         Tensor v = base.scratch().get("vera.v", x.rows(), r);
         be.veraForward(xd, shared.a(), shared.b(), lambdaD.value(), lambdaB.value(), u, v, y);

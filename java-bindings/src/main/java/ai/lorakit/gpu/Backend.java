@@ -531,36 +531,41 @@ public interface Backend extends AutoCloseable {
     /**
      * The staged LoRA forward, {@link #loraLinearForward} in the margin layout of {@link LoraMargins} with Wm staged
      * by {@link #loraStage} since A, B and W last changed (and, with a bias, Xm's ones column written): Xm = [x | S]
-     * with u = x A^T [N,r] (fp32, written) and S = u rounded to Xm's dtype, then y = Xm Wm (+ the bias), ONE GEMM
-     * accumulated in fp32 and rounded once into y. x [N,in], Xm [N, g.ldx()], y [N,out].
+     * with S = x A^T rounded to Xm's dtype, then y = Xm Wm (+ the bias), ONE GEMM accumulated in fp32 and rounded
+     * once into y. x [N,in], Xm [N, g.ldx()] (kept for the backward), y [N,out].
      */
-    default void loraLinearForwardStaged(Tensor x, Tensor a, LoraMargins g, Tensor aStage, Tensor wm, Tensor u,
-                                         Tensor xm, Tensor y) {
+    default void loraLinearForwardStaged(Tensor x, Tensor a, LoraMargins g, Tensor aStage, Tensor wm, Tensor xm,
+                                         Tensor y) {
         int n = x.rows();
         copyStrided(x, 0, g.in(), 1, xm, 0, g.ldx(), n, g.in());       // Xm[:, 0:in] = x
-        matmul(x, false, a, true, u, 1f, 0f);                            // u = x A^T: [N,r]
-        copyStrided(u, 0, g.r(), 1, xm, g.in(), g.ldx(), n, g.r());      // Xm[:, in:in+r] = S
+        Tensor u = borrowWork(DType.F32, n, g.r());
+        try {
+            matmul(x, false, a, true, u, 1f, 0f);                        // x A^T: [N,r]
+            copyStrided(u, 0, g.r(), 1, xm, g.in(), g.ldx(), n, g.r());  // Xm[:, in:in+r] = S
+        } finally {
+            returnWork(u);
+        }
         g.forwardGemm(this, n, xm, wm, y);
     }
 
     /**
-     * The staged LoRA backward without dropout, from the forward's u and Xm: dYm = [dY | dS] with dS = s dY B,
-     * then dx = dYm Wm (ONE GEMM over out + r, written), dB += s dY^T u and dA += dS^T x (x read from Xm).
+     * The staged LoRA backward without dropout, from the forward's Xm: dYm = [dY | dS] with dS = s dY B, then
+     * dx = dYm Wm (ONE GEMM over out + r, written), dB += s dY^T S and dA += dS^T x, S and x read from Xm.
      * dy [N,out], dYm [N, g.ldy()] (scratch), dx [N,in]; dA [r,in] or dB [out,r] null = frozen (skipped).
      */
     default void loraLinearBackward(Tensor dy, Tensor b, float s, LoraMargins g, Tensor sbStage, Tensor wm,
-                                    Tensor u, Tensor xm, Tensor dym, Tensor dx, Tensor dA, Tensor dB) {
+                                    Tensor xm, Tensor dym, Tensor dx, Tensor dA, Tensor dB) {
         int n = dy.rows();
         copyStrided(dy, 0, g.out(), 1, dym, 0, g.ldy(), n, g.out());   // dYm[:, 0:out] = dY
         Tensor ds = borrowWork(DType.F32, n, g.r());
         try {
             matmul(dy, false, b, false, ds, s, 0f);                      // dS = s dY B: [N,r]
             copyStrided(ds, 0, g.r(), 1, dym, g.out(), g.ldy(), n, g.r());
-            if (dB != null) {
-                matmul(dy, true, u, false, dB, s, 1f);                   // s dY^T u: [out,r]
-            }
         } finally {
             returnWork(ds);
+        }
+        if (dB != null) {
+            g.adapterBGradGemm(this, n, dy, s, xm, dB);
         }
         g.inputGradGemm(this, n, dym, wm, dx);
         if (dA != null) {

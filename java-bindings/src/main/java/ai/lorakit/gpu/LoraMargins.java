@@ -105,6 +105,11 @@ public record LoraMargins(int in, int out, int r, boolean fanInFanOut, boolean b
         be.gemm(false, fanInFanOut, nRows, in, out + r, 1f, dym, 0, ldy(), wm, 0, ldw(), 0f, dx, 0, in);
     }
 
+    /** dB [out,r] += s dY^T S, dY [N,out] dense and S read in place from Xm's margin. */
+    public void adapterBGradGemm(Backend be, int nRows, Tensor dy, float s, Tensor xm, Tensor dB) {
+        be.gemm(true, false, out, r, nRows, s, dy, 0, out, xm, in, ldx(), 1f, dB, 0, r);
+    }
+
     /** dA [r,in] += dS^T x, both read from their pitched buffers (dS: dYm's margin, x: Xm's first columns). */
     public void adapterAGradGemm(Backend be, int nRows, Tensor dym, Tensor xm, Tensor dA) {
         be.gemm(true, false, r, in, nRows, 1f, dym, out, ldy(), xm, 0, ldx(), 1f, dA, 0, in);

@@ -293,21 +293,21 @@ public class CudaBackend extends KernelBackend {
     }
 
     @Override
-    public void loraLinearForwardStaged(Tensor x, Tensor a, LoraMargins g, Tensor aStage, Tensor wm, Tensor u,
-                                        Tensor xm, Tensor y) {
-        if (fast != null && fast.loraLinearForwardStaged(x, a, g, aStage, wm, u, xm, y)) {
+    public void loraLinearForwardStaged(Tensor x, Tensor a, LoraMargins g, Tensor aStage, Tensor wm, Tensor xm,
+                                        Tensor y) {
+        if (fast != null && fast.loraLinearForwardStaged(x, a, g, aStage, wm, xm, y)) {
             return;
         }
-        super.loraLinearForwardStaged(x, a, g, aStage, wm, u, xm, y);
+        super.loraLinearForwardStaged(x, a, g, aStage, wm, xm, y);
     }
 
     @Override
-    public void loraLinearBackward(Tensor dy, Tensor b, float s, LoraMargins g, Tensor sbStage, Tensor wm, Tensor u,
+    public void loraLinearBackward(Tensor dy, Tensor b, float s, LoraMargins g, Tensor sbStage, Tensor wm,
                                    Tensor xm, Tensor dym, Tensor dx, Tensor dA, Tensor dB) {
-        if (fast != null && fast.loraLinearBackward(dy, b, s, g, sbStage, wm, u, xm, dym, dx, dA, dB)) {
+        if (fast != null && fast.loraLinearBackward(dy, b, s, g, sbStage, wm, xm, dym, dx, dA, dB)) {
             return;
         }
-        super.loraLinearBackward(dy, b, s, g, sbStage, wm, u, xm, dym, dx, dA, dB);
+        super.loraLinearBackward(dy, b, s, g, sbStage, wm, xm, dym, dx, dA, dB);
     }
 
     @Override

@@ -20,9 +20,9 @@ import jcuda.driver.CUstream;
  *     LoraMargins g = new LoraMargins(in, out, r, false, false);  // W bf16 [out,in]; A [r,in], B [out,r] fp32
  *     Tensor aStage = be.zeros(DType.BF16, r, in), sbStage = be.zeros(DType.BF16, out, r);
  *     Tensor wm = be.zeros(DType.BF16, g.wmRows(), g.ldw()), xm = be.zeros(DType.BF16, n, g.ldx());
- *     Tensor u = be.zeros(DType.F32, n, r), y = be.zeros(DType.BF16, n, out);
+ *     Tensor y = be.zeros(DType.BF16, n, out);
  *     be.loraStage(a, b, scaling, g, w, null, aStage, sbStage, wm);   // again whenever A, B or W change
- *     be.loraLinearForwardStaged(xt, a, g, aStage, wm, u, xm, y);   // fast-tier shrink + one cuBLAS GEMM
+ *     be.loraLinearForwardStaged(xt, a, g, aStage, wm, xm, y);   // fast-tier shrink + one cuBLAS GEMM
  *     CUdeviceptr yPtr = JCudaInterop.pointer(be, y);             // hand back to the pipeline, same stream
  * }
  * }</pre>

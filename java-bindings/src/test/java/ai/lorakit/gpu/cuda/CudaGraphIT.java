@@ -32,7 +32,7 @@ class CudaGraphIT {
      * bf16 stages and the margin buffers Wm, Xm of {@link LoraMargins}.
      */
     private record Layer(LoraMargins g, Tensor x, Tensor w, Tensor a, Tensor b, Tensor aStage, Tensor sbStage,
-                         Tensor wm, Tensor xm, Tensor u, Tensor y, Tensor target,
+                         Tensor wm, Tensor xm, Tensor y, Tensor target,
                          Tensor ma, Tensor va, Tensor mb, Tensor vb) {
         /** A layer with W staged into Wm once (W is frozen), as an adapted layer does at its first step. */
         static Layer create(CudaBackend be) {
@@ -42,7 +42,7 @@ class CudaGraphIT {
                     be.upload(Ref.random(3, R * IN), R, IN), be.upload(Ref.random(4, OUT * R), OUT, R),
                     be.zeros(DType.BF16, R, IN), be.zeros(DType.BF16, OUT, R),
                     be.zeros(DType.BF16, g.wmRows(), g.ldw()), be.zeros(DType.BF16, N, g.ldx()),
-                    be.zeros(DType.F32, N, R), be.zeros(DType.F32, N, OUT), be.upload(Ref.random(5, N * OUT), N, OUT),
+                    be.zeros(DType.F32, N, OUT), be.upload(Ref.random(5, N * OUT), N, OUT),
                     be.zeros(DType.F32, R, IN), be.zeros(DType.F32, R, IN), be.zeros(DType.F32, OUT, R),
                     be.zeros(DType.F32, OUT, R));
             be.loraStage(l.a(), l.b(), S, g, l.w(), null, l.aStage(), l.sbStage(), l.wm());
@@ -52,19 +52,19 @@ class CudaGraphIT {
 
     /**
      * Restage A and s B into Wm's margins (after the last step's AdamW; W stays), the staged forward, dY = y - target,
-     * dB = s dY^T u, dU = s dY B, dA = dU^T x, AdamW(A), AdamW(B).
+     * dB = s dY^T S (S read from Xm), dU = s dY B, dA = dU^T x, AdamW(A), AdamW(B).
      */
     private static void step(CudaBackend be, Layer l) {
         AdamW hp = new AdamW(1e-2f, 0.9f, 0.999f, 1e-8f, 0f, 1);
         be.loraStage(l.a(), l.b(), S, l.g(), null, null, l.aStage(), l.sbStage(), l.wm());
-        be.loraLinearForwardStaged(l.x(), l.a(), l.g(), l.aStage(), l.wm(), l.u(), l.xm(), l.y());
+        be.loraLinearForwardStaged(l.x(), l.a(), l.g(), l.aStage(), l.wm(), l.xm(), l.y());
         try (Tensor dy = be.zeros(DType.F32, N, OUT);
              Tensor du = be.zeros(DType.F32, N, R);
              Tensor da = be.zeros(DType.F32, R, IN);
              Tensor db = be.zeros(DType.F32, OUT, R)) {
             be.copy(l.y(), dy);
             be.axpby(-1f, l.target(), 1f, dy);
-            be.matmul(dy, true, l.u(), false, db, S, 0f);
+            l.g().adapterBGradGemm(be, N, dy, S, l.xm(), db);              // db is zero: = s dY^T S
             be.matmul(dy, false, l.b(), false, du, S, 0f);
             be.matmul(du, true, l.x(), false, da, 1f, 0f);
             be.adamw(l.a(), da, l.ma(), l.va(), hp);

@@ -453,12 +453,12 @@ public final class FusedKernelsTier implements AutoCloseable {
 
     /**
      * The K-concat forward: lora_shrink_fwd_kernel2(X, ldx, A, lda, u, S, lds, Xc, ldxc, N, in, r) reads x once and
-     * writes Xm = [x | S] (Xc = Xm, S = Xm + in, both at pitch ldx) and u fp32, then y = Xm Wm by ONE cuBLAS GEMM
+     * writes Xm = [x | S] (Xc = Xm, S = Xm + in, both at pitch ldx; no fp32 u), then y = Xm Wm by ONE cuBLAS GEMM
      * over in + r (+ 1: the bias, {@link LoraMargins#forwardGemm}). x bf16 [N,in] with in % 8 == 0, aStage bf16
-     * [r,in], Wm and Xm bf16 pitched ({@link LoraMargins}), u fp32 [N,r], y [N,out] bf16 or fp32.
+     * [r,in], Wm and Xm bf16 pitched ({@link LoraMargins}), y [N,out] bf16 or fp32.
      */
-    public boolean loraLinearForwardStaged(Tensor x, Tensor a, LoraMargins g, Tensor aStage, Tensor wm, Tensor u,
-                                           Tensor xm, Tensor y) {
+    public boolean loraLinearForwardStaged(Tensor x, Tensor a, LoraMargins g, Tensor aStage, Tensor wm, Tensor xm,
+                                           Tensor y) {
         if (!matrix(x) || !rank2(aStage)) {
             return false;
         }
@@ -468,8 +468,8 @@ public final class FusedKernelsTier implements AutoCloseable {
         int out = g.out();
         if (in % 8 != 0 || !shrinkFits(nRows) || !mat(x, DType.BF16, nRows, in) || !margins(g, in, out, r)
                 || !is(a, DType.F32, r, in) || !is(aStage, DType.BF16, r, in)
-                || !is(wm, DType.BF16, g.wmRows(), g.ldw()) || !is(u, DType.F32, nRows, r)
-                || !mat(xm, DType.BF16, nRows, g.ldx()) || !activation(y, nRows, out) || !distinct(x, y, u, xm)) {
+                || !is(wm, DType.BF16, g.wmRows(), g.ldw()) || !mat(xm, DType.BF16, nRows, g.ldx())
+                || !activation(y, nRows, out) || !distinct(x, y, xm)) {
             return false;
         }
         String op = "loraLinearForwardStaged";
@@ -481,8 +481,8 @@ public final class FusedKernelsTier implements AutoCloseable {
             return false;
         }
         int ldx = g.ldx();
-        be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pas, in, addr(op, u),
-                pxm + 2L * in, ldx, pxm, ldx, nRows, in, r);
+        be.launchKernel(LORA_SHRINK, FastGeometry.shrink(nRows, r), block(), px, in, pas, in, 0L, pxm + 2L * in, ldx,
+                pxm, ldx, nRows, in, r);
         g.forwardGemm(be, nRows, xm, wm, y);                                      // [x | S | 1] Wm: [N,out]
         return true;
     }
@@ -494,8 +494,8 @@ public final class FusedKernelsTier implements AutoCloseable {
      * dA += dS^T x with both operands read in place from dYm and Xm. dy bf16 [N,out], out and r multiples of 8;
      * dy, sbStage, Xm, dYm, dB 16-byte aligned; dx [N,in] bf16 or fp32; dA, dB fp32 or null.
      */
-    public boolean loraLinearBackward(Tensor dy, Tensor b, float s, LoraMargins g, Tensor sbStage, Tensor wm, Tensor u,
-                                      Tensor xm, Tensor dym, Tensor dx, Tensor dA, Tensor dB) {
+    public boolean loraLinearBackward(Tensor dy, Tensor b, float s, LoraMargins g, Tensor sbStage, Tensor wm, Tensor xm,
+                                      Tensor dym, Tensor dx, Tensor dA, Tensor dB) {
         if (!matrix(dy) || !rank2(sbStage) || !matrix(dx)) {
             return false;
         }
@@ -505,7 +505,7 @@ public final class FusedKernelsTier implements AutoCloseable {
         int in = g.in();
         if (out % 8 != 0 || r % 8 != 0 || !shrinkFits(nRows) || !mat(dy, DType.BF16, nRows, out)
                 || !margins(g, in, out, r) || !is(b, DType.F32, out, r) || !is(sbStage, DType.BF16, out, r)
-                || !is(wm, DType.BF16, g.wmRows(), g.ldw()) || !is(u, DType.F32, nRows, r)
+                || !is(wm, DType.BF16, g.wmRows(), g.ldw())
                 || !mat(xm, DType.BF16, nRows, g.ldx()) || !mat(dym, DType.BF16, nRows, g.ldy())
                 || !activation(dx, nRows, in) || (dA != null && !is(dA, DType.F32, r, in))
                 || (dB != null && !is(dB, DType.F32, out, r)) || !distinct(dy, dx, dA, dB, xm, dym)) {

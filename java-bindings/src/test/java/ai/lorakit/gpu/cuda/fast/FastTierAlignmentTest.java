@@ -75,7 +75,7 @@ class FastTierAlignmentTest {
         for (long off : new long[] {2, 8, 16}) {
             int from = fake.launches().size();
             be.loraLinearBackward(wrapped(off, 24, 16), be.zeros(DType.F32, 16, 8), 2f, g,
-                    be.zeros(DType.BF16, 16, 8), be.zeros(DType.BF16, g.wmRows(), g.ldw()), be.zeros(DType.F32, 24, 8),
+                    be.zeros(DType.BF16, 16, 8), be.zeros(DType.BF16, g.wmRows(), g.ldw()),
                     be.zeros(DType.BF16, 24, g.ldx()), be.zeros(DType.BF16, 24, g.ldy()), be.zeros(DType.F32, 24, 32),
                     be.zeros(DType.F32, 8, 32), be.zeros(DType.F32, 16, 8));
             List<String> k = fake.kernelsSince(from);
