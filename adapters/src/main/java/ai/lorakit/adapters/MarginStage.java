@@ -9,10 +9,10 @@ import java.util.Arrays;
 
 /**
  * One adapted layer's staged low-rank path (bf16 input, no dropout): the K-concat of {@link LoraMargins}, shared by
- * LoRA (A, B, s), DoRA (the same, on the LoRA branch) and AdaLoRA (A∘E, B, scaling). It keeps, in the layer's
- * scratch, bf16 A [r,in], bf16 s B [out,r] and the margin weight Wm (W with A and s B in r spare rows/columns), and
- * the versions of whatever they were made from: they are restaged when those change (once per optimizer step), and
- * Wm's copy of W after {@link #weightChanged(MarginStage)}.
+ * LoRA (A, B, s), DoRA (the same, on the LoRA branch), AdaLoRA (A∘E, B, scaling) and VeRA (A_l, λb ∘ B_l ∘ λd, 1).
+ * It keeps, in the layer's scratch, bf16 A [r,in], bf16 s B [out,r] and the margin weight Wm (W with A, s B and the
+ * bias in spare rows/columns), and the versions of whatever they were made from: they are restaged when those change
+ * (once per optimizer step), and Wm's copy of W after {@link #weightChanged(MarginStage)}.
  *
  * <p>Forward: Xm = [x | x A^T | 1], then y = Xm Wm, one GEMM over in + r (+ 1 for the bias), rounded once
  * ({@link Backend#loraLinearForwardStaged}). Backward: dYm = [dy | s dy B], then dx = dYm Wm, one GEMM over out + r,
